@@ -1,0 +1,79 @@
+"""JAX with optax's losses, jit-compiled as they are used in training."""
+import jax
+
+jax.config.update("jax_enable_x64", True)  # float64 is otherwise silently float32
+
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from conformance.adapters.base import Adapter, Result, as_float, elementwise_reduce
+
+DTYPES = {"float16": jnp.float16, "bfloat16": jnp.bfloat16, "float32": jnp.float32, "float64": jnp.float64}
+
+
+def jax_devices():
+    try:
+        return ("cpu", "cuda") if jax.devices("gpu") else ("cpu",)
+    except RuntimeError:
+        return ("cpu",)
+
+
+def to_array(array, dtype, device):
+    array = np.asarray(array)
+    target = jax.devices("gpu" if device == "cuda" else "cpu")[0]
+    if array.dtype.kind in "iu":
+        return jax.device_put(jnp.asarray(array, dtype=jnp.int64), target)
+    return jax.device_put(jnp.asarray(as_float(array)).astype(DTYPES[dtype]), target)
+
+
+def to_result(array):
+    platform = next(iter(array.devices())).platform
+    return Result(np.asarray(array.astype(jnp.float64)), str(array.dtype), "cuda" if platform == "gpu" else "cpu")
+
+
+class JaxAdapter(Adapter):
+    framework = "jax"
+    variants = {
+        "sigmoid_cross_entropy": "exact",
+        "softmax_cross_entropy": "exact",
+        "sparse_softmax_cross_entropy": "exact",
+        "mean_squared_error": "exact",
+    }
+
+    def version(self):
+        return f"{jax.__version__} (optax {optax.__version__})"
+
+    def devices(self):
+        return jax_devices()
+
+    def _function(self, op, options):
+        reduction = options.get("reduction", "none")
+        axis = options.get("axis", -1)
+
+        def fn(x, y):
+            if op == "sigmoid_cross_entropy":
+                out = optax.sigmoid_binary_cross_entropy(x, y)
+            elif op == "softmax_cross_entropy":
+                out = optax.softmax_cross_entropy(x, y, axis=axis)
+            elif op == "sparse_softmax_cross_entropy":
+                out = optax.softmax_cross_entropy_with_integer_labels(x, y, axis=axis)
+            elif options.get("half"):
+                out = optax.l2_loss(x, y)
+            else:
+                out = optax.squared_error(x, y)
+            return elementwise_reduce(out, reduction, jnp.sum, jnp.mean)
+
+        return fn
+
+    def loss(self, op, prediction, labels, options, dtype, device):
+        fn = jax.jit(self._function(op, options))
+        return to_result(fn(to_array(prediction, dtype, device), to_array(labels, dtype, device)))
+
+    def grad(self, op, prediction, labels, options, dtype, device):
+        fn = self._function(op, options)
+        grad = jax.jit(jax.grad(lambda x, y: jnp.sum(fn(x, y))))
+        return to_result(grad(to_array(prediction, dtype, device), to_array(labels, dtype, device)))
+
+
+ADAPTER = JaxAdapter

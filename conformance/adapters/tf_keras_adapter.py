@@ -1,0 +1,47 @@
+"""Legacy Keras 2 (the tf-keras package), on TensorFlow."""
+import tf_keras
+
+from conformance.adapters.keras_common import KerasStyleAdapter
+from conformance.adapters.tensorflow_adapter import tape_grad, tf_device, tf_devices, to_result, to_tensor
+
+
+class TfKerasAdapter(KerasStyleAdapter):
+    framework = "tf_keras"
+    losses = tf_keras.losses
+    variants = {
+        "sigmoid_cross_entropy": "exact",
+        "binary_crossentropy": "tf_keras_eps_log",
+        "softmax_cross_entropy": "exact",
+        "categorical_crossentropy": "keras_normalize_clip",
+        "sparse_softmax_cross_entropy": "exact",
+        "sparse_categorical_crossentropy": "keras_clip_normalize",
+        "mean_squared_error": "exact",
+    }
+
+    def version(self):
+        return tf_keras.__version__
+
+    def devices(self):
+        return tf_devices()
+
+    def reduction_argument(self, reduction):
+        names = tf_keras.losses.Reduction
+        return {"sum": names.SUM, "mean": names.SUM_OVER_BATCH_SIZE}[reduction]
+
+    def _function(self, op, labels, options, dtype):
+        import tensorflow as tf
+
+        return self.function(op, labels, options, dtype, lambda t: tf.expand_dims(t, -1))
+
+    def loss(self, op, prediction, labels, options, dtype, device):
+        with tf_device(device):
+            x, y = to_tensor(prediction, dtype), to_tensor(labels, dtype)
+            return to_result(self._function(op, y, options, dtype)(x))
+
+    def grad(self, op, prediction, labels, options, dtype, device):
+        with tf_device(device):
+            x, y = to_tensor(prediction, dtype), to_tensor(labels, dtype)
+            return to_result(tape_grad(self._function(op, y, options, dtype), x)[1])
+
+
+ADAPTER = TfKerasAdapter

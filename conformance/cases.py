@@ -1,0 +1,273 @@
+"""Case files (YAML) -> validated Case objects.
+
+Every refusal names the file, the case and the key, so a person can fix it without reading
+this module. Nothing here imports a framework.
+"""
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from conformance import RESERVED_WORDS, schema, yamlio
+from reference.dtypes import FLOAT_DTYPES
+from reference.registry import OPS, REDUCTIONS
+
+
+class CaseError(Exception):
+    """A case file problem: str() is one line naming file, case and key."""
+
+    def __init__(self, path, message, case=None, key=None, line=None):
+        where = str(path) + (f":{line}" if line else "")
+        if case is not None:
+            where += f": case {case!r}"
+        if key is not None:
+            where += f": key {key!r}"
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class Pinned:
+    value: float
+    dtype: str
+    variant: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    op: str
+    path: str
+    inputs: dict  # input name -> float64 (or int64 labels) array
+    options: dict = field(default_factory=dict)
+    dtypes: tuple = schema.DEFAULT_DTYPES
+    grad: bool = True
+    pinned: tuple = ()
+    description: str = ""
+
+    @property
+    def prediction(self):
+        return self.inputs[OPS[self.op].prediction]
+
+    @property
+    def labels(self):
+        return self.inputs["labels"]
+
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+def _type_ok(kind, value):
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, {"str": str, "bool": bool, "list": list, "mapping": dict}[kind])
+
+
+def _check_keys(mapping, keys, fail, prefix=""):
+    for key in mapping:
+        if key not in keys:
+            fail(f"unknown key (allowed: {', '.join(keys)})", prefix + str(key))
+    for key, (kind, required, _) in keys.items():
+        if key not in mapping:
+            if required:
+                fail(f"missing required key ({keys[key][2]})", prefix + key)
+            continue
+        if not _type_ok(kind, mapping[key]):
+            fail(f"expected {kind}, got {type(mapping[key]).__name__} {mapping[key]!r}", prefix + key)
+
+
+def _literal_array(value, fail, key):
+    """A nested list of numbers that is rectangular, as a float64 array."""
+
+    def shape_of(item, where):
+        if isinstance(item, list):
+            shapes = {shape_of(x, f"{where}[{i}]") for i, x in enumerate(item)}
+            if len(shapes) > 1:
+                fail(f"ragged array at {where}: rows of different lengths", key)
+            return (len(item),) + (shapes.pop() if shapes else ())
+        if not _type_ok("number", item):
+            fail(f"array element {where} is {item!r}, not a number", key)
+        return ()
+
+    shape_of(value, "")
+    return np.array(value, dtype=np.float64)
+
+
+def _generated_array(spec, fail, key):
+    _check_keys(spec, schema.GENERATOR_KEYS, fail, key + ".")
+    kind = spec["generate"]
+    if kind not in schema.GENERATORS:
+        fail(f"unknown generator {kind!r} (known: {', '.join(schema.GENERATORS)})", key + ".generate")
+    shape = spec["shape"]
+    if not all(_type_ok("int", n) and n >= 0 for n in shape):
+        fail(f"shape must be a list of non-negative integers, got {shape!r}", key + ".shape")
+    rng = np.random.default_rng(spec["seed"])
+    if kind == "normal":
+        out = rng.normal(spec.get("mean", 0.0), spec.get("std", 1.0), shape)
+    elif kind == "uniform":
+        out = rng.uniform(spec.get("low", 0.0), spec.get("high", 1.0), shape)
+    elif kind == "integers":
+        if "high" not in spec:
+            fail("integers needs `high` (exclusive)", key + ".high")
+        out = rng.integers(int(spec.get("low", 0)), int(spec["high"]), shape).astype(np.float64)
+    elif kind == "bernoulli":
+        out = (rng.uniform(size=shape) < 0.5).astype(np.float64)
+    else:  # simplex: positive values that sum to 1 along an axis
+        raw = rng.exponential(size=shape)
+        total = np.sum(raw, axis=spec.get("axis", -1), keepdims=True)
+        out = raw / np.where(total == 0, 1.0, total)
+    return out + spec.get("offset", 0.0)
+
+
+def _array(value, fail, key):
+    if isinstance(value, dict):
+        return _generated_array(value, fail, key)
+    if isinstance(value, (list, int, float)) and not isinstance(value, bool):
+        return _literal_array(value, fail, key)
+    fail(f"expected an array (a list of numbers or a generator mapping), got {value!r}", key)
+
+
+def _check_options(op, options, prediction, fail):
+    for key, value in options.items():
+        if key not in op.options:
+            fail(f"unknown option for {op.name} (allowed: {', '.join(op.options)})", "options." + key)
+    if "reduction" in options and options["reduction"] not in REDUCTIONS:
+        fail(f"reduction must be one of {', '.join(REDUCTIONS)}, got {options['reduction']!r}", "options.reduction")
+    if "half" in options and not isinstance(options["half"], bool):
+        fail("half must be true or false", "options.half")
+    if "axis" in options:
+        axis = options["axis"]
+        if not _type_ok("int", axis) or not -prediction.ndim <= axis < max(prediction.ndim, 1):
+            fail(f"axis {axis!r} is not an axis of the {prediction.ndim}-d {op.prediction}", "options.axis")
+
+
+def _check_shapes(op, prediction, labels, axis, fail):
+    if op.class_axis and prediction.ndim == 0:
+        fail(f"{op.prediction} needs a class axis, got a scalar", "inputs." + op.prediction)
+    if op.integer_labels:
+        expected = tuple(np.delete(prediction.shape, axis)) if prediction.ndim else ()
+        if labels.shape != expected:
+            fail(f"shape {labels.shape} does not match {op.prediction} {prediction.shape} "
+                 f"without its class axis {axis}: expected {expected}", "inputs.labels")
+        if labels.size and (np.any(labels != np.round(labels)) or not np.all(np.isfinite(labels))):
+            fail("integer labels hold a non-integer value", "inputs.labels")
+        classes = prediction.shape[axis]
+        if labels.size and (labels.min() < 0 or labels.max() >= classes):
+            fail(f"label out of range [0, {classes})", "inputs.labels")
+    elif labels.shape != prediction.shape:
+        fail(f"shape {labels.shape} does not match {op.prediction} {prediction.shape}", "inputs.labels")
+
+
+def _build_case(raw, path, index, fail_file):
+    if not isinstance(raw, dict):
+        fail_file(f"cases[{index}] must be a mapping, got {type(raw).__name__}", None)
+    name = raw.get("name") if isinstance(raw.get("name"), str) else f"cases[{index}]"
+
+    def fail(message, key):
+        raise CaseError(path, message, case=name, key=key)
+
+    _check_keys(raw, schema.CASE_KEYS, fail)
+    if not _NAME.match(name):
+        fail("name must be lower-case letters, digits, '-', '_' or '.'", "name")
+    for word in RESERVED_WORDS:
+        if word in name:
+            fail(f"name contains the framework name {word!r}; `pytest -k` would select it", "name")
+    if raw["op"] not in OPS:
+        fail(f"unknown op {raw['op']!r} (known: {', '.join(OPS)})", "op")
+    op = OPS[raw["op"]]
+
+    inputs = raw["inputs"]
+    for key in inputs:
+        if key not in (op.prediction, "labels"):
+            fail(f"unknown input for {op.name} (expected {op.prediction} and labels)", "inputs." + str(key))
+    for key in (op.prediction, "labels"):
+        if key not in inputs:
+            fail(f"missing input for {op.name}", "inputs." + key)
+    arrays = {key: _array(inputs[key], fail, "inputs." + key) for key in (op.prediction, "labels")}
+
+    options = raw.get("options", {})
+    _check_options(op, options, arrays[op.prediction], fail)
+    axis = options.get("axis", -1)
+    _check_shapes(op, arrays[op.prediction], arrays["labels"], axis, fail)
+    if op.integer_labels:
+        arrays["labels"] = arrays["labels"].astype(np.int64)
+
+    dtypes = raw.get("dtypes", list(schema.DEFAULT_DTYPES))
+    for i, dtype in enumerate(dtypes):
+        if dtype not in FLOAT_DTYPES:
+            fail(f"unknown dtype {dtype!r} (known: {', '.join(FLOAT_DTYPES)})", f"dtypes[{i}]")
+
+    pinned = []
+    for i, entry in enumerate(raw.get("pinned", [])):
+        key = f"pinned[{i}]"
+        if not isinstance(entry, dict):
+            fail("expected a mapping with value, dtype, variant, source", key)
+        _check_keys(entry, schema.PINNED_KEYS, fail, key + ".")
+        if entry["dtype"] not in FLOAT_DTYPES:
+            fail(f"unknown dtype {entry['dtype']!r}", key + ".dtype")
+        if entry["variant"] not in op.variants:
+            fail(f"unknown variant {entry['variant']!r} for {op.name} (known: {', '.join(op.variants)})",
+                 key + ".variant")
+        if not entry["source"].strip():
+            fail("a pinned number must name its source", key + ".source")
+        if not math.isfinite(entry["value"]):
+            pass  # an infinite pinned value is legitimate (log 0)
+        pinned.append(Pinned(float(entry["value"]), entry["dtype"], entry["variant"], entry["source"]))
+
+    return Case(name=name, op=op.name, path=str(path), inputs=arrays, options=dict(options),
+                dtypes=tuple(dtypes), grad=raw.get("grad", True), pinned=tuple(pinned),
+                description=raw.get("description", ""))
+
+
+def load_case_file(path):
+    """All cases of one file, or CaseError for the first problem found."""
+    path = Path(path)
+
+    def fail_file(message, key, line=None):
+        raise CaseError(path, message, key=key, line=line)
+
+    try:
+        data = yamlio.load_file(path)
+    except yamlio.YamlError as exc:
+        fail_file(str(exc), None, exc.line)
+    if not isinstance(data, dict):
+        fail_file("a case file is a mapping with `schema` and `cases`", None)
+    _check_keys(data, schema.FILE_KEYS, lambda message, key: fail_file(message, key))
+    if data["schema"] != 1:
+        fail_file(f"unsupported schema {data['schema']} (this suite reads schema 1)", "schema")
+    cases = [_build_case(raw, path, i, fail_file) for i, raw in enumerate(data["cases"])]
+    seen = set()
+    for case in cases:
+        if case.name in seen:
+            raise CaseError(path, "duplicate case name", case=case.name, key="name")
+        seen.add(case.name)
+    return cases
+
+
+def case_files(paths):
+    """YAML files named directly or found (sorted) under folders."""
+    files = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise CaseError(path, "no such file or folder")
+    return files
+
+
+def load_cases(paths):
+    """Cases from files and folders; names must be unique across all of them."""
+    cases, where = [], {}
+    for path in case_files(paths):
+        for case in load_case_file(path):
+            if case.name in where:
+                raise CaseError(path, f"case name also used in {where[case.name]}", case=case.name, key="name")
+            where[case.name] = path
+            cases.append(case)
+    return cases

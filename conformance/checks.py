@@ -1,0 +1,44 @@
+"""One check = a case x framework x dtype x device x quantity; its id is stable across runs."""
+from dataclasses import dataclass
+
+from conformance.cases import Case, Pinned
+from reference.registry import OPS
+
+DEVICES = ("cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class Check:
+    case: Case
+    framework: str
+    dtype: str
+    device: str
+    quantity: str  # loss or grad_logits
+    pinned: Pinned | None = None  # compared with a source's number instead of the reference
+
+    @property
+    def id(self):
+        kind = "::pinned" if self.pinned else ""
+        return f"{self.case.name}::{self.quantity}::{self.framework}::{self.dtype}::{self.device}{kind}"
+
+    @property
+    def param_id(self):
+        """The pytest id: carries the framework id, so `-k keras` selects Keras checks."""
+        return f"{self.case.name}-{self.framework}-{self.dtype}-{self.device}-{self.quantity}" + (
+            "-pinned" if self.pinned else "")
+
+
+def has_reference_grad(op):
+    return any(v.grad is not None for v in OPS[op].variants.values())
+
+
+def generate(cases, frameworks, devices=DEVICES):
+    for case in cases:
+        for framework in frameworks:
+            for device in devices:
+                for dtype in case.dtypes:
+                    yield Check(case, framework, dtype, device, "loss")
+                    if case.grad and has_reference_grad(case.op):
+                        yield Check(case, framework, dtype, device, "grad_logits")
+                for pinned in case.pinned:
+                    yield Check(case, framework, pinned.dtype, device, "loss", pinned)

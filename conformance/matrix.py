@@ -1,0 +1,42 @@
+"""The summary matrix a person reads first: op x framework, outcomes counted."""
+from collections import Counter, defaultdict
+
+from conformance import FRAMEWORK_IDS
+
+ABBREVIATIONS = {"passed": "P", "failed": "F", "error": "E", "xfailed": "K", "xpassed": "X", "skipped": "S"}
+LEGEND = ("P passed, F failed, E error, K known divergence (xfail), X fixed divergence (strict xpass), "
+          "S skipped; '-' the framework does not offer the op")
+
+
+def cell(counter):
+    ran = {k: v for k, v in counter.items() if k != "skipped"}
+    if not ran:
+        return "-" if counter.get("skipped") else ""
+    return " ".join(f"{n}{ABBREVIATIONS[o]}" for o, n in sorted(ran.items(), key=lambda kv: "PFEKXS".index(ABBREVIATIONS[kv[0]])))
+
+
+def build(records):
+    table = defaultdict(Counter)
+    for record in records:
+        table[(record["op"], record["framework"])][record["outcome"]] += 1
+    frameworks = [f for f in FRAMEWORK_IDS if any(r["framework"] == f for r in records)]
+    ops = sorted({r["op"] for r in records})
+    return ops, frameworks, table
+
+
+def render_text(records):
+    ops, frameworks, table = build(records)
+    width = max([len(op) for op in ops] + [2])
+    cols = [max(len(f), 8) for f in frameworks]
+    lines = [" " * width + "  " + "  ".join(f.ljust(c) for f, c in zip(frameworks, cols))]
+    for op in ops:
+        cells = [cell(table[(op, f)]).ljust(c) for f, c in zip(frameworks, cols)]
+        lines.append(op.ljust(width) + "  " + "  ".join(cells))
+    lines.append(LEGEND)
+    outcomes = Counter(r["outcome"] for r in records)
+    lines.append(f"{len(records)} checks: " + ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items())))
+    reasons = Counter((r["framework"], r["reason"]) for r in records if r["outcome"] == "skipped")
+    if reasons:
+        lines.append("skipped, by framework and reason:")
+        lines += [f"  {n:6d}  {f:17s} {reason}" for (f, reason), n in sorted(reasons.items())]
+    return "\n".join(lines)

@@ -1,0 +1,170 @@
+"""pytest integration: --cases, --results, --require, --framework; checks generated from cases.
+
+Each check becomes one test whose id carries the framework id. Results are recorded by the
+process that runs them; under pytest-xdist the workers hand theirs to the controller, which
+alone writes the file.
+"""
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from conformance import FRAMEWORK_IDS, adapters, checks, divergences, results
+from conformance.cases import CaseError, load_cases
+from conformance.runner import Runner
+
+DEFAULT_CASES = Path(__file__).resolve().parent.parent / "cases"
+_KEY = pytest.StashKey()
+
+
+class Session:
+    def __init__(self, config):
+        self.config = config
+        self.cases = None
+        self.required = set()
+        self.frameworks = []
+        self.records = []
+        self.environments = []
+        self.runner = None
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("xent-conformance")
+    group.addoption("--cases", action="append", default=[], metavar="PATH",
+                    help="case file or folder (repeatable); replaces cases/ when given")
+    group.addoption("--results", metavar="PATH", help="write the JSON results of the checks here")
+    group.addoption("--require", action="append", default=[], metavar="NAME",
+                    help="fail, not skip, when this framework is unavailable (keras = this process's backend)")
+    group.addoption("--framework", action="append", default=[], metavar="NAME",
+                    help="check only this framework (repeatable)")
+
+
+def _framework_ids(names, option):
+    ids = []
+    for name in names:
+        name = adapters.keras_framework_id() if name == "keras" else name
+        if name not in FRAMEWORK_IDS:
+            raise pytest.UsageError(f"{option} {name}: unknown framework id (known: keras, {', '.join(FRAMEWORK_IDS)})")
+        ids.append(name)
+    return ids
+
+
+def pytest_configure(config):
+    session = Session(config)
+    config.stash[_KEY] = session
+    session.required = set(_framework_ids(config.getoption("require"), "--require"))
+    here = adapters.framework_ids_here()
+    wanted = _framework_ids(config.getoption("framework"), "--framework")
+    for name in wanted:
+        if name not in here:
+            raise pytest.UsageError(f"--framework {name}: this process checks {adapters.keras_framework_id()}; "
+                                    f"set KERAS_BACKEND={name.removeprefix('keras-')} for {name}")
+    for name in session.required:
+        if name not in here:
+            raise pytest.UsageError(f"--require {name}: set KERAS_BACKEND={name.removeprefix('keras-')} to check it")
+    session.frameworks = [f for f in here if f in wanted] if wanted else here
+    try:
+        session.manifest = divergences.load()
+    except divergences.ManifestError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    session.runner = Runner(session.manifest, session.required)
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistController(session), "xent-conformance-xdist")
+
+
+def _cases(session):
+    if session.cases is None:
+        paths = session.config.getoption("cases") or [DEFAULT_CASES]
+        try:
+            session.cases = load_cases(paths)
+        except CaseError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    return session.cases
+
+
+def pytest_generate_tests(metafunc):
+    if "check" not in metafunc.fixturenames:
+        return
+    session = metafunc.config.stash[_KEY]
+    generated = list(checks.generate(_cases(session), session.frameworks))
+    metafunc.parametrize("check", generated, ids=[c.param_id for c in generated])
+
+
+@pytest.fixture(scope="session")
+def conformance_runner(request):
+    return request.config.stash[_KEY]
+
+
+def run_check(session, check):
+    """Run, record, and turn the outcome into pytest's."""
+    record = session.runner.run(check)
+    session.records.append(record)
+    outcome, message = record["outcome"], record["message"]
+    if outcome == "skipped":
+        pytest.skip(f"[{record['reason']}] {message}")
+    if outcome == "xfailed":
+        pytest.xfail(message)
+    if outcome in ("failed", "error", "xpassed"):
+        pytest.fail(message, pytrace=False)
+
+
+def _environment(session):
+    info = {}
+    for framework in session.frameworks:
+        try:
+            info[framework] = adapters.load(framework).environment()
+        except adapters.Unavailable as exc:
+            info[framework] = {"version": None, "unavailable": str(exc)}
+    return info
+
+
+def pytest_sessionfinish(session):
+    state = session.config.stash[_KEY]
+    if not state.records and not state.environments:
+        return
+    env = _environment(state) if state.records else {}
+    if hasattr(session.config, "workerinput"):  # an xdist worker: hand over, never write
+        session.config.workeroutput["xent_records"] = json.dumps({"records": state.records, "env": env})
+        return
+    path = session.config.getoption("results")
+    if path:
+        merged_env = results.merge_environments([results.environment(env)] + state.environments)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        results.write(path, merged_env, state.records)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    state = config.stash[_KEY]
+    if not state.records:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("xent-conformance")
+    outcomes = Counter(r["outcome"] for r in state.records)
+    write(f"{len(state.records)} checks: " + ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items())))
+    skipped = Counter((r["framework"], r["reason"]) for r in state.records if r["outcome"] == "skipped")
+    for (framework, reason), n in sorted(skipped.items()):
+        write(f"  skipped {n:5d}  {framework:17s} {reason}")
+    frameworks_here = {r["framework"] for r in state.records if r["framework_version"]}
+    matched = {r.get("manifest") for r in state.records}
+    for entry in state.manifest:
+        if entry.id not in matched and any(entry.may_cover(f) for f in frameworks_here):
+            write(f"  manifest entry {entry.id!r} matched no check in this run")
+    path = config.getoption("results")
+    if path:
+        write(f"results: {path}")
+
+
+class _XdistController:
+    """Collects the workers' records on the controller (registered only when xdist is present)."""
+
+    def __init__(self, state):
+        self.state = state
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error):
+        payload = getattr(node, "workeroutput", {}).get("xent_records")
+        if payload:
+            data = json.loads(payload)
+            self.state.records.extend(data["records"])
+            self.state.environments.append(results.environment(data["env"]))

@@ -1,0 +1,101 @@
+"""Results records and files: JSON-safe numbers, array summaries, reading, merging."""
+import json
+import math
+import platform
+import sys
+from datetime import datetime, timezone
+
+import numpy as np
+
+SCHEMA = 1
+OUTCOMES = ("passed", "failed", "xfailed", "xpassed", "skipped", "error")
+SMALL = 16  # arrays up to this many elements are recorded whole
+
+
+class ResultsError(Exception):
+    pass
+
+
+def number(value):
+    """A float for JSON: NaN and infinities become strings so the file stays valid JSON."""
+    value = float(value)
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+def summarize(array, dtype=None, worst_index=None):
+    """Shape, dtype, the worst element and its index; the values themselves when small."""
+    array = np.asarray(array, np.float64)
+    out = {"shape": list(array.shape)}
+    if dtype:
+        out["dtype"] = dtype
+    if array.size:
+        index = worst_index if worst_index is not None and len(worst_index) == array.ndim else (0,) * array.ndim
+        out["worst"] = number(array[index])
+        out["index"] = list(index)
+    if array.size <= SMALL:
+        out["values"] = [number(v) for v in array.ravel()]
+    return out
+
+
+def environment(adapters_info):
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "frameworks": adapters_info,
+    }
+
+
+def write(path, env, records):
+    document = {"schema": SCHEMA, "environment": env, "results": sorted(records, key=lambda r: r["id"])}
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(document, handle, indent=1, allow_nan=False)
+        handle.write("\n")
+
+
+def read(path):
+    """A results document, or ResultsError naming the file and what is wrong."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = json.load(handle)
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot read ({exc.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(document, dict) or document.get("schema") != SCHEMA:
+        raise ResultsError(f"{path}: not a results file of schema {SCHEMA}")
+    records = document.get("results")
+    if not isinstance(records, list):
+        raise ResultsError(f"{path}: key 'results': expected a list")
+    for i, record in enumerate(records):
+        if not isinstance(record, dict) or "id" not in record or record.get("outcome") not in OUTCOMES:
+            raise ResultsError(f"{path}: results[{i}]: a record needs an id and an outcome in {', '.join(OUTCOMES)}")
+    return document
+
+
+def merge_environments(environments):
+    merged = {"frameworks": {}}
+    for env in environments:
+        for key, value in env.items():
+            if key == "frameworks":
+                merged["frameworks"].update(value)
+            else:
+                merged.setdefault(key, value)
+    return merged
+
+
+def merge(documents):
+    """One document from several; a check id present twice is an error."""
+    seen, records = {}, []
+    for name, document in documents:
+        for record in document["results"]:
+            if record["id"] in seen:
+                raise ResultsError(f"check {record['id']!r} is in both {seen[record['id']]} and {name}")
+            seen[record["id"]] = name
+            records.append(record)
+    return merge_environments([d["environment"] for _, d in documents]), records

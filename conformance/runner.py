@@ -1,0 +1,135 @@
+"""Run one check: reference value, adapter call, comparison, manifest -> a results record."""
+import time
+import traceback
+
+import numpy as np
+
+from conformance import adapters, divergences
+from conformance import tolerance as tol
+from conformance.compare import compare
+from conformance.results import number, summarize
+from reference import registry
+from reference.dtypes import numpy_dtype
+
+
+def cast_inputs(case, dtype):
+    """The inputs as the dtype under test holds them (integer labels untouched)."""
+    cast = {}
+    for name, array in case.inputs.items():
+        cast[name] = array if array.dtype.kind in "iu" else array.astype(numpy_dtype(dtype))
+    return cast
+
+
+def expected_for(check, variant, cast):
+    """(expected, scale, tolerance) for this check, all in float64."""
+    case = check.case
+    as64 = {k: v.astype(np.float64) if v.dtype.kind not in "iu" else v for k, v in cast.items()}
+    if check.pinned:
+        shape = registry.evaluate_loss(case.op, variant, as64, case.options, check.dtype).shape
+        return np.full(shape, check.pinned.value), np.zeros(shape), tol.Tolerance(tol.pinned_ulps(), 0.0, 0.0)
+    tolerance = tol.for_check(check.dtype, check.framework, case.op, check.quantity)
+    if check.quantity == "loss":
+        return (registry.evaluate_loss(case.op, variant, as64, case.options, check.dtype),
+                registry.evaluate_scale(case.op, variant, as64, case.options, check.dtype), tolerance)
+    grad, scale = registry.evaluate_grad(case.op, variant, as64, case.options, check.dtype)
+    return grad, scale, tolerance
+
+
+class Runner:
+    def __init__(self, manifest, required=()):
+        self.manifest = manifest
+        self.required = set(required)
+        self.matched_entries = set()
+
+    def base_record(self, check):
+        case = check.case
+        return {
+            "id": check.id, "case": case.name, "op": case.op, "quantity": check.quantity,
+            "kind": "pinned" if check.pinned else "reference", "options": dict(case.options),
+            "framework": check.framework, "framework_version": None, "variant": None,
+            "dtype": check.dtype, "device": check.device, "outcome": None, "reason": None,
+            "expected": None, "actual": None, "max_abs_err": None, "max_ulp_err": None,
+            "tolerance": None, "message": "", "source": check.pinned.source if check.pinned else None,
+            "file": case.path,
+        }
+
+    def run(self, check):
+        record = self.base_record(check)
+        started = time.perf_counter()
+        try:
+            self._run(check, record)
+        finally:
+            record["seconds"] = round(time.perf_counter() - started, 6)
+        return record
+
+    def _run(self, check, record):
+        def finish(outcome, reason=None, message=""):
+            record.update(outcome=outcome, reason=reason, message=message)
+
+        try:
+            adapter = adapters.load(check.framework)
+        except adapters.Unavailable as exc:
+            if check.framework in self.required:
+                return finish("error", "not-installed", f"required framework unavailable: {exc}")
+            return finish("skipped", "not-installed", str(exc))
+        version = adapter.version()
+        record["framework_version"] = version
+        entry = divergences.find(self.manifest, check, version)
+        if entry:
+            self.matched_entries.add(entry.id)
+            record["manifest"] = entry.id
+            if entry.action == "skip":
+                return finish("skipped", "manifest", f"{entry.id}: {entry.reason}")
+        if check.device not in adapter.devices():
+            return finish("skipped", "no-device", f"{check.framework} sees no {check.device} device here")
+        try:
+            adapter.check_offered(check.case.op, check.dtype, check.device, check.quantity)
+        except adapters.NotOffered as exc:
+            return finish("skipped", "not-offered", str(exc))
+
+        variant = adapter.variants[check.case.op]
+        record["variant"] = variant
+        if check.quantity != "loss" and not registry.has_grad(check.case.op, variant):
+            return finish("skipped", "not-offered", f"no analytic gradient for the {variant} variant yet")
+        cast = cast_inputs(check.case, check.dtype)
+        expected, scale, tolerance = expected_for(check, variant, cast)
+        prediction, labels = cast[registry.OPS[check.case.op].prediction], cast["labels"]
+        call = adapter.loss if check.quantity == "loss" else adapter.grad
+        try:
+            result = call(check.case.op, prediction, labels, check.case.options, check.dtype, check.device)
+        except adapters.NotOffered as exc:
+            return finish("skipped", "not-offered", str(exc))
+        except Exception as exc:  # the framework raised: that is a finding, recorded as an error
+            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[-1]
+            outcome = "xfailed" if entry and entry.action == "xfail" else "error"
+            return finish(outcome, "manifest" if outcome == "xfailed" else "raised", f"{check.framework} raised {detail}")
+        if result.device != check.device:
+            return finish("error", "wrong-device", f"asked for {check.device}, computed on {result.device}")
+
+        verdict = compare(expected, result.values, scale, check.dtype, tolerance, result.dtype)
+        record.update(
+            expected=summarize(expected, "float64", verdict.worst_index),
+            actual=summarize(result.values, result.dtype, verdict.worst_index),
+            max_abs_err=number(verdict.max_abs_err), max_ulp_err=number(verdict.max_ulp_err),
+            tolerance={**tolerance.as_record(check.dtype), "bound_at_worst": number(verdict.bound_at_worst)},
+        )
+        message = describe(check, variant, verdict, expected, result)
+        if entry and entry.action == "xfail":
+            if verdict.passed:
+                return finish("xpassed", "manifest", f"{entry.id} no longer diverges (strict xfail): {message}")
+            return finish("xfailed", "manifest", f"{entry.id}: {entry.reason}")
+        return finish("passed" if verdict.passed else "failed", None, "" if verdict.passed else message)
+
+
+def describe(check, variant, verdict, expected, result):
+    """The failure message: how many elements, the largest error, where, and the bound."""
+    against = f"pinned {check.pinned.value!r} ({check.pinned.source})" if check.pinned else f"reference variant {variant}"
+    lines = [f"{check.framework} {check.case.op} {check.quantity} {check.dtype} on {check.device} vs {against}"]
+    lines += verdict.problems
+    if verdict.worst_index is not None:
+        i = verdict.worst_index
+        lines.append(
+            f"{verdict.mismatched}/{verdict.total} elements outside tolerance; worst at index {list(i)}: "
+            f"expected {np.asarray(expected)[i]!r}, actual {np.asarray(result.values)[i]!r}, "
+            f"error {verdict.max_abs_err:.3g} ({verdict.max_ulp_err:.3g} ULP), bound there {verdict.bound_at_worst:.3g}")
+    return "\n".join(lines)

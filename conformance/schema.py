@@ -1,0 +1,44 @@
+"""The case-file schema, kept as data: keys, their types, whether they are required.
+
+Values are (type, required, description). Types are names checked in cases.py:
+str, int, bool, number, list, mapping, array (a literal array or a generator mapping).
+"""
+
+FILE_KEYS = {
+    "schema": ("int", True, "schema version, 1"),
+    "description": ("str", False, "what the file holds"),
+    "cases": ("list", True, "the cases"),
+}
+
+CASE_KEYS = {
+    "name": ("str", True, "unique, lower-case words joined by '-' or '_'; no framework names"),
+    "op": ("str", True, "a canonical op (reference/registry.py)"),
+    "description": ("str", False, "what the case shows"),
+    "inputs": ("mapping", True, "the op's prediction input and `labels`"),
+    "options": ("mapping", False, "op options: reduction, axis, half"),
+    "dtypes": ("list", False, "float dtypes to check, default [float32, float64]"),
+    "grad": ("bool", False, "also check the gradient (default true where defined)"),
+    "pinned": ("list", False, "values stated by a source, each checked against the reference"),
+}
+
+PINNED_KEYS = {
+    "value": ("number", True, "the number as the source printed it"),
+    "dtype": ("str", True, "the dtype the source computed in"),
+    "variant": ("str", True, "the reference variant that explains the value"),
+    "source": ("str", True, "where the number comes from"),
+}
+
+GENERATOR_KEYS = {
+    "generate": ("str", True, "normal, uniform, integers, simplex, bernoulli"),
+    "shape": ("list", True, "array shape"),
+    "seed": ("int", True, "seed of numpy.random.default_rng"),
+    "mean": ("number", False, "normal: mean (default 0)"),
+    "std": ("number", False, "normal: standard deviation (default 1)"),
+    "low": ("number", False, "uniform / integers: lower bound (default 0)"),
+    "high": ("number", False, "uniform: upper bound (default 1); integers: exclusive bound"),
+    "offset": ("number", False, "added after drawing (a common logit shift)"),
+    "axis": ("int", False, "simplex: the axis that sums to 1 (default -1)"),
+}
+
+GENERATORS = ("normal", "uniform", "integers", "simplex", "bernoulli")
+DEFAULT_DTYPES = ("float32", "float64")

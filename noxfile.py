@@ -1,0 +1,47 @@
+"""nox sessions: conformance (the matrix), tests (the suite's own), report.
+
+    nox -s conformance                         # the matrix; results in results/
+    nox -s conformance -- --require all        # a missing framework fails instead of skipping
+    nox -s conformance -- --constraints candidates.txt   # try candidate framework versions
+    nox -s tests                               # the suite's own tests
+"""
+import nox
+
+nox.options.sessions = ["conformance", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+BASELINE_CONSTRAINTS = "constraints.txt"
+
+
+def _constraints(posargs):
+    """(constraints file, remaining arguments)."""
+    args = list(posargs)
+    if "--constraints" in args:
+        i = args.index("--constraints")
+        path = args[i + 1]
+        return path, args[:i] + args[i + 2:]
+    return BASELINE_CONSTRAINTS, args
+
+
+@nox.session
+def conformance(session):
+    """Every framework, Keras 3 on each backend in its own process, merged into results/conformance.json."""
+    constraints, args = _constraints(session.posargs)
+    session.install("-c", constraints, "-e", ".[all,test]")
+    session.run("python", "-m", "conformance", "run", *args)
+
+
+@nox.session
+def tests(session):
+    """The suite's own tests: case loader, reference, tolerance model, CLI, pytest plugin."""
+    session.install("-c", BASELINE_CONSTRAINTS, "-e", ".[test]")
+    session.run("pytest", "tests/unit", "-q", "-p", "no:cacheprovider", "-n", "2", *session.posargs)
+
+
+@nox.session
+def report(session):
+    """Render results/conformance.json as markdown and HTML."""
+    session.install("-c", BASELINE_CONSTRAINTS, "-e", ".[report]")
+    for fmt in ("md", "html"):
+        session.run("python", "-m", "conformance", "report", "results/conformance.json",
+                    "--format", fmt, "-o", f"results/report.{fmt}")

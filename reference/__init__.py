@@ -1,0 +1,9 @@
+"""Float64 NumPy reference for cross-entropy losses, their gradients and conditioning.
+
+Every function is pure and takes float64 arrays (integer arrays for class labels). The
+inputs are the values *after* they were cast to the dtype under test, so the reference
+answers "what is the exact result for the numbers the framework actually saw".
+"""
+from reference.registry import OPS, evaluate_loss, evaluate_grad, evaluate_scale, variant_names
+
+__all__ = ["OPS", "evaluate_loss", "evaluate_grad", "evaluate_scale", "variant_names"]
