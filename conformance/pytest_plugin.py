@@ -69,6 +69,7 @@ def pytest_configure(config):
     except divergences.ManifestError as exc:
         raise pytest.UsageError(str(exc)) from None
     session.runner = Runner(session.manifest, session.required)
+    _cases(session)  # refuse a malformed case file now, as a usage error without a traceback
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistController(session), "xent-conformance-xdist")
 

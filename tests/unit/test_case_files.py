@@ -1,0 +1,118 @@
+"""Case loading: YAML numbers, duplicate keys, and refusals that name file, case and key."""
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from conformance import yamlio
+from conformance.cases import CaseError, load_case_file, load_cases
+
+GOOD = """
+schema: 1
+cases:
+  - name: tiny-sigmoid
+    op: sigmoid_cross_entropy
+    inputs: {logits: [1e-7, -inf, 2.5], labels: [1, 0, 0.5]}
+"""
+
+
+def write(tmp_path, text, name="cases.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_yaml_reads_exponents_infinities_and_nan_as_numbers():
+    data = yamlio.load("a: [1e-7, inf, -inf, .inf, nan, 3, 2.5E+3]")
+    assert data["a"][:4] == [1e-7, np.inf, -np.inf, np.inf]
+    assert np.isnan(data["a"][4]) and data["a"][5] == 3 and data["a"][6] == 2500.0
+
+
+def test_yaml_refuses_duplicate_keys_with_their_lines():
+    with pytest.raises(yamlio.YamlError, match="duplicate key 'op'") as info:
+        yamlio.load("name: x\nop: a\nop: b\n")
+    assert info.value.line == 3
+
+
+def test_a_valid_file_loads_with_float64_inputs(tmp_path):
+    (case,) = load_case_file(write(tmp_path, GOOD))
+    assert case.prediction.dtype == np.float64 and case.prediction[0] == 1e-7
+    assert case.dtypes == ("float32", "float64")
+
+
+def test_generated_inputs_are_reproducible(tmp_path):
+    text = """
+    schema: 1
+    cases:
+      - name: generated
+        op: sparse_softmax_cross_entropy
+        inputs:
+          logits: {generate: normal, shape: [4, 5], seed: 3, std: 2.0, offset: 100.0}
+          labels: {generate: integers, shape: [4], seed: 4, high: 5}
+    """
+    first = load_case_file(write(tmp_path, text))[0]
+    second = load_case_file(write(tmp_path, text))[0]
+    assert np.array_equal(first.prediction, second.prediction)
+    assert first.labels.dtype == np.int64 and first.prediction.mean() > 90
+
+
+BAD_CASES = {
+    "bad yaml": ("schema: 1\ncases: [\n", None, None),
+    "unknown op": (GOOD.replace("sigmoid_cross_entropy", "sigmoid_xent"), "tiny-sigmoid", "op"),
+    "missing key": (GOOD.replace("    op: sigmoid_cross_entropy\n", ""), "tiny-sigmoid", "op"),
+    "wrong type": (GOOD.replace("name: tiny-sigmoid", "name: tiny-sigmoid\n    dtypes: float32"), "tiny-sigmoid", "dtypes"),
+    "ragged array": (GOOD.replace("[1e-7, -inf, 2.5]", "[[1, 2], [3]]"), "tiny-sigmoid", "inputs.logits"),
+    "shape mismatch": (GOOD.replace("[1, 0, 0.5]", "[1, 0]"), "tiny-sigmoid", "inputs.labels"),
+    "framework in name": (GOOD.replace("tiny-sigmoid", "torch-sigmoid"), "torch-sigmoid", "name"),
+    "unknown option": (GOOD.replace("inputs:", "options: {reduce: sum}\n    inputs:"), "tiny-sigmoid", "options.reduce"),
+    "duplicate key": (GOOD.replace("op: sigmoid", "op: x\n    op: sigmoid"), None, None),
+    "pinned without source": (GOOD + "    pinned: [{value: 1.0, dtype: float32, variant: exact}]\n", "tiny-sigmoid", "pinned[0].source"),
+}
+
+
+@pytest.mark.parametrize("problem", sorted(BAD_CASES))
+def test_bad_files_are_refused_naming_file_case_and_key(tmp_path, problem):
+    text, case, key = BAD_CASES[problem]
+    path = write(tmp_path, text)
+    with pytest.raises(CaseError) as info:
+        load_case_file(path)
+    message = str(info.value)
+    assert message.startswith(str(path))
+    if case:
+        assert f"case {case!r}" in message
+    if key:
+        assert f"key {key!r}" in message
+
+
+def test_duplicate_case_names_across_files_are_refused(tmp_path):
+    write(tmp_path, GOOD, "a.yaml")
+    write(tmp_path, GOOD, "b.yaml")
+    with pytest.raises(CaseError, match="also used in"):
+        load_cases([tmp_path])
+
+
+def validate(*paths):
+    return subprocess.run([sys.executable, "-m", "conformance", "validate", *map(str, paths)],
+                          capture_output=True, text=True)
+
+
+def test_validate_accepts_the_shipped_cases():
+    done = validate("cases")
+    assert done.returncode == 0, done.stderr
+    assert "valid" in done.stdout
+
+
+@pytest.mark.parametrize("problem", ["bad yaml", "unknown op", "ragged array", "missing key"])
+def test_validate_exits_2_with_one_line_and_no_traceback(tmp_path, problem):
+    path = write(tmp_path, BAD_CASES[problem][0])
+    done = validate(path)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert str(path) in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_validate_exits_2_on_a_missing_path(tmp_path):
+    done = validate(tmp_path / "nope.yaml")
+    assert done.returncode == 2 and "Traceback" not in done.stderr

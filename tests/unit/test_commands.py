@@ -1,0 +1,80 @@
+"""merge, diff, gate and summary: exit codes and what they print."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conformance import results
+
+
+def record(check_id, outcome="passed", ulp=1.0, framework="torch"):
+    return {"id": check_id, "case": "c", "op": "sigmoid_cross_entropy", "quantity": "loss", "kind": "reference",
+            "framework": framework, "dtype": "float32", "device": "cpu", "outcome": outcome, "reason": None,
+            "max_ulp_err": ulp, "message": "broken" if outcome == "failed" else "", "file": "cases/x.yaml"}
+
+
+def write(path, records):
+    results.write(path, {"frameworks": {}}, records)
+    return path
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "conformance", *map(str, args)], capture_output=True, text=True)
+
+
+def test_merge_joins_files_and_refuses_a_repeated_check(tmp_path):
+    a = write(tmp_path / "a.json", [record("x"), record("y")])
+    b = write(tmp_path / "b.json", [record("z")])
+    done = run("merge", "-o", tmp_path / "m.json", a, b)
+    assert done.returncode == 0
+    assert len(json.loads((tmp_path / "m.json").read_text())["results"]) == 3
+    done = run("merge", "-o", tmp_path / "m2.json", a, a)
+    assert done.returncode == 2 and "'x'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_diff_of_identical_runs_exits_0(tmp_path):
+    a = write(tmp_path / "a.json", [record("x"), record("y", "xfailed")])
+    assert run("diff", a, a).returncode == 0
+
+
+@pytest.mark.parametrize("now", ["failed", "error", "skipped", None])
+def test_diff_flags_a_passing_check_that_no_longer_passes(tmp_path, now):
+    base = write(tmp_path / "base.json", [record("keep"), record("torch-check")])
+    new_records = [record("keep")] + ([record("torch-check", now)] if now else [])
+    new = write(tmp_path / "new.json", new_records)
+    done = run("diff", base, new, "--json", tmp_path / "d.json")
+    assert done.returncode == 1
+    assert "REGRESSION" in done.stdout and "torch-check" in done.stdout
+    assert json.loads((tmp_path / "d.json").read_text())["regressions"] == 1
+
+
+def test_diff_reports_growth_and_fixed_divergences_without_failing(tmp_path):
+    base = write(tmp_path / "base.json", [record("a", ulp=1.0), record("b", "xfailed")])
+    new = write(tmp_path / "new.json", [record("a", ulp=3.0), record("b", "xpassed")])
+    done = run("diff", base, new)
+    assert done.returncode == 0
+    assert "error-grew" in done.stdout and "fixed-divergence" in done.stdout
+
+
+def test_gate_fails_on_a_failed_check_and_counts_skips(tmp_path):
+    ok = write(tmp_path / "ok.json", [record("a"), record("b", "skipped")])
+    bad = write(tmp_path / "bad.json", [record("a", "failed")])
+    done = run("gate", ok)
+    assert done.returncode == 0 and "1 skipped" in done.stdout
+    assert run("gate", bad).returncode == 1
+
+
+@pytest.mark.parametrize("command", ["summary", "gate", "report"])
+def test_missing_or_invalid_results_exit_2_with_one_line(tmp_path, command):
+    (tmp_path / "bad.json").write_text("{not json")
+    for path in (tmp_path / "missing.json", tmp_path / "bad.json"):
+        done = run(command, path)
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_nan_and_infinity_are_written_as_strings(tmp_path):
+    assert results.number(float("nan")) == "nan" and results.number(float("-inf")) == "-inf"
+    summary = results.summarize([1.0, float("inf")])
+    json.dumps(summary, allow_nan=False)

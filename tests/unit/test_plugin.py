@@ -1,0 +1,73 @@
+"""The pytest options: --require fails, -k selects by framework, xdist writes every record once."""
+import json
+import textwrap
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+CASES = """
+schema: 1
+cases:
+  - name: small-sigmoid
+    op: sigmoid_cross_entropy
+    inputs: {logits: [[1.0, -2.0], [0.5, 3.0]], labels: [[1.0, 0.0], [0.0, 1.0]]}
+  - name: small-sparse
+    op: sparse_softmax_cross_entropy
+    inputs: {logits: [[1.0, 2.0, 0.5]], labels: [1]}
+    options: {reduction: mean}
+"""
+
+
+@pytest.fixture
+def suite(pytester, request, monkeypatch):
+    """A pytest run over the real plugin and matrix test, with a small case file."""
+    root = request.config.rootpath
+    pytester.makeconftest('pytest_plugins = ["conformance.pytest_plugin"]\n')
+    pytester.makepyfile(test_matrix=(root / "tests/conformance/test_matrix.py").read_text())
+    (pytester.path / "cases.yaml").write_text(textwrap.dedent(CASES))
+    monkeypatch.setenv("PYTHONPATH", f"{pytester.path}:{root}")  # the child finds conformance/
+    return pytester
+
+
+def test_require_fails_when_the_framework_cannot_be_imported(suite):
+    # Make `import jax` fail in the child process, as on a machine without it.
+    suite.makepyfile(sitecustomize="import sys\nsys.modules['jax'] = None\n")
+    result = suite.runpytest_subprocess("--cases", "cases.yaml", "--framework", "jax", "--require", "jax",
+                                        "-p", "no:cacheprovider")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*required framework unavailable*"])
+    skipped = suite.runpytest_subprocess("--cases", "cases.yaml", "--framework", "jax", "-p", "no:cacheprovider")
+    assert skipped.ret == 0
+    skipped.stdout.fnmatch_lines(["*jax*not-installed*"])
+
+
+def test_unknown_require_id_is_a_usage_error(suite):
+    result = suite.runpytest_subprocess("--cases", "cases.yaml", "--require", "kerass")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown framework id*"])
+
+
+def test_k_keras_selects_only_keras_checks(suite):
+    result = suite.runpytest_subprocess("--cases", "cases.yaml", "-k", "keras", "--collect-only", "-q")
+    ids = [line for line in result.outlines if "test_check[" in line]
+    assert ids and all("-keras-" in i or "-tf_keras-" in i for i in ids)
+
+
+def test_a_malformed_case_file_is_a_clear_usage_error(suite):
+    (suite.path / "bad.yaml").write_text("schema: 1\ncases:\n  - name: x\n    op: nope\n    inputs: {}\n")
+    result = suite.runpytest_subprocess("--cases", "bad.yaml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*bad.yaml: case 'x': key 'op': unknown op*"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_xdist_workers_hand_every_record_to_the_controller(suite):
+    result = suite.runpytest_subprocess("--cases", "cases.yaml", "--framework", "numpy", "-n", "2",
+                                        "--results", "out.json", "-p", "no:cacheprovider")
+    collected = suite.runpytest_subprocess("--cases", "cases.yaml", "--framework", "numpy", "--collect-only", "-q")
+    n = sum("test_check[" in line for line in collected.outlines)
+    assert result.ret == 0, result.stdout.str()
+    records = json.loads((suite.path / "out.json").read_text())["results"]
+    assert len(records) == n == len({r["id"] for r in records})
+    assert {r["framework"] for r in records} == {"numpy"}
