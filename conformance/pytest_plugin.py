@@ -5,6 +5,9 @@ process that runs them; under pytest-xdist the workers hand theirs to the contro
 alone writes the file.
 """
 import json
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow start-up chatter hides the results
 from collections import Counter
 from pathlib import Path
 

@@ -40,9 +40,17 @@ def log_term(weight, argument, computed):
 
 
 def binary_crossentropy(probs, labels, loss, p_computed=0.0):
-    """Log terms of p and of 1 - p; 1 - p is exact (Sterbenz) only for p >= 1/2."""
+    """Log terms of p and of 1 - p.
+
+    1 - p is exact (Sterbenz) for p >= 1/2 and rounded once below. When p itself was computed
+    (a sigmoid, a renormalisation) with relative error k eps, 1 - p inherits an absolute error
+    k eps p, which is k eps p / (1 - p) relative: the cancellation every "sigmoid, then
+    log(1 - p)" implementation pays near p = 1.
+    """
     p = np.asarray(probs, np.float64)
-    q_computed = np.where(p >= 0.5, 0.0, 1.0) + p_computed
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inherited = np.where(p < 1.0, p_computed * p / (1.0 - p), 0.0)
+    q_computed = np.where(p >= 0.5, 0.0, 1.0) + inherited
     return np.abs(loss) + log_term(labels, p, p_computed) + log_term(1.0 - labels, 1.0 - p, q_computed)
 
 

@@ -202,11 +202,16 @@ def has_grad(op, variant):
 
 
 def grad_factor(op, inputs, options):
-    """d reduce(L) / d L_i: 1 for none (we differentiate sum(L)) and sum, 1 / N for mean."""
+    """d reduce(L) / d L_i: 1 for none (we differentiate sum(L)) and sum, 1 / N for mean.
+
+    N is the number of unreduced losses: elements for elementwise ops, rows for class ops.
+    """
     if options.get("reduction", "none") != "mean":
         return 1.0
-    prediction, labels = _split(op, inputs)
-    n = np.size(labels) if OPS[op].class_axis else np.size(prediction)
+    prediction, _ = _split(op, inputs)
+    n = prediction.size
+    if OPS[op].class_axis and prediction.ndim:
+        n //= max(prediction.shape[options.get("axis", -1)], 1)
     return 1.0 / n if n else 1.0
 
 

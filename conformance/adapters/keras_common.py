@@ -4,7 +4,7 @@ Keras' functional binary losses average over the last axis. To compare them elem
 element, as the canonical ops are defined, elementwise inputs get a trailing axis of size 1:
 the mean over it is exact, so the framework's own values come back unchanged.
 """
-from conformance.adapters.base import Adapter
+from conformance.adapters.base import Adapter, NotOffered
 
 ELEMENTWISE = {"sigmoid_cross_entropy", "binary_crossentropy", "mean_squared_error"}
 
@@ -31,6 +31,8 @@ class KerasStyleAdapter(Adapter):
 
     def function(self, op, y, options, dtype, expand):
         """x -> the loss as the Keras user calls it: functional for none, the loss class to reduce."""
+        if options.get("half"):
+            raise NotOffered("Keras has no 1/2 (a - y)^2 loss")
         functional, class_name, from_logits = KERAS_NAMES[op]
         reduction = options.get("reduction", "none")
         axis = options.get("axis", -1)
