@@ -95,6 +95,16 @@ def pytest_generate_tests(metafunc):
     metafunc.parametrize("check", generated, ids=[c.param_id for c in generated])
 
 
+def frameworks_of_this_run(config):
+    """The framework ids this pytest process checks (after --framework)."""
+    return list(config.stash[_KEY].frameworks)
+
+
+def runner_of_this_run(config):
+    """The Runner (with the manifest and --require) of this pytest process."""
+    return config.stash[_KEY].runner
+
+
 @pytest.fixture(scope="session")
 def conformance_runner(request):
     return request.config.stash[_KEY]

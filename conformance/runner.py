@@ -1,4 +1,5 @@
 """Run one check: reference value, adapter call, comparison, manifest -> a results record."""
+import os
 import time
 import traceback
 
@@ -103,6 +104,7 @@ class Runner:
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[-1]
             outcome = "xfailed" if entry and entry.action == "xfail" else "error"
             return finish(outcome, "manifest" if outcome == "xfailed" else "raised", f"{check.framework} raised {detail}")
+        result.values = perturbation(check) * result.values
         if result.device != check.device:
             return finish("error", "wrong-device", f"asked for {check.device}, computed on {result.device}")
 
@@ -133,3 +135,21 @@ def describe(check, variant, verdict, expected, result):
             f"expected {np.asarray(expected)[i]!r}, actual {np.asarray(result.values)[i]!r}, "
             f"error {verdict.max_abs_err:.3g} ({verdict.max_ulp_err:.3g} ULP), bound there {verdict.bound_at_worst:.3g}")
     return "\n".join(lines)
+
+
+PERTURB_ENV = "XENT_CONFORMANCE_PERTURB"
+
+
+def perturbation(check):
+    """A deliberate relative error, for proving that the suite notices one.
+
+    XENT_CONFORMANCE_PERTURB="torch:loss:1e-4" multiplies torch's losses by 1 + 1e-4 (and
+    "jax:grad_logits:0.01" its gradients by 1.01). Unset, the factor is exactly 1.
+    """
+    spec = os.environ.get(PERTURB_ENV)
+    if not spec:
+        return 1.0
+    framework, quantity, relative = spec.split(":")
+    if framework == check.framework and quantity == check.quantity:
+        return 1.0 + float(relative)
+    return 1.0

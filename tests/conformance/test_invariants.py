@@ -1,0 +1,80 @@
+"""Properties that need no reference, checked on each framework of this process.
+
+They catch what a shared mistake in the reference would hide: softmax cross-entropy does not
+change when every logit of a row moves by the same amount; the sparse form equals the one-hot
+form; mean reduction is sum / N.
+"""
+import numpy as np
+import pytest
+
+from conformance import adapters
+from conformance import tolerance as tol
+from conformance.adapters.base import NotOffered
+from conformance.compare import compare
+from conformance.pytest_plugin import frameworks_of_this_run
+from reference import registry
+
+RNG = np.random.default_rng(7)
+LOGITS = np.round(RNG.normal(0, 3, (16, 10)) * 1024) / 1024  # on a grid: shifts below stay exact
+LABELS = RNG.integers(0, 10, 16)
+ONEHOT = np.eye(10)[LABELS]
+DTYPES = ("float32", "float64")
+
+
+def adapter_or_skip(framework):
+    try:
+        return adapters.load(framework)
+    except adapters.Unavailable as exc:
+        pytest.skip(f"[not-installed] {exc}")
+
+
+def loss(adapter, op, x, y, dtype, **options):
+    try:
+        adapter.check_offered(op, dtype, "cpu", "loss")
+        return adapter.loss(op, x, y, options, dtype, "cpu").values
+    except NotOffered as exc:
+        pytest.skip(f"[not-offered] {exc}")
+
+
+def agree(a, b, op, inputs, dtype, options=None):
+    """a and b agree within the tolerance the reference would allow at this input."""
+    scale = registry.evaluate_scale(op, "exact", inputs, options or {}, dtype)
+    verdict = compare(np.asarray(a, np.float64), b, 2 * scale, dtype, tol.for_check(dtype))
+    assert verdict.passed, verdict
+
+
+def pytest_generate_tests(metafunc):
+    if "framework" in metafunc.fixturenames:
+        frameworks = frameworks_of_this_run(metafunc.config)
+        metafunc.parametrize("framework", frameworks, ids=frameworks)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shift", [-7.5, 64.0])
+def test_softmax_cross_entropy_is_shift_invariant(framework, dtype, shift):
+    adapter = adapter_or_skip(framework)
+    x = LOGITS.astype(dtype)
+    shifted = (LOGITS + shift).astype(dtype)  # shifts exactly representable at this magnitude
+    assert np.array_equal(shifted.astype(np.float64) - shift, x.astype(np.float64))
+    a = loss(adapter, "sparse_softmax_cross_entropy", x, LABELS, dtype)
+    b = loss(adapter, "sparse_softmax_cross_entropy", shifted, LABELS, dtype)
+    agree(a, b, "sparse_softmax_cross_entropy", {"logits": x.astype(np.float64), "labels": LABELS}, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sparse_equals_one_hot(framework, dtype):
+    adapter = adapter_or_skip(framework)
+    x = LOGITS.astype(dtype)
+    sparse = loss(adapter, "sparse_softmax_cross_entropy", x, LABELS, dtype)
+    dense = loss(adapter, "softmax_cross_entropy", x, ONEHOT.astype(dtype), dtype)
+    agree(sparse, dense, "sparse_softmax_cross_entropy", {"logits": x.astype(np.float64), "labels": LABELS}, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_mean_is_sum_over_n(framework, dtype):
+    adapter = adapter_or_skip(framework)
+    x = LOGITS.astype(dtype)
+    mean = loss(adapter, "sparse_softmax_cross_entropy", x, LABELS, dtype, reduction="mean")
+    total = loss(adapter, "sparse_softmax_cross_entropy", x, LABELS, dtype, reduction="sum")
+    inputs = {"logits": x.astype(np.float64), "labels": LABELS}
+    agree(np.asarray(total) / len(LABELS), mean, "sparse_softmax_cross_entropy", inputs, dtype, {"reduction": "mean"})

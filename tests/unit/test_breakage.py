@@ -1,0 +1,32 @@
+"""The suite notices a broken framework: a 1e-4 relative error fails the checks it touches."""
+import pytest
+
+from conformance import checks
+from conformance.cases import load_cases
+from conformance.runner import PERTURB_ENV, Runner
+
+
+@pytest.fixture(scope="module")
+def cases():
+    return [c for c in load_cases(["cases"]) if c.name.startswith(("sigmoid-random", "softmax-random", "sparse-random",
+                                                                   "mse-random", "bce-random", "categorical-random"))]
+
+
+def outcomes(cases, monkeypatch, perturb):
+    if perturb:
+        monkeypatch.setenv(PERTURB_ENV, perturb)
+    else:
+        monkeypatch.delenv(PERTURB_ENV, raising=False)
+    runner = Runner(manifest=[])
+    generated = [c for c in checks.generate(cases, ["numpy"], ("cpu",)) if c.quantity == "loss"]
+    return [runner.run(c)["outcome"] for c in generated]
+
+
+def test_numpy_passes_unperturbed(cases, monkeypatch):
+    assert set(outcomes(cases, monkeypatch, None)) == {"passed"}
+
+
+@pytest.mark.parametrize("relative", ["1e-4", "-1e-4"])
+def test_a_relative_loss_error_of_1e_minus_4_fails_every_check(cases, monkeypatch, relative):
+    found = outcomes(cases, monkeypatch, f"numpy:loss:{relative}")
+    assert found and set(found) == {"failed"}
