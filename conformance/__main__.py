@@ -86,14 +86,25 @@ def cmd_run(args):
 
 
 def cmd_report(args):
+    from pathlib import Path
+
     from conformance import report
 
     documents = _read_all(args.inputs)
     env, records = results.merge(documents)
-    text = report.render(env, records, args.format)
+    sources = [(path, document.get("environment", {})) for path, document in documents]
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        try:
+            Path(args.output).resolve().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"{args.output}: cannot create its folder ({exc.strerror})") from None
+    text = report.render(env, records, args.format, output=args.output, sources=sources)
+    if args.output:
+        try:
+            with open(args.output, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        except OSError as exc:
+            raise InputError(f"{args.output}: cannot write ({exc.strerror})") from None
         print(f"report -> {args.output}")
     else:
         print(text)
@@ -105,13 +116,15 @@ def cmd_diff(args):
 
     (_, base), (_, new) = _read_all([args.base, args.new])
     changes = diff.diff(base["results"], new["results"])
-    text, regressed = diff.summary(changes)
+    moved = diff.versions(base.get("environment"), new.get("environment"))
+    text, regressed = diff.summary(changes, moved)
     print(text)
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump({"regressions": sum(c[3] for c in changes),
-                       "changes": [{"kind": k, "id": i, "detail": d, "regression": r} for k, i, d, r in changes]},
-                      handle, indent=1)
+        try:
+            with open(args.json, "w", encoding="utf-8") as handle:
+                json.dump(diff.as_json(changes, moved), handle, indent=1)
+        except OSError as exc:
+            raise InputError(f"{args.json}: cannot write ({exc.strerror})") from None
     return 1 if regressed else 0
 
 
