@@ -42,7 +42,9 @@ def compare(expected, actual, scale, dtype, tolerance, actual_dtype=None):
     finite = np.isfinite(expected) & np.isfinite(actual)
     with np.errstate(invalid="ignore"):
         err = np.where(finite, np.abs(actual - expected), 0.0)
-    limit = tol.bound(expected, np.where(finite, scale, 0.0), dtype, tolerance)
+    # An infinite scale would accept anything: a finite expected value is judged without it.
+    scale = np.where(finite & np.isfinite(scale), scale, 0.0)
+    limit = tol.bound(expected, scale, dtype, tolerance)
     over = (err > limit) | special
     ulps = np.where(finite, tol.ulp_distance(actual, expected, dtype), 0.0)
     ulps = np.where(special, np.inf, ulps)

@@ -60,6 +60,15 @@ def _bce_keras2_logit_scale(p, y, loss, dtype):
     return conditioning.sigmoid_cross_entropy(z, y, loss) + np.abs(losses.sigmoid(z) - y) * (np.abs(z) + 2.0)
 
 
+def _bce_torch_scale(p, y, loss, dtype):
+    """As the exact form, with each log term's magnitude capped where torch clamps it at -100."""
+    with np.errstate(divide="ignore"):
+        log_p = np.minimum(np.abs(np.log(p)), -variants.TORCH_LOG_FLOOR)
+        log_q = np.minimum(np.abs(np.log1p(-p)), -variants.TORCH_LOG_FLOOR)
+    q_computed = np.where(p >= 0.5, 0.0, 1.0)
+    return np.abs(loss) + np.abs(losses.times(y, log_p)) + np.abs(losses.times(1.0 - y, log_q + q_computed))
+
+
 def _identity(p, dtype):
     return p
 
@@ -87,7 +96,7 @@ OPS: dict[str, Op] = {
                                     doc="clip, logit transform, sigmoid cross-entropy (Keras 2.2)"),
             "tf_keras_eps_log": Variant(variants.bce_tf_keras, _bce_scale(variants.keras_clip, 1.0),
                                         doc="clip, then log(p + eps) and log(1 - p + eps)"),
-            "torch_clamp_log": Variant(variants.bce_torch, _bce_scale(_identity, 0.0),
+            "torch_clamp_log": Variant(variants.bce_torch, _bce_torch_scale,
                                        doc="each log term clamped at -100"),
         },
     ),
