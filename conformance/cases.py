@@ -143,9 +143,22 @@ def _check_options(op, options, prediction, fail):
         axis = options["axis"]
         if not _type_ok("int", axis) or not -prediction.ndim <= axis < max(prediction.ndim, 1):
             fail(f"axis {axis!r} is not an axis of the {prediction.ndim}-d {op.prediction}", "options.axis")
+    if "label_smoothing" in options:
+        value = options["label_smoothing"]
+        if not _type_ok("number", value) or not 0.0 <= value <= 1.0:
+            fail(f"label_smoothing must be a number in [0, 1], got {value!r}", "options.label_smoothing")
+    if "pos_weight" in options and not (_type_ok("number", options["pos_weight"]) and options["pos_weight"] > 0):
+        fail(f"pos_weight must be a positive number, got {options['pos_weight']!r}", "options.pos_weight")
+    if "ignore_index" in options and not _type_ok("int", options["ignore_index"]):
+        fail(f"ignore_index must be an integer, got {options['ignore_index']!r}", "options.ignore_index")
+    if "weight" in options:
+        weight = options["weight"]
+        classes = prediction.shape[options.get("axis", -1)] if prediction.ndim else 0
+        if not isinstance(weight, list) or len(weight) != classes or not all(_type_ok("number", w) for w in weight):
+            fail(f"weight must be a list of {classes} numbers, one per class", "options.weight")
 
 
-def _check_shapes(op, prediction, labels, axis, fail):
+def _check_shapes(op, prediction, labels, axis, fail, ignore_index=None):
     if op.class_axis and prediction.ndim == 0:
         fail(f"{op.prediction} needs a class axis, got a scalar", "inputs." + op.prediction)
     if op.integer_labels:
@@ -156,7 +169,8 @@ def _check_shapes(op, prediction, labels, axis, fail):
         if labels.size and (np.any(labels != np.round(labels)) or not np.all(np.isfinite(labels))):
             fail("integer labels hold a non-integer value", "inputs.labels")
         classes = prediction.shape[axis]
-        if labels.size and (labels.min() < 0 or labels.max() >= classes):
+        counted = labels[labels != ignore_index] if ignore_index is not None else labels
+        if counted.size and (counted.min() < 0 or counted.max() >= classes):
             fail(f"label out of range [0, {classes})", "inputs.labels")
     elif labels.shape != prediction.shape:
         fail(f"shape {labels.shape} does not match {op.prediction} {prediction.shape}", "inputs.labels")
@@ -192,7 +206,7 @@ def _build_case(raw, path, index, fail_file):
     options = raw.get("options", {})
     _check_options(op, options, arrays[op.prediction], fail)
     axis = options.get("axis", -1)
-    _check_shapes(op, arrays[op.prediction], arrays["labels"], axis, fail)
+    _check_shapes(op, arrays[op.prediction], arrays["labels"], axis, fail, options.get("ignore_index"))
     if op.integer_labels:
         arrays["labels"] = arrays["labels"].astype(np.int64)
 

@@ -84,7 +84,7 @@ class Runner:
         if check.device not in adapter.devices():
             return finish("skipped", "no-device", f"{check.framework} sees no {check.device} device here")
         try:
-            adapter.check_offered(check.case.op, check.dtype, check.device, check.quantity)
+            adapter.check_offered(check.case.op, check.dtype, check.device, check.quantity, check.case.options)
         except adapters.NotOffered as exc:
             return finish("skipped", "not-offered", str(exc))
 

@@ -10,22 +10,47 @@ from reference import losses
 
 
 def sigmoid_cross_entropy(logits, labels):
-    """d/dz = sigmoid(z) - y."""
-    return losses.sigmoid(logits) - labels
+    """d/dz = sigmoid(z) - y, as (1 - y) - sigmoid(-z) for z >= 0.
+
+    The second form is the same number without rounding a saturated sigmoid(40) to 1: a
+    correct, confident prediction keeps its gradient of -4e-18 instead of 0.
+    """
+    z = np.asarray(logits, np.float64)
+    y = np.asarray(labels, np.float64)
+    return np.where(z >= 0, (1.0 - y) - losses.sigmoid(-z), losses.sigmoid(z) - y)
 
 
 def softmax_cross_entropy(logits, labels, axis=-1):
-    """d/dz = softmax(z) * sum(y) - y (softmax(z) - y only when the labels sum to 1)."""
-    p = np.exp(losses.log_softmax(logits, axis))
-    return p * np.sum(labels, axis=axis, keepdims=True) - labels
+    """d/dz = softmax(z) * sum(y) - y (softmax(z) - y only when the labels sum to 1).
+
+    softmax(z) = e / (1 + rest) (losses.softmax_parts). Where the top class has most of the
+    mass (rest < 1), its softmax is 1 - rest / (1 + rest) and its gradient is computed as
+    sum(other labels) - sum(y) rest / (1 + rest): a confident, correct prediction keeps its
+    gradient of -1e-20 instead of rounding 1 - 1e-20 to 1 and returning 0.
+    """
+    parts = losses.softmax_parts(logits, axis)
+    y = np.broadcast_to(np.asarray(labels, np.float64), parts.e.shape)
+    total = np.expand_dims(losses.accurate_sum(y, axis), axis)
+    others = y.copy()
+    np.put_along_axis(others, parts.top, 0.0, axis=axis)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        grad = parts.e / (1.0 + parts.rest) * total - y
+        confident = np.expand_dims(losses.accurate_sum(others, axis), axis) - total * (parts.rest / (1.0 + parts.rest))
+    at_top = np.where(parts.finite & (parts.rest < 1.0), confident, np.take_along_axis(grad, parts.top, axis))
+    np.put_along_axis(grad, parts.top, at_top, axis=axis)
+    return grad
 
 
 def sparse_softmax_cross_entropy(logits, labels, axis=-1):
-    """d/dz = softmax(z) - onehot(label)."""
-    p = np.exp(losses.log_softmax(logits, axis))
-    onehot = np.zeros_like(p)
-    np.put_along_axis(onehot, np.expand_dims(np.asarray(labels, np.int64), axis), 1.0, axis=axis)
-    return p - onehot
+    """d/dz = softmax(z) - onehot(label), with 1 - softmax = rest / (1 + rest) at the top class."""
+    parts = losses.softmax_parts(logits, axis)
+    label = np.expand_dims(np.asarray(labels, np.int64), axis)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = parts.e / (1.0 + parts.rest)
+        p_label = np.take_along_axis(p, label, axis)
+        at_label = np.where(label == parts.top, -(parts.rest / (1.0 + parts.rest)), p_label - 1.0)
+    np.put_along_axis(p, label, np.where(parts.finite, at_label, p_label - 1.0), axis=axis)
+    return p
 
 
 def mean_squared_error(predictions, labels, half=False):
@@ -35,5 +60,5 @@ def mean_squared_error(predictions, labels, half=False):
 
 def sigmoid_half_squared_error(logits, labels):
     """d/dz of 1/2 (sigmoid(z) - y)^2 = (a - y) a (1 - a): zero where the sigmoid saturates."""
-    a = losses.sigmoid(logits)
-    return (a - labels) * a * (1.0 - a)
+    z = np.asarray(logits, np.float64)
+    return sigmoid_cross_entropy(z, labels) * losses.sigmoid(z) * losses.sigmoid(-z)  # 1 - a = sigmoid(-z)

@@ -9,6 +9,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from reference import conditioning, gradients, losses, variants
+from reference import options as options_module
 
 
 @dataclass(frozen=True)
@@ -31,17 +32,38 @@ class Op:
 
 
 REDUCTIONS = ("none", "sum", "mean")
+# Options the ops' own functions take; the rest (reduction, smoothing, weights, ignore_index)
+# are applied around them (reference/options.py).
+FUNCTION_OPTIONS = ("axis", "half", "pos_weight")
 
 
-def _sigmoid_exact(z, y, dtype):
-    return losses.sigmoid_cross_entropy(z, y)
+def _sigmoid_exact(z, y, dtype, pos_weight=None):
+    """-[q y log sigmoid(z) + (1 - y) log sigmoid(-z)], q = pos_weight (1 when absent)."""
+    if pos_weight is None:
+        return losses.sigmoid_cross_entropy(z, y)
+    return -(losses.times(pos_weight * y, losses.log_sigmoid(z)) + losses.times(1.0 - y, losses.log_sigmoid(-z)))
 
 
-def _sigmoid_scale(z, y, loss, dtype):
-    return conditioning.sigmoid_cross_entropy(z, y, loss)
+def _sigmoid_scale(z, y, loss, dtype, pos_weight=None):
+    return conditioning.sigmoid_cross_entropy(z, y, loss) * (1.0 if pos_weight is None else max(1.0, pos_weight))
 
 
-def _sigmoid_keras_numpy_scale(z, y, loss, dtype):
+def _sigmoid_grad(z, y, pos_weight=None):
+    """sigmoid(z) - y, or (1 + (q - 1) y) sigmoid(z) - q y with a positive weight q."""
+    if pos_weight is None:
+        return gradients.sigmoid_cross_entropy(z, y)
+    return (1.0 + (pos_weight - 1.0) * y) * losses.sigmoid(z) - pos_weight * y
+
+
+def _sigmoid_grad_scale(z, y, pos_weight=None):
+    return conditioning.sigmoid_grad(z, y) * (1.0 if pos_weight is None else max(1.0, pos_weight))
+
+
+def _sigmoid_keras_numpy(z, y, dtype, pos_weight=None):
+    return variants.sigmoid_keras_numpy(z, y, dtype)
+
+
+def _sigmoid_keras_numpy_scale(z, y, loss, dtype, pos_weight=None):
     a = variants.keras_clip(losses.sigmoid(z), dtype)
     sens = np.nan_to_num(np.abs(z) * (1.0 - losses.sigmoid(np.abs(z))), posinf=0.0)
     return conditioning.binary_crossentropy(a, y, loss, p_computed=1.0 + sens)
@@ -75,18 +97,17 @@ def _identity(p, dtype):
 
 OPS: dict[str, Op] = {
     "sigmoid_cross_entropy": Op(
-        "sigmoid_cross_entropy", "logits", False, False, {"reduction": "none"},
+        "sigmoid_cross_entropy", "logits", False, False,
+        {"reduction": "none", "label_smoothing": 0.0, "pos_weight": None},
         {
-            "exact": Variant(_sigmoid_exact, _sigmoid_scale,
-                             lambda z, y: gradients.sigmoid_cross_entropy(z, y),
-                             lambda z, y: conditioning.sigmoid_grad(z, y),
+            "exact": Variant(_sigmoid_exact, _sigmoid_scale, _sigmoid_grad, _sigmoid_grad_scale,
                              "-[y log sigmoid(z) + (1 - y) log sigmoid(-z)]"),
-            "keras_numpy": Variant(variants.sigmoid_keras_numpy, _sigmoid_keras_numpy_scale,
+            "keras_numpy": Variant(_sigmoid_keras_numpy, _sigmoid_keras_numpy_scale,
                                    doc="sigmoid, then the Keras 3 clip, then binary cross-entropy"),
         },
     ),
     "binary_crossentropy": Op(
-        "binary_crossentropy", "probs", False, False, {"reduction": "none"},
+        "binary_crossentropy", "probs", False, False, {"reduction": "none", "label_smoothing": 0.0},
         {
             "exact": Variant(lambda p, y, dtype: losses.binary_crossentropy(p, y),
                              _bce_scale(_identity, 0.0), doc="-[y log p + (1 - y) log(1 - p)]"),
@@ -101,7 +122,8 @@ OPS: dict[str, Op] = {
         },
     ),
     "softmax_cross_entropy": Op(
-        "softmax_cross_entropy", "logits", False, True, {"reduction": "none", "axis": -1},
+        "softmax_cross_entropy", "logits", False, True,
+        {"reduction": "none", "axis": -1, "label_smoothing": 0.0, "weight": None},
         {
             "exact": Variant(lambda z, y, dtype, axis: losses.softmax_cross_entropy(z, y, axis),
                              lambda z, y, loss, dtype, axis: conditioning.softmax_cross_entropy(z, y, loss, axis),
@@ -110,7 +132,8 @@ OPS: dict[str, Op] = {
         },
     ),
     "categorical_crossentropy": Op(
-        "categorical_crossentropy", "probs", False, True, {"reduction": "none", "axis": -1},
+        "categorical_crossentropy", "probs", False, True,
+        {"reduction": "none", "axis": -1, "label_smoothing": 0.0},
         {
             "exact": Variant(lambda p, y, dtype, axis: losses.categorical_crossentropy(p, y, axis),
                              lambda p, y, loss, dtype, axis: conditioning.categorical_crossentropy(p, y, loss, axis),
@@ -123,7 +146,8 @@ OPS: dict[str, Op] = {
         },
     ),
     "sparse_softmax_cross_entropy": Op(
-        "sparse_softmax_cross_entropy", "logits", True, True, {"reduction": "none", "axis": -1},
+        "sparse_softmax_cross_entropy", "logits", True, True,
+        {"reduction": "none", "axis": -1, "label_smoothing": 0.0, "weight": None, "ignore_index": None},
         {
             "exact": Variant(lambda z, y, dtype, axis: losses.sparse_softmax_cross_entropy(z, y, axis),
                              lambda z, y, loss, dtype, axis: conditioning.sparse_softmax_cross_entropy(z, y, loss, axis),
@@ -132,7 +156,8 @@ OPS: dict[str, Op] = {
         },
     ),
     "sparse_categorical_crossentropy": Op(
-        "sparse_categorical_crossentropy", "probs", True, True, {"reduction": "none", "axis": -1},
+        "sparse_categorical_crossentropy", "probs", True, True,
+        {"reduction": "none", "axis": -1, "ignore_index": None},
         {
             "exact": Variant(lambda p, y, dtype, axis: losses.sparse_categorical_crossentropy(p, y, axis),
                              lambda p, y, loss, dtype, axis: conditioning.sparse_categorical_crossentropy(p, y, loss, axis),
@@ -167,8 +192,8 @@ def variant_names(op):
 
 
 def _op_options(op, options):
-    """The options an op's functions take (reduction is applied here, not by them)."""
-    return {k: options.get(k, default) for k, default in OPS[op].options.items() if k != "reduction"}
+    """The options an op's own functions take (axis, half, pos_weight)."""
+    return {k: options.get(k, default) for k, default in OPS[op].options.items() if k in FUNCTION_OPTIONS}
 
 
 def _split(op, inputs):
@@ -178,56 +203,73 @@ def _split(op, inputs):
     return prediction, labels
 
 
-def _reduce(values, reduction, is_scale=False, loss=None):
+def _prepare(op, inputs, options):
+    prediction, labels = _split(op, inputs)
+    return prediction, options_module.prepare(op, prediction, labels, options, OPS[op].integer_labels)
+
+
+def _variant(op, prepared_op, variant):
+    """The variant to evaluate: the dense form of a sparse op has the same variant names."""
+    variants = OPS[prepared_op].variants
+    return variants[variant] if variant in variants else variants["exact"]
+
+
+def _denominator(loss, prepared):
+    if prepared.mean_weights is not None:
+        return float(np.sum(prepared.mean_weights))
+    return float(np.size(loss))
+
+
+def _reduce(values, reduction, prepared, is_scale=False, loss=None):
+    values = options_module.per_example(values, prepared.example_weights)
     if reduction == "none":
         return values
     total = np.sum(values)
     if is_scale:
-        total = total + conditioning.summation(loss)
-    return total / values.size if reduction == "mean" and values.size else total
-
-
-def _unreduced(op, variant, inputs, options, dtype):
-    prediction, labels = _split(op, inputs)
-    return OPS[op].variants[variant].loss(prediction, labels, dtype, **_op_options(op, options))
+        total = total + conditioning.summation(options_module.per_example(loss, prepared.example_weights))
+    if reduction == "mean":
+        return total / _denominator(values, prepared) if np.size(values) else np.float64(np.nan)
+    return total
 
 
 def evaluate_loss(op, variant, inputs, options, dtype):
     """The loss in float64, reduced as options['reduction'] says."""
-    return np.asarray(_reduce(_unreduced(op, variant, inputs, options, dtype), options.get("reduction", "none")))
+    prediction, prepared = _prepare(op, inputs, options)
+    spec = _variant(op, prepared.op, variant)
+    loss = spec.loss(prediction, prepared.labels, dtype, **_op_options(prepared.op, options))
+    return np.asarray(_reduce(loss, options.get("reduction", "none"), prepared))
 
 
 def evaluate_scale(op, variant, inputs, options, dtype):
     """The conditioning scale of evaluate_loss, same shape."""
-    prediction, labels = _split(op, inputs)
-    spec = OPS[op].variants[variant]
-    loss = spec.loss(prediction, labels, dtype, **_op_options(op, options))
-    scale = spec.scale(prediction, labels, loss, dtype, **_op_options(op, options))
-    return np.asarray(_reduce(scale, options.get("reduction", "none"), True, loss))
+    prediction, prepared = _prepare(op, inputs, options)
+    spec = _variant(op, prepared.op, variant)
+    opts = _op_options(prepared.op, options)
+    loss = spec.loss(prediction, prepared.labels, dtype, **opts)
+    scale = spec.scale(prediction, prepared.labels, loss, dtype, **opts)
+    return np.asarray(_reduce(scale, options.get("reduction", "none"), prepared, True, loss))
 
 
 def has_grad(op, variant):
     return OPS[op].variants[variant].grad is not None
 
 
-def grad_factor(op, inputs, options):
-    """d reduce(L) / d L_i: 1 for none (we differentiate sum(L)) and sum, 1 / N for mean.
-
-    N is the number of unreduced losses: elements for elementwise ops, rows for class ops.
-    """
-    if options.get("reduction", "none") != "mean":
-        return 1.0
-    prediction, _ = _split(op, inputs)
-    n = prediction.size
-    if OPS[op].class_axis and prediction.ndim:
-        n //= max(prediction.shape[options.get("axis", -1)], 1)
-    return 1.0 / n if n else 1.0
-
-
 def evaluate_grad(op, variant, inputs, options, dtype):
-    """d sum(reduce(L)) / d prediction, and its conditioning scale."""
-    prediction, labels = _split(op, inputs)
-    spec = OPS[op].variants[variant]
-    opts = _op_options(op, options)
-    factor = grad_factor(op, inputs, options)
-    return factor * spec.grad(prediction, labels, **opts), factor * spec.grad_scale(prediction, labels, **opts)
+    """d sum(reduce(L)) / d prediction, and its conditioning scale.
+
+    reduction none is differentiated as sum(L); a mean divides by its denominator (the count
+    of unreduced losses, or the sum of the examples' weights).
+    """
+    prediction, prepared = _prepare(op, inputs, options)
+    spec = _variant(op, prepared.op, variant)
+    opts = _op_options(prepared.op, options)
+    axis = options.get("axis", -1) if OPS[op].class_axis else None
+    grad = options_module.per_example(spec.grad(prediction, prepared.labels, **opts), prepared.example_weights, axis)
+    scale = options_module.per_example(spec.grad_scale(prediction, prepared.labels, **opts),
+                                       prepared.example_weights, axis)
+    if options.get("reduction", "none") == "mean":
+        n = prediction.size // (prediction.shape[axis] if axis is not None and prediction.ndim else 1)
+        denominator = float(np.sum(prepared.mean_weights)) if prepared.mean_weights is not None else n
+        factor = 1.0 / denominator if denominator else np.nan
+        grad, scale = grad * factor, scale * factor
+    return grad, scale

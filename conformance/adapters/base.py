@@ -12,6 +12,9 @@ import numpy as np
 from reference.dtypes import numpy_dtype
 
 
+BASE_OPTIONS = ("reduction", "axis", "half")
+
+
 class NotOffered(Exception):
     """The framework has no public function for this op, option, dtype or device."""
 
@@ -32,6 +35,7 @@ class Adapter:
     variants: dict = {}  # canonical op -> reference variant this framework follows
     dtypes = ("float16", "bfloat16", "float32", "float64")
     autodiff = True
+    offered_options: dict = {}  # canonical op -> options beyond reduction, axis and half
 
     def version(self):
         raise NotImplementedError
@@ -43,13 +47,16 @@ class Adapter:
     def devices(self):
         return ("cpu",)
 
-    def check_offered(self, op, dtype, device, quantity):
+    def check_offered(self, op, dtype, device, quantity, options=None):
         if op not in self.variants:
             raise NotOffered(f"{self.framework} has no public function for {op}")
         if dtype not in self.dtypes:
             raise NotOffered(f"{self.framework} does not compute {op} in {dtype}")
         if quantity != "loss" and not self.autodiff:
             raise NotOffered(f"{self.framework} has no automatic differentiation")
+        for name, value in (options or {}).items():
+            if name not in BASE_OPTIONS and value is not None and name not in self.offered_options.get(op, ()):
+                raise NotOffered(f"{self.framework} {op} has no {name} option")
 
     def loss(self, op, prediction, labels, options, dtype, device):
         raise NotImplementedError

@@ -22,6 +22,14 @@ KERAS_NAMES = {
 
 class KerasStyleAdapter(Adapter):
     losses = None  # the keras.losses module of this Keras
+    offered_options = {
+        "sigmoid_cross_entropy": ("label_smoothing",),
+        "binary_crossentropy": ("label_smoothing",),
+        "softmax_cross_entropy": ("label_smoothing",),
+        "categorical_crossentropy": ("label_smoothing",),
+        "sparse_softmax_cross_entropy": ("ignore_index",),
+        "sparse_categorical_crossentropy": ("ignore_index",),
+    }
 
     def reduction_argument(self, reduction):
         raise NotImplementedError
@@ -40,6 +48,10 @@ class KerasStyleAdapter(Adapter):
         kwargs = {} if from_logits is None else {"from_logits": from_logits}
         if op in ("softmax_cross_entropy", "categorical_crossentropy") and axis != -1:
             kwargs["axis"] = axis
+        if options.get("label_smoothing"):
+            kwargs["label_smoothing"] = options["label_smoothing"]
+        if options.get("ignore_index") is not None:
+            kwargs["ignore_class"] = options["ignore_index"]
         if elementwise:
             y = expand(y)
 

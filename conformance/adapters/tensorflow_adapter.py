@@ -47,6 +47,7 @@ class TensorflowAdapter(Adapter):
         "softmax_cross_entropy": "exact",
         "sparse_softmax_cross_entropy": "exact",
     }
+    offered_options = {"sigmoid_cross_entropy": ("pos_weight",)}
 
     def version(self):
         return tf.__version__
@@ -59,7 +60,9 @@ class TensorflowAdapter(Adapter):
         reduction = options.get("reduction", "none")
 
         def fn(x):
-            if op == "sigmoid_cross_entropy":
+            if op == "sigmoid_cross_entropy" and options.get("pos_weight") is not None:
+                out = tf.nn.weighted_cross_entropy_with_logits(labels=labels, logits=x, pos_weight=options["pos_weight"])
+            elif op == "sigmoid_cross_entropy":
                 out = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=x)
             elif op == "softmax_cross_entropy":
                 out = tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=x, axis=axis)

@@ -42,6 +42,11 @@ class TorchAdapter(Adapter):
         "sparse_softmax_cross_entropy": "exact",
         "mean_squared_error": "exact",
     }
+    offered_options = {
+        "sigmoid_cross_entropy": ("pos_weight",),
+        "softmax_cross_entropy": ("label_smoothing", "weight"),
+        "sparse_softmax_cross_entropy": ("label_smoothing", "weight", "ignore_index"),
+    }
 
     def version(self):
         return torch.__version__
@@ -52,19 +57,32 @@ class TorchAdapter(Adapter):
     def _function(self, op, labels, options):
         reduction = options.get("reduction", "none")
         axis = options.get("axis", -1)
+        extra = {}
+        if options.get("label_smoothing"):
+            extra["label_smoothing"] = options["label_smoothing"]
+        if options.get("ignore_index") is not None:
+            extra["ignore_index"] = options["ignore_index"]
+
+        def class_weights(x):
+            if options.get("weight") is None:
+                return {}
+            return {"weight": torch.as_tensor(options["weight"], dtype=x.dtype, device=x.device)}
 
         def classes_second(t):
             return t.permute(move_class_axis(t.ndim, axis)) if t.ndim > 1 else t
 
         def fn(x):
             if op == "sigmoid_cross_entropy":
-                return F.binary_cross_entropy_with_logits(x, labels, reduction=reduction)
+                pos = options.get("pos_weight")
+                pos = None if pos is None else torch.as_tensor(pos, dtype=x.dtype, device=x.device)
+                return F.binary_cross_entropy_with_logits(x, labels, reduction=reduction, pos_weight=pos)
             if op == "binary_crossentropy":
                 return F.binary_cross_entropy(x, labels, reduction=reduction)
             if op == "softmax_cross_entropy":
-                return F.cross_entropy(classes_second(x), classes_second(labels), reduction=reduction)
+                return F.cross_entropy(classes_second(x), classes_second(labels), reduction=reduction,
+                                       **extra, **class_weights(x))
             if op == "sparse_softmax_cross_entropy":
-                return F.cross_entropy(classes_second(x), labels, reduction=reduction)
+                return F.cross_entropy(classes_second(x), labels, reduction=reduction, **extra, **class_weights(x))
             if options.get("half"):
                 raise NotOffered("torch has no 1/2 (a - y)^2 loss")
             return F.mse_loss(x, labels, reduction=reduction)
