@@ -40,7 +40,6 @@ class Runner:
     def __init__(self, manifest, required=()):
         self.manifest = manifest
         self.required = set(required)
-        self.matched_entries = set()
 
     def base_record(self, check):
         case = check.case
@@ -77,7 +76,6 @@ class Runner:
         record["framework_version"] = version
         entry = divergences.find(self.manifest, check, version)
         if entry:
-            self.matched_entries.add(entry.id)
             record["manifest"] = entry.id
             if entry.action == "skip":
                 return finish("skipped", "manifest", f"{entry.id}: {entry.reason}")

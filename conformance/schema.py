@@ -15,7 +15,7 @@ CASE_KEYS = {
     "op": ("str", True, "a canonical op (reference/registry.py)"),
     "description": ("str", False, "what the case shows"),
     "inputs": ("mapping", True, "the op's prediction input and `labels`"),
-    "options": ("mapping", False, "op options: reduction, axis, half"),
+    "options": ("mapping", False, "op options: reduction, axis, half, label_smoothing, weight, pos_weight, ignore_index"),
     "dtypes": ("list", False, "float dtypes to check, default [float32, float64]"),
     "grad": ("bool", False, "also check the gradient (default true where defined)"),
     "pinned": ("list", False, "values stated by a source, each checked against the reference"),
