@@ -6,8 +6,6 @@ alone writes the file.
 """
 import json
 import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow start-up chatter hides the results
 from collections import Counter
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from conformance import FRAMEWORK_IDS, adapters, checks, divergences, results
 from conformance.cases import CaseError, load_cases
 from conformance.runner import Runner
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides the results
 DEFAULT_CASES = Path(__file__).resolve().parent.parent / "cases"
 _KEY = pytest.StashKey()
 
