@@ -45,3 +45,19 @@ def report(session):
     for fmt in ("md", "html"):
         session.run("python", "-m", "conformance", "report", "results/conformance.json",
                     "--format", fmt, "-o", f"results/report.{fmt}")
+
+
+@nox.session
+def benchmark(session):
+    """Fused cross-entropy kernels against the naive composition, beside this machine's copy
+    bandwidth: one pytest-benchmark process per framework (Keras 3 one per backend), never
+    xdist; results/benchmarks.md and results/benchmarks.png.
+
+        nox -s benchmark                               # quick profile: a few minutes on a CPU
+        nox -s benchmark -- --profile full             # about 1 GiB of logits (4 GiB on a GPU)
+        nox -s benchmark -- --frameworks torch,jax --sizes 8192x32000,8192x128256
+        nox -s benchmark -- --benchmark-save=baseline  # then --benchmark-compare --benchmark-compare-fail=median:10%
+    """
+    constraints, args = _constraints(session.posargs)
+    session.install("-c", constraints, "-e", ".[all,benchmark,report]")
+    session.run("python", "-m", "conformance.bench_run", *args)
