@@ -9,7 +9,7 @@ from packaging.version import InvalidVersion, Version
 from conformance import yamlio
 
 MANIFEST_PATH = Path(__file__).with_name("divergences.yaml")
-MATCH_FIELDS = ("case", "op", "quantity", "framework", "dtype", "device", "kind")
+MATCH_FIELDS = ("case", "op", "quantity", "framework", "dtype", "device", "kind")  # kind: reference, pinned, invariant
 ACTIONS = ("xfail", "skip")
 ENTRY_KEYS = ("id", "match", "versions", "action", "reason", "observed", "link")
 
@@ -90,7 +90,11 @@ def load(path=MANIFEST_PATH):
 
 def find(entries, check, version):
     """The first entry that covers this check at this framework version, or None."""
-    fields = check_fields(check)
+    return find_fields(entries, check_fields(check), version)
+
+
+def find_fields(entries, fields, version):
+    """The first entry that covers a check described by its fields (see MATCH_FIELDS)."""
     for entry in entries:
         if entry.matches(fields, version):
             return entry

@@ -137,12 +137,16 @@ def pytest_sessionfinish(session):
     if not state.records and not state.environments:
         return
     env = _environment(state) if state.records else {}
+    matched = sorted(state.runner.matched_entries)
     if hasattr(session.config, "workerinput"):  # an xdist worker: hand over, never write
-        session.config.workeroutput["xent_records"] = json.dumps({"records": state.records, "env": env})
+        session.config.workeroutput["xent_records"] = json.dumps(
+            {"records": state.records, "env": env, "matched": matched})
         return
     path = session.config.getoption("results")
     if path:
-        merged_env = results.merge_environments([results.environment(env)] + state.environments)
+        here = results.environment(env)
+        here["manifest_matched"] = matched
+        merged_env = results.merge_environments([here] + state.environments)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         results.write(path, merged_env, state.records)
 
@@ -159,7 +163,7 @@ def pytest_terminal_summary(terminalreporter, config):
     for (framework, reason), n in sorted(skipped.items()):
         write(f"  skipped {n:5d}  {framework:17s} {reason}")
     frameworks_here = {r["framework"] for r in state.records if r["framework_version"]}
-    matched = {r.get("manifest") for r in state.records}
+    matched = {r.get("manifest") for r in state.records} | state.runner.matched_entries
     for entry in state.manifest:
         if entry.id not in matched and any(entry.may_cover(f) for f in frameworks_here):
             write(f"  manifest entry {entry.id!r} matched no check in this run")
@@ -180,4 +184,5 @@ class _XdistController:
         if payload:
             data = json.loads(payload)
             self.state.records.extend(data["records"])
-            self.state.environments.append(results.environment(data["env"]))
+            self.state.runner.matched_entries.update(data["matched"])
+            self.state.environments.append({**results.environment(data["env"]), "manifest_matched": data["matched"]})

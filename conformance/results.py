@@ -84,6 +84,8 @@ def merge_environments(environments):
         for key, value in env.items():
             if key == "frameworks":
                 merged["frameworks"].update(value)
+            elif key == "manifest_matched":
+                merged[key] = sorted(set(merged.get(key, [])) | set(value))
             else:
                 merged.setdefault(key, value)
     return merged

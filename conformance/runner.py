@@ -40,6 +40,7 @@ class Runner:
     def __init__(self, manifest, required=()):
         self.manifest = manifest
         self.required = set(required)
+        self.matched_entries = set()  # every manifest entry that covered something in this process
 
     def base_record(self, check):
         case = check.case
@@ -76,6 +77,7 @@ class Runner:
         record["framework_version"] = version
         entry = divergences.find(self.manifest, check, version)
         if entry:
+            self.matched_entries.add(entry.id)
             record["manifest"] = entry.id
             if entry.action == "skip":
                 return finish("skipped", "manifest", f"{entry.id}: {entry.reason}")
