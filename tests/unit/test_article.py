@@ -31,7 +31,7 @@ def test_reference_variant_reproduces_the_article(case, pinned):
     assert verdict.passed, (expected, pinned.value, verdict)
 
 
-def test_keras2_logit_path_is_the_clip_in_exact_arithmetic():
+def test_logit_path_of_the_article_is_the_clip_in_exact_arithmetic():
     """1.1920933e-07 and Keras 3's 1.1920929e-07 are one number, -log(1 - 2**-23), rounded two ways."""
     inputs = {"probs": [1.0], "labels": [1.0]}
     logit = registry.evaluate_loss("binary_crossentropy", "keras2_logit", inputs, {}, "float32")
