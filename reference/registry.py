@@ -16,8 +16,8 @@ from reference import options as options_module
 class Variant:
     loss: Callable  # (prediction, labels, dtype, **options) -> unreduced float64 loss
     scale: Callable  # (prediction, labels, loss, dtype, **options) -> conditioning scale
-    grad: Callable | None = None  # (prediction, labels, **options) -> d loss / d prediction
-    grad_scale: Callable | None = None
+    grad: Callable | None = None  # (prediction, labels, dtype, **options) -> d loss / d prediction
+    grad_scale: Callable | None = None  # same arguments -> its conditioning scale
     doc: str = ""
 
 
@@ -48,14 +48,14 @@ def _sigmoid_scale(z, y, loss, dtype, pos_weight=None):
     return conditioning.sigmoid_cross_entropy(z, y, loss) * (1.0 if pos_weight is None else max(1.0, pos_weight))
 
 
-def _sigmoid_grad(z, y, pos_weight=None):
+def _sigmoid_grad(z, y, dtype, pos_weight=None):
     """sigmoid(z) - y, or (1 + (q - 1) y) sigmoid(z) - q y with a positive weight q."""
     if pos_weight is None:
         return gradients.sigmoid_cross_entropy(z, y)
     return (1.0 + (pos_weight - 1.0) * y) * losses.sigmoid(z) - pos_weight * y
 
 
-def _sigmoid_grad_scale(z, y, pos_weight=None):
+def _sigmoid_grad_scale(z, y, dtype, pos_weight=None):
     return conditioning.sigmoid_grad(z, y) * (1.0 if pos_weight is None else max(1.0, pos_weight))
 
 
@@ -91,6 +91,11 @@ def _bce_torch_scale(p, y, loss, dtype):
     return np.abs(loss) + np.abs(losses.times(y, log_p)) + np.abs(losses.times(1.0 - y, log_q + q_computed))
 
 
+def _split_grad(pair):
+    """(grad, grad_scale) functions from one that returns both."""
+    return (lambda *args, **kwargs: pair(*args, **kwargs)[0]), (lambda *args, **kwargs: pair(*args, **kwargs)[1])
+
+
 def _identity(p, dtype):
     return p
 
@@ -110,14 +115,18 @@ OPS: dict[str, Op] = {
         "binary_crossentropy", "probs", False, False, {"reduction": "none", "label_smoothing": 0.0},
         {
             "exact": Variant(lambda p, y, dtype: losses.binary_crossentropy(p, y),
-                             _bce_scale(_identity, 0.0), doc="-[y log p + (1 - y) log(1 - p)]"),
+                             _bce_scale(_identity, 0.0), *_split_grad(variants.bce_grad_exact),
+                             doc="-[y log p + (1 - y) log(1 - p)]"),
             "keras3_clip": Variant(variants.bce_keras3_clip, _bce_scale(variants.keras_clip, 0.0),
+                                   *_split_grad(variants.bce_grad_keras_clip),
                                    doc="clip p to [eps, 1 - eps], eps = 1e-7"),
             "keras2_logit": Variant(variants.bce_keras2_logit, _bce_keras2_logit_scale,
+                                    *_split_grad(variants.bce_grad_keras_clip),
                                     doc="clip, logit transform, sigmoid cross-entropy (Keras 2.2)"),
             "tf_keras_eps_log": Variant(variants.bce_tf_keras, _bce_scale(variants.keras_clip, 1.0),
+                                        *_split_grad(variants.bce_grad_tf_keras),
                                         doc="clip, then log(p + eps) and log(1 - p + eps)"),
-            "torch_clamp_log": Variant(variants.bce_torch, _bce_torch_scale,
+            "torch_clamp_log": Variant(variants.bce_torch, _bce_torch_scale, *_split_grad(variants.bce_grad_torch),
                                        doc="each log term clamped at -100"),
         },
     ),
@@ -127,7 +136,8 @@ OPS: dict[str, Op] = {
         {
             "exact": Variant(lambda z, y, dtype, axis: losses.softmax_cross_entropy(z, y, axis),
                              lambda z, y, loss, dtype, axis: conditioning.softmax_cross_entropy(z, y, loss, axis),
-                             gradients.softmax_cross_entropy, conditioning.softmax_grad,
+                             lambda z, y, dtype, axis: gradients.softmax_cross_entropy(z, y, axis),
+                             lambda z, y, dtype, axis: conditioning.softmax_grad(z, y, axis),
                              "-sum y log softmax(z)"),
         },
     ),
@@ -137,11 +147,12 @@ OPS: dict[str, Op] = {
         {
             "exact": Variant(lambda p, y, dtype, axis: losses.categorical_crossentropy(p, y, axis),
                              lambda p, y, loss, dtype, axis: conditioning.categorical_crossentropy(p, y, loss, axis),
-                             doc="-sum y log p"),
+                             *_split_grad(variants.cce_grad_exact), doc="-sum y log p"),
             "keras_normalize_clip": Variant(
                 variants.cce_keras_normalize_clip,
                 lambda p, y, loss, dtype, axis: conditioning.categorical_crossentropy(
                     variants.keras_clip(variants.keras_normalize(p, axis), dtype), y, loss, axis, 1.0),
+                *_split_grad(variants.cce_grad_keras_normalize_clip),
                 doc="p / sum(p), clip to [eps, 1 - eps], -sum y log p"),
         },
     ),
@@ -151,7 +162,8 @@ OPS: dict[str, Op] = {
         {
             "exact": Variant(lambda z, y, dtype, axis: losses.sparse_softmax_cross_entropy(z, y, axis),
                              lambda z, y, loss, dtype, axis: conditioning.sparse_softmax_cross_entropy(z, y, loss, axis),
-                             gradients.sparse_softmax_cross_entropy, conditioning.sparse_softmax_grad,
+                             lambda z, y, dtype, axis: gradients.sparse_softmax_cross_entropy(z, y, axis),
+                             lambda z, y, dtype, axis: conditioning.sparse_softmax_grad(z, y, axis),
                              "logsumexp(z) - z[label]"),
         },
     ),
@@ -161,16 +173,18 @@ OPS: dict[str, Op] = {
         {
             "exact": Variant(lambda p, y, dtype, axis: losses.sparse_categorical_crossentropy(p, y, axis),
                              lambda p, y, loss, dtype, axis: conditioning.sparse_categorical_crossentropy(p, y, loss, axis),
-                             doc="-log p[label]"),
+                             *_split_grad(variants.scce_grad_exact), doc="-log p[label]"),
             "keras_normalize_clip": Variant(
                 variants.scce_keras_normalize_clip,
                 lambda p, y, loss, dtype, axis: conditioning.sparse_categorical_crossentropy(
                     variants.keras_clip(variants.keras_normalize(p, axis), dtype), y, loss, axis, 1.0),
+                *_split_grad(variants.scce_grad_keras_normalize_clip),
                 doc="p / sum(p), clip to [eps, 1 - eps], -log p[label]"),
             "keras_clip_normalize": Variant(
                 variants.scce_keras_clip_normalize,
                 lambda p, y, loss, dtype, axis: conditioning.sparse_categorical_crossentropy(
                     variants.keras_normalize(variants.keras_clip(p, dtype), axis), y, loss, axis, 1.0),
+                *_split_grad(variants.scce_grad_keras_clip_normalize),
                 doc="clip to [eps, 1 - eps], then -log(c[label] / sum(c))"),
         },
     ),
@@ -179,8 +193,8 @@ OPS: dict[str, Op] = {
         {
             "exact": Variant(lambda a, y, dtype, half: losses.mean_squared_error(a, y, half),
                              lambda a, y, loss, dtype, half: conditioning.mean_squared_error(loss),
-                             gradients.mean_squared_error,
-                             lambda a, y, half: conditioning.squared_error_grad(a, y),
+                             lambda a, y, dtype, half: gradients.mean_squared_error(a, y, half),
+                             lambda a, y, dtype, half: conditioning.squared_error_grad(a, y),
                              "(a - y)^2, or 1/2 (a - y)^2 with half"),
         },
     ),
@@ -264,8 +278,9 @@ def evaluate_grad(op, variant, inputs, options, dtype):
     spec = _variant(op, prepared.op, variant)
     opts = _op_options(prepared.op, options)
     axis = options.get("axis", -1) if OPS[op].class_axis else None
-    grad = options_module.per_example(spec.grad(prediction, prepared.labels, **opts), prepared.example_weights, axis)
-    scale = options_module.per_example(spec.grad_scale(prediction, prepared.labels, **opts),
+    grad = options_module.per_example(spec.grad(prediction, prepared.labels, dtype, **opts),
+                                      prepared.example_weights, axis)
+    scale = options_module.per_example(spec.grad_scale(prediction, prepared.labels, dtype, **opts),
                                        prepared.example_weights, axis)
     if options.get("reduction", "none") == "mean":
         n = prediction.size // (prediction.shape[axis] if axis is not None and prediction.ndim else 1)
