@@ -158,7 +158,7 @@ def _check_options(op, options, prediction, fail):
             fail(f"weight must be a list of {classes} numbers, one per class", "options.weight")
 
 
-def _check_shapes(op, prediction, labels, axis, fail, ignore_index=None):
+def _check_shapes(op, prediction, labels, axis, fail, ignore_index=None, invalid_labels=False):
     if op.class_axis and prediction.ndim == 0:
         fail(f"{op.prediction} needs a class axis, got a scalar", "inputs." + op.prediction)
     if op.integer_labels:
@@ -170,8 +170,8 @@ def _check_shapes(op, prediction, labels, axis, fail, ignore_index=None):
             fail("integer labels hold a non-integer value", "inputs.labels")
         classes = prediction.shape[axis]
         counted = labels[labels != ignore_index] if ignore_index is not None else labels
-        if counted.size and (counted.min() < 0 or counted.max() >= classes):
-            fail(f"label out of range [0, {classes})", "inputs.labels")
+        if counted.size and (counted.min() < 0 or counted.max() >= classes) and not invalid_labels:
+            fail(f"label out of range [0, {classes}) (set invalid_labels: true if that is the point)", "inputs.labels")
     elif labels.shape != prediction.shape:
         fail(f"shape {labels.shape} does not match {op.prediction} {prediction.shape}", "inputs.labels")
 
@@ -206,7 +206,8 @@ def _build_case(raw, path, index, fail_file):
     options = raw.get("options", {})
     _check_options(op, options, arrays[op.prediction], fail)
     axis = options.get("axis", -1)
-    _check_shapes(op, arrays[op.prediction], arrays["labels"], axis, fail, options.get("ignore_index"))
+    _check_shapes(op, arrays[op.prediction], arrays["labels"], axis, fail, options.get("ignore_index"),
+                  raw.get("invalid_labels", False))
     if op.integer_labels:
         arrays["labels"] = arrays["labels"].astype(np.int64)
 

@@ -7,7 +7,9 @@ plain definitions:
 - class weights w_c: -sum_c w_c y_c log p_c, i.e. labels w * y. With integer labels each
   example also counts w[label] in the denominator of a mean (PyTorch's definition); with
   probability labels a mean still divides by the number of examples;
-- ignore_index: the example's loss is 0 and it leaves the mean's denominator.
+- ignore_index: the example's loss is 0 and it leaves the mean's denominator;
+- a label outside [0, classes) (other than ignore_index) has no loss: NaN, and so is any
+  reduction over it.
 
 Integer labels with smoothing or class weights are turned into their dense (one-hot) form,
 so the sparse op is evaluated as its softmax counterpart.
@@ -38,9 +40,12 @@ def prepare(op, prediction, labels, options, integer_labels):
 
     if integer_labels:
         valid = np.ones(np.shape(labels), bool) if ignore is None else labels != ignore
+        classes = prediction.shape[axis] if prediction.ndim else 0
+        undefined = valid & ((labels < 0) | (labels >= classes))
+        valid &= ~undefined
         labels = np.where(valid, labels, 0)
-        if ignore is not None:
-            example_weights = valid * 1.0
+        if ignore is not None or undefined.any():
+            example_weights = np.where(undefined, np.nan, valid * 1.0)
         if weight is not None:
             mean_weights = np.where(valid, np.asarray(weight, np.float64)[labels], 0.0)
         elif ignore is not None:
