@@ -116,3 +116,36 @@ def test_validate_exits_2_with_one_line_and_no_traceback(tmp_path, problem):
 def test_validate_exits_2_on_a_missing_path(tmp_path):
     done = validate(tmp_path / "nope.yaml")
     assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+SPARSE = """
+schema: 1
+cases:
+  - name: sparse-labels
+    op: sparse_softmax_cross_entropy
+    inputs: {logits: [[1.0, 2.0], [3.0, 4.0]], labels: [1, 2]}
+"""
+
+
+def test_out_of_range_labels_are_refused_unless_asked_for(tmp_path):
+    with pytest.raises(CaseError, match="label out of range"):
+        load_case_file(write(tmp_path, SPARSE))
+    (case,) = load_case_file(write(tmp_path, SPARSE.replace("    inputs:", "    invalid_labels: true\n    inputs:")))
+    from reference import registry
+
+    loss = registry.evaluate_loss(case.op, "exact", case.inputs, case.options, "float64")
+    assert np.isfinite(loss[0]) and np.isnan(loss[1])
+
+
+@pytest.mark.parametrize("option,message", [
+    ("{label_smoothing: 1.5}", "label_smoothing"),
+    ("{weight: [1.0]}", "weight must be a list of 2"),
+    ("{ignore_index: 0.5}", "ignore_index"),
+    ("{reduction: average}", "reduction must be one of"),
+    ("{axis: 3}", "axis 3"),
+])
+def test_bad_option_values_name_the_option(tmp_path, option, message):
+    text = SPARSE.replace("labels: [1, 2]", "labels: [1, 0]").replace("    inputs:", f"    options: {option}\n    inputs:")
+    with pytest.raises(CaseError, match=message) as info:
+        load_case_file(write(tmp_path, text))
+    assert "key 'options." in str(info.value)
