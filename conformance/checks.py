@@ -13,7 +13,7 @@ class Check:
     framework: str
     dtype: str
     device: str
-    quantity: str  # loss or grad_logits
+    quantity: str  # loss, grad_logits (d/d prediction) or grad_labels (d/d soft labels)
     pinned: Pinned | None = None  # compared with a source's number instead of the reference
 
     @property
@@ -28,8 +28,9 @@ class Check:
             "-pinned" if self.pinned else "")
 
 
-def has_reference_grad(op):
-    return any(v.grad is not None for v in OPS[op].variants.values())
+def has_reference_grad(op, quantity="grad_logits"):
+    field = "grad" if quantity == "grad_logits" else "grad_labels"
+    return any(getattr(v, field) is not None for v in OPS[op].variants.values())
 
 
 def generate(cases, frameworks, devices=DEVICES):
@@ -38,7 +39,8 @@ def generate(cases, frameworks, devices=DEVICES):
             for device in devices:
                 for dtype in case.dtypes:
                     yield Check(case, framework, dtype, device, "loss")
-                    if case.grad and has_reference_grad(case.op):
-                        yield Check(case, framework, dtype, device, "grad_logits")
+                    for quantity in ("grad_logits", "grad_labels"):
+                        if case.grad and has_reference_grad(case.op, quantity):
+                            yield Check(case, framework, dtype, device, quantity)
                 for pinned in case.pinned:
                     yield Check(case, framework, pinned.dtype, device, "loss", pinned)

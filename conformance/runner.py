@@ -32,7 +32,8 @@ def expected_for(check, variant, cast):
     if check.quantity == "loss":
         return (registry.evaluate_loss(case.op, variant, as64, case.options, check.dtype),
                 registry.evaluate_scale(case.op, variant, as64, case.options, check.dtype), tolerance)
-    grad, scale = registry.evaluate_grad(case.op, variant, as64, case.options, check.dtype)
+    wrt = "labels" if check.quantity == "grad_labels" else "prediction"
+    grad, scale = registry.evaluate_grad(case.op, variant, as64, case.options, check.dtype, wrt)
     return grad, scale, tolerance
 
 
@@ -90,14 +91,17 @@ class Runner:
 
         variant = adapter.variants[check.case.op]
         record["variant"] = variant
-        if check.quantity != "loss" and not registry.has_grad(check.case.op, variant):
-            return finish("skipped", "not-offered", f"no analytic gradient for the {variant} variant yet")
+        if check.quantity != "loss" and not registry.has_grad(check.case.op, variant, check.quantity):
+            return finish("skipped", "not-offered", f"no analytic {check.quantity} for the {variant} variant yet")
         cast = cast_inputs(check.case, check.dtype)
         expected, scale, tolerance = expected_for(check, variant, cast)
         prediction, labels = cast[registry.OPS[check.case.op].prediction], cast["labels"]
-        call = adapter.loss if check.quantity == "loss" else adapter.grad
         try:
-            result = call(check.case.op, prediction, labels, check.case.options, check.dtype, check.device)
+            args = (check.case.op, prediction, labels, check.case.options, check.dtype, check.device)
+            if check.quantity == "loss":
+                result = adapter.loss(*args)
+            else:
+                result = adapter.grad(*args, wrt="labels" if check.quantity == "grad_labels" else "prediction")
         except adapters.NotOffered as exc:
             return finish("skipped", "not-offered", str(exc))
         except Exception as exc:  # the framework raised: that is a finding, recorded as an error

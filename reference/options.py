@@ -72,3 +72,14 @@ def per_example(values, weights, axis=None):
     if axis is not None and np.ndim(values) > np.ndim(weights):
         weights = np.expand_dims(weights, axis)
     return values * weights
+
+
+def label_factor(prediction, options):
+    """d y' / d y of the label transform y' = (y (1 - s) + s / K) w: (1 - s) w."""
+    factor = 1.0 - float(options.get("label_smoothing") or 0.0)
+    weight = options.get("weight")
+    if weight is None:
+        return factor
+    shape = [1] * prediction.ndim
+    shape[options.get("axis", -1)] = -1
+    return factor * np.reshape(np.asarray(weight, np.float64), shape)

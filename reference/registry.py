@@ -8,7 +8,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from reference import conditioning, gradients, losses, variants
+from reference import conditioning, gradients, label_gradients, losses, variants
 from reference import options as options_module
 
 
@@ -19,6 +19,7 @@ class Variant:
     grad: Callable | None = None  # (prediction, labels, dtype, **options) -> d loss / d prediction
     grad_scale: Callable | None = None  # same arguments -> its conditioning scale
     doc: str = ""
+    grad_labels: Callable | None = None  # same arguments -> (d loss / d labels, its scale)
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ OPS: dict[str, Op] = {
         {"reduction": "none", "label_smoothing": 0.0, "pos_weight": None},
         {
             "exact": Variant(_sigmoid_exact, _sigmoid_scale, _sigmoid_grad, _sigmoid_grad_scale,
-                             "-[y log sigmoid(z) + (1 - y) log sigmoid(-z)]"),
+                             "-[y log sigmoid(z) + (1 - y) log sigmoid(-z)]", label_gradients.sigmoid_exact),
             "keras_numpy": Variant(_sigmoid_keras_numpy, _sigmoid_keras_numpy_scale,
                                    doc="sigmoid, then the Keras 3 clip, then binary cross-entropy"),
         },
@@ -116,18 +117,20 @@ OPS: dict[str, Op] = {
         {
             "exact": Variant(lambda p, y, dtype: losses.binary_crossentropy(p, y),
                              _bce_scale(_identity, 0.0), *_split_grad(variants.bce_grad_exact),
-                             doc="-[y log p + (1 - y) log(1 - p)]"),
+                             doc="-[y log p + (1 - y) log(1 - p)]", grad_labels=label_gradients.bce_exact),
             "keras3_clip": Variant(variants.bce_keras3_clip, _bce_scale(variants.keras_clip, 0.0),
                                    *_split_grad(variants.bce_grad_keras_clip),
-                                   doc="clip p to [eps, 1 - eps], eps = 1e-7"),
+                                   doc="clip p to [eps, 1 - eps], eps = 1e-7", grad_labels=label_gradients.bce_keras_clip),
             "keras2_logit": Variant(variants.bce_keras2_logit, _bce_keras2_logit_scale,
                                     *_split_grad(variants.bce_grad_keras_clip),
-                                    doc="clip, logit transform, sigmoid cross-entropy (Keras 2.2)"),
+                                    doc="clip, logit transform, sigmoid cross-entropy (Keras 2.2)",
+                                    grad_labels=label_gradients.bce_keras_clip),
             "tf_keras_eps_log": Variant(variants.bce_tf_keras, _bce_scale(variants.keras_clip, 1.0),
                                         *_split_grad(variants.bce_grad_tf_keras),
-                                        doc="clip, then log(p + eps) and log(1 - p + eps)"),
+                                        doc="clip, then log(p + eps) and log(1 - p + eps)",
+                                        grad_labels=label_gradients.bce_tf_keras),
             "torch_clamp_log": Variant(variants.bce_torch, _bce_torch_scale, *_split_grad(variants.bce_grad_torch),
-                                       doc="each log term clamped at -100"),
+                                       doc="each log term clamped at -100", grad_labels=label_gradients.bce_torch),
         },
     ),
     "softmax_cross_entropy": Op(
@@ -138,7 +141,7 @@ OPS: dict[str, Op] = {
                              lambda z, y, loss, dtype, axis: conditioning.softmax_cross_entropy(z, y, loss, axis),
                              lambda z, y, dtype, axis: gradients.softmax_cross_entropy(z, y, axis),
                              lambda z, y, dtype, axis: conditioning.softmax_grad(z, y, axis),
-                             "-sum y log softmax(z)"),
+                             "-sum y log softmax(z)", label_gradients.softmax_exact),
         },
     ),
     "categorical_crossentropy": Op(
@@ -147,13 +150,15 @@ OPS: dict[str, Op] = {
         {
             "exact": Variant(lambda p, y, dtype, axis: losses.categorical_crossentropy(p, y, axis),
                              lambda p, y, loss, dtype, axis: conditioning.categorical_crossentropy(p, y, loss, axis),
-                             *_split_grad(variants.cce_grad_exact), doc="-sum y log p"),
+                             *_split_grad(variants.cce_grad_exact), doc="-sum y log p",
+                             grad_labels=label_gradients.categorical_exact),
             "keras_normalize_clip": Variant(
                 variants.cce_keras_normalize_clip,
                 lambda p, y, loss, dtype, axis: conditioning.categorical_crossentropy(
                     variants.keras_clip(variants.keras_normalize(p, axis), dtype), y, loss, axis, 1.0),
                 *_split_grad(variants.cce_grad_keras_normalize_clip),
-                doc="p / sum(p), clip to [eps, 1 - eps], -sum y log p"),
+                doc="p / sum(p), clip to [eps, 1 - eps], -sum y log p",
+                grad_labels=label_gradients.categorical_keras_normalize_clip),
         },
     ),
     "sparse_softmax_cross_entropy": Op(
@@ -195,7 +200,7 @@ OPS: dict[str, Op] = {
                              lambda a, y, loss, dtype, half: conditioning.mean_squared_error(loss),
                              lambda a, y, dtype, half: gradients.mean_squared_error(a, y, half),
                              lambda a, y, dtype, half: conditioning.squared_error_grad(a, y),
-                             "(a - y)^2, or 1/2 (a - y)^2 with half"),
+                             "(a - y)^2, or 1/2 (a - y)^2 with half", label_gradients.squared_error),
         },
     ),
 }
@@ -264,24 +269,31 @@ def evaluate_scale(op, variant, inputs, options, dtype):
     return np.asarray(_reduce(scale, options.get("reduction", "none"), prepared, True, loss))
 
 
-def has_grad(op, variant):
-    return OPS[op].variants[variant].grad is not None
+def has_grad(op, variant, quantity="grad_logits"):
+    spec = OPS[op].variants[variant]
+    return (spec.grad if quantity == "grad_logits" else spec.grad_labels) is not None
 
 
-def evaluate_grad(op, variant, inputs, options, dtype):
-    """d sum(reduce(L)) / d prediction, and its conditioning scale.
+def evaluate_grad(op, variant, inputs, options, dtype, wrt="prediction"):
+    """d sum(reduce(L)) / d prediction (or / d labels), and its conditioning scale.
 
     reduction none is differentiated as sum(L); a mean divides by its denominator (the count
-    of unreduced losses, or the sum of the examples' weights).
+    of unreduced losses, or the sum of the examples' weights). For the labels, the options'
+    label transform y -> (y (1 - s) + s / K) w contributes its factor (1 - s) w.
     """
     prediction, prepared = _prepare(op, inputs, options)
     spec = _variant(op, prepared.op, variant)
     opts = _op_options(prepared.op, options)
     axis = options.get("axis", -1) if OPS[op].class_axis else None
-    grad = options_module.per_example(spec.grad(prediction, prepared.labels, dtype, **opts),
-                                      prepared.example_weights, axis)
-    scale = options_module.per_example(spec.grad_scale(prediction, prepared.labels, dtype, **opts),
-                                       prepared.example_weights, axis)
+    if wrt == "labels":
+        grad, scale = spec.grad_labels(prediction, prepared.labels, dtype, **opts)
+        factor = options_module.label_factor(prediction, options)
+        grad, scale = grad * factor, scale * np.abs(factor)
+    else:
+        grad = spec.grad(prediction, prepared.labels, dtype, **opts)
+        scale = spec.grad_scale(prediction, prepared.labels, dtype, **opts)
+    grad = options_module.per_example(grad, prepared.example_weights, axis)
+    scale = options_module.per_example(scale, prepared.example_weights, axis)
     if options.get("reduction", "none") == "mean":
         n = prediction.size // (prediction.shape[axis] if axis is not None and prediction.ndim else 1)
         denominator = float(np.sum(prepared.mean_weights)) if prepared.mean_weights is not None else n

@@ -54,6 +54,7 @@ class Adapter:
             raise NotOffered(f"{self.framework} does not compute {op} in {dtype}")
         if quantity != "loss" and not self.autodiff:
             raise NotOffered(f"{self.framework} has no automatic differentiation")
+
         for name, value in (options or {}).items():
             if name not in BASE_OPTIONS and value is not None and name not in self.offered_options.get(op, ()):
                 raise NotOffered(f"{self.framework} {op} has no {name} option")
@@ -61,8 +62,8 @@ class Adapter:
     def loss(self, op, prediction, labels, options, dtype, device):
         raise NotImplementedError
 
-    def grad(self, op, prediction, labels, options, dtype, device):
-        """d sum(loss) / d prediction."""
+    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction"):
+        """d sum(loss) / d prediction, or / d labels with wrt="labels"."""
         raise NotImplementedError
 
 

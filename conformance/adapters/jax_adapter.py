@@ -70,9 +70,9 @@ class JaxAdapter(Adapter):
         fn = jax.jit(self._function(op, options))
         return to_result(fn(to_array(prediction, dtype, device), to_array(labels, dtype, device)))
 
-    def grad(self, op, prediction, labels, options, dtype, device):
+    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction"):
         fn = self._function(op, options)
-        grad = jax.jit(jax.grad(lambda x, y: jnp.sum(fn(x, y))))
+        grad = jax.jit(jax.grad(lambda x, y: jnp.sum(fn(x, y)), argnums=1 if wrt == "labels" else 0))
         return to_result(grad(to_array(prediction, dtype, device), to_array(labels, dtype, device)))
 
 

@@ -85,13 +85,16 @@ class KerasAdapter(KerasStyleAdapter):
             return Result(out.astype(np.float64), str(out.dtype), "cpu")
         return to_result(out)
 
-    def _run(self, op, prediction, labels, options, dtype, device, differentiate):
+    def _run(self, op, prediction, labels, options, dtype, device, differentiate, wrt="prediction"):
         keras = self.keras
+        expand = lambda t: keras.ops.expand_dims(t, -1)  # noqa: E731
         with keras.device("gpu:0" if device == "cuda" else "cpu:0"):
             x, y = self._tensor(prediction, dtype), self._tensor(labels, dtype)
-            fn = self.function(op, y, options, dtype, lambda t: keras.ops.expand_dims(t, -1))
+            fn = self.function(op, y, options, dtype, expand)
             if not differentiate:
                 return self._result(fn(x))
+            if wrt == "labels":  # differentiate the labels: the loss as a function of them
+                fn, x = (lambda t: self.function(op, t, options, dtype, expand)(self._tensor(prediction, dtype))), y
             if self.backend == "tensorflow":
                 from conformance.adapters.tensorflow_adapter import tape_grad
                 return self._result(tape_grad(fn, x)[1])
@@ -106,5 +109,5 @@ class KerasAdapter(KerasStyleAdapter):
     def loss(self, op, prediction, labels, options, dtype, device):
         return self._run(op, prediction, labels, options, dtype, device, False)
 
-    def grad(self, op, prediction, labels, options, dtype, device):
-        return self._run(op, prediction, labels, options, dtype, device, True)
+    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction"):
+        return self._run(op, prediction, labels, options, dtype, device, True, wrt)

@@ -79,9 +79,11 @@ class TensorflowAdapter(Adapter):
             x, y = to_tensor(prediction, dtype), to_tensor(labels, dtype)
             return to_result(self._function(op, y, options)(x))
 
-    def grad(self, op, prediction, labels, options, dtype, device):
+    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction"):
         with tf_device(device):
             x, y = to_tensor(prediction, dtype), to_tensor(labels, dtype)
+            if wrt == "labels":
+                return to_result(tape_grad(lambda t: self._function(op, t, options)(x), y)[1])
             return to_result(tape_grad(self._function(op, y, options), x)[1])
 
 

@@ -38,9 +38,11 @@ class TfKerasAdapter(KerasStyleAdapter):
             x, y = to_tensor(prediction, dtype), to_tensor(labels, dtype)
             return to_result(self._function(op, y, options, dtype)(x))
 
-    def grad(self, op, prediction, labels, options, dtype, device):
+    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction"):
         with tf_device(device):
             x, y = to_tensor(prediction, dtype), to_tensor(labels, dtype)
+            if wrt == "labels":
+                return to_result(tape_grad(lambda t: self._function(op, t, options, dtype)(x), y)[1])
             return to_result(tape_grad(self._function(op, y, options, dtype), x)[1])
 
 

@@ -94,8 +94,11 @@ class TorchAdapter(Adapter):
         with torch.no_grad():
             return to_result(self._function(op, y, options)(x))
 
-    def grad(self, op, prediction, labels, options, dtype, device):
-        x, y = to_tensor(prediction, dtype, device, True), to_tensor(labels, dtype, device)
+    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction"):
+        on_labels = wrt == "labels"
+        x, y = to_tensor(prediction, dtype, device, not on_labels), to_tensor(labels, dtype, device, on_labels)
+        if on_labels:
+            return to_result(autograd(lambda t: self._function(op, t, options)(x), y)[1])
         return to_result(autograd(self._function(op, y, options), x)[1])
 
 

@@ -56,7 +56,7 @@ def test_framework_agrees_with_reference(framework, op, dtype, request):
 
     @given(case=cases(op))
     def check(case):
-        for quantity in ("loss", "grad_logits"):
+        for quantity in ("loss", "grad_logits", "grad_labels"):
             record = runner.run(Check(case, framework, dtype, "cpu", quantity))
             if record["reason"] == "not-installed":
                 pytest.skip(f"[not-installed] {record['message']}")

@@ -18,7 +18,9 @@ def outcomes(cases, monkeypatch, perturb):
     else:
         monkeypatch.delenv(PERTURB_ENV, raising=False)
     runner = Runner(manifest=[])
-    generated = [c for c in checks.generate(cases, ["numpy"], ("cpu",)) if c.quantity == "loss"]
+    # float16 and bfloat16 resolve no 1e-4 error (their epsilons are 1e-3 and 8e-3)
+    generated = [c for c in checks.generate(cases, ["numpy"], ("cpu",))
+                 if c.quantity == "loss" and c.dtype in ("float32", "float64")]
     return [runner.run(c)["outcome"] for c in generated]
 
 
