@@ -12,7 +12,7 @@ import numpy as np
 
 from conformance import RESERVED_WORDS, schema, yamlio
 from reference.dtypes import FLOAT_DTYPES
-from reference.registry import OPS, REDUCTIONS
+from reference.registry import OPS, REDUCTIONS, SHARED_OPTIONS
 
 
 class CaseError(Exception):
@@ -132,9 +132,10 @@ def _array(value, fail, key):
 
 
 def _check_options(op, options, prediction, fail):
-    for key, value in options.items():
-        if key not in op.options:
-            fail(f"unknown option for {op.name} (allowed: {', '.join(op.options)})", "options." + key)
+    allowed = {**op.options, **SHARED_OPTIONS}
+    for key in options:
+        if key not in allowed:
+            fail(f"unknown option for {op.name} (allowed: {', '.join(allowed)})", "options." + key)
     if "reduction" in options and options["reduction"] not in REDUCTIONS:
         fail(f"reduction must be one of {', '.join(REDUCTIONS)}, got {options['reduction']!r}", "options.reduction")
     if "half" in options and not isinstance(options["half"], bool):
@@ -151,6 +152,15 @@ def _check_options(op, options, prediction, fail):
         fail(f"pos_weight must be a positive number, got {options['pos_weight']!r}", "options.pos_weight")
     if "ignore_index" in options and not _type_ok("int", options["ignore_index"]):
         fail(f"ignore_index must be an integer, got {options['ignore_index']!r}", "options.ignore_index")
+    if "sample_weight" in options:
+        expected = prediction.shape
+        if op.class_axis and prediction.ndim:
+            expected = tuple(np.delete(prediction.shape, options.get("axis", -1)))
+        weights = _array(options["sample_weight"], fail, "options.sample_weight")
+        if weights.shape != expected:
+            fail(f"sample_weight has shape {weights.shape}; one weight per loss is {expected}", "options.sample_weight")
+    if options.get("reduction") == "weighted_mean" and "sample_weight" not in options:
+        fail("weighted_mean divides by the sum of sample_weight, which is missing", "options.reduction")
     if "weight" in options:
         weight = options["weight"]
         classes = prediction.shape[options.get("axis", -1)] if prediction.ndim else 0

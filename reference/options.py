@@ -9,7 +9,9 @@ plain definitions:
   probability labels a mean still divides by the number of examples;
 - ignore_index: the example's loss is 0 and it leaves the mean's denominator;
 - a label outside [0, classes) (other than ignore_index) has no loss: NaN, and so is any
-  reduction over it.
+  reduction over it;
+- sample weights (one per unreduced loss) multiply the losses; a mean still divides by their
+  number, a weighted_mean by the sum of the weights.
 
 Integer labels with smoothing or class weights are turned into their dense (one-hot) form,
 so the sparse op is evaluated as its softmax counterpart.
@@ -54,6 +56,13 @@ def prepare(op, prediction, labels, options, integer_labels):
             classes = prediction.shape[axis]
             labels = np.moveaxis(np.eye(classes)[labels], -1, axis)
             op = DENSE_FORM[op]
+
+    sample_weight = options.get("sample_weight")
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight, np.float64)
+        example_weights = sample_weight if example_weights is None else example_weights * sample_weight
+        if options.get("reduction") == "weighted_mean":
+            mean_weights = sample_weight
 
     if smoothing:
         classes = 2 if op in BINARY else prediction.shape[axis]

@@ -32,10 +32,13 @@ class Op:
     variants: Mapping[str, Variant] = field(default_factory=dict)
 
 
-REDUCTIONS = ("none", "sum", "mean")
+# mean divides by the number of losses (Keras' sum_over_batch_size, PyTorch); weighted_mean
+# divides by the sum of the sample weights (Keras' mean_with_sample_weight).
+REDUCTIONS = ("none", "sum", "mean", "weighted_mean")
 # Options the ops' own functions take; the rest (reduction, smoothing, weights, ignore_index)
 # are applied around them (reference/options.py).
 FUNCTION_OPTIONS = ("axis", "half", "pos_weight")
+SHARED_OPTIONS = {"sample_weight": None}  # options every op takes (applied in reference/options.py)
 
 
 def _sigmoid_exact(z, y, dtype, pos_weight=None):
@@ -246,7 +249,7 @@ def _reduce(values, reduction, prepared, is_scale=False, loss=None):
     total = np.sum(values)
     if is_scale:
         total = total + conditioning.summation(options_module.per_example(loss, prepared.example_weights))
-    if reduction == "mean":
+    if reduction in ("mean", "weighted_mean"):
         return total / _denominator(values, prepared) if np.size(values) else np.float64(np.nan)
     return total
 
@@ -294,7 +297,7 @@ def evaluate_grad(op, variant, inputs, options, dtype, wrt="prediction"):
         scale = spec.grad_scale(prediction, prepared.labels, dtype, **opts)
     grad = options_module.per_example(grad, prepared.example_weights, axis)
     scale = options_module.per_example(scale, prepared.example_weights, axis)
-    if options.get("reduction", "none") == "mean":
+    if options.get("reduction", "none") in ("mean", "weighted_mean"):
         n = prediction.size // (prediction.shape[axis] if axis is not None and prediction.ndim else 1)
         denominator = float(np.sum(prepared.mean_weights)) if prepared.mean_weights is not None else n
         factor = 1.0 / denominator if denominator else np.nan

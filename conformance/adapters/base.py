@@ -13,6 +13,7 @@ from reference.dtypes import numpy_dtype
 
 
 BASE_OPTIONS = ("reduction", "axis", "half")
+REDUCTIONS = ("none", "sum", "mean")  # what every adapter offers; weighted_mean is Keras 3's
 
 
 class NotOffered(Exception):
@@ -36,6 +37,7 @@ class Adapter:
     dtypes = ("float16", "bfloat16", "float32", "float64")
     autodiff = True
     offered_options: dict = {}  # canonical op -> options beyond reduction, axis and half
+    reductions = REDUCTIONS
 
     def version(self):
         raise NotImplementedError
@@ -55,6 +57,9 @@ class Adapter:
         if quantity != "loss" and not self.autodiff:
             raise NotOffered(f"{self.framework} has no automatic differentiation")
 
+        reduction = (options or {}).get("reduction", "none")
+        if reduction not in self.reductions:
+            raise NotOffered(f"{self.framework} has no {reduction} reduction")
         for name, value in (options or {}).items():
             if name not in BASE_OPTIONS and value is not None and name not in self.offered_options.get(op, ()):
                 raise NotOffered(f"{self.framework} {op} has no {name} option")

@@ -1,6 +1,8 @@
 """Keras 3 on one backend per process, chosen by KERAS_BACKEND before keras is imported."""
 import os
 
+import numpy as np
+
 from conformance.adapters.base import NotOffered, Result, Unavailable, as_float
 from conformance.adapters.keras_common import KerasStyleAdapter
 
@@ -37,6 +39,7 @@ class KerasAdapter(KerasStyleAdapter):
         self.framework = "keras-" + backend
         self.autodiff = backend != "numpy"
         self.variants = {**VARIANTS, **BACKEND_VARIANTS.get(backend, {})}
+        self.reductions = self.reductions + ("weighted_mean",)
         if backend == "numpy":
             self.dtypes = ("float16", "float32", "float64")
 
@@ -59,7 +62,11 @@ class KerasAdapter(KerasStyleAdapter):
         return ("cpu",)
 
     def reduction_argument(self, reduction):
-        return {"sum": "sum", "mean": "sum_over_batch_size"}[reduction]
+        return {"none": None, "sum": "sum", "mean": "sum_over_batch_size",
+                "weighted_mean": "mean_with_sample_weight"}[reduction]
+
+    def constant(self, values, dtype):
+        return self._tensor(np.asarray(values, np.float64), dtype)
 
     def class_kwargs(self, dtype):
         return {"dtype": dtype}  # without it the loss class casts to floatx (float32)
@@ -79,8 +86,6 @@ class KerasAdapter(KerasStyleAdapter):
         elif self.backend == "jax":
             from conformance.adapters.jax_adapter import to_result
         else:
-            import numpy as np
-
             out = np.asarray(out)
             return Result(out.astype(np.float64), str(out.dtype), "cpu")
         return to_result(out)

@@ -30,6 +30,8 @@ class KerasStyleAdapter(Adapter):
         "sparse_softmax_cross_entropy": ("ignore_index",),
         "sparse_categorical_crossentropy": ("ignore_index",),
     }
+    offered_options = {op: names + ("sample_weight",) for op, names in offered_options.items()}
+    offered_options["mean_squared_error"] = ("sample_weight",)
 
     def reduction_argument(self, reduction):
         raise NotImplementedError
@@ -55,13 +57,16 @@ class KerasStyleAdapter(Adapter):
         if elementwise:
             y = expand(y)
 
+        sample_weight = options.get("sample_weight")
+        weights = {} if sample_weight is None else {"sample_weight": self.constant(sample_weight, dtype)}
+
         def fn(x):
             if elementwise:
                 x = expand(x)
-            if reduction == "none":
+            if reduction == "none" and not weights:
                 return getattr(self.losses, functional)(y, x, **kwargs)
             loss = getattr(self.losses, class_name)(
                 reduction=self.reduction_argument(reduction), **kwargs, **self.class_kwargs(dtype))
-            return loss(y, x)
+            return loss(y, x, **weights)
 
         return fn

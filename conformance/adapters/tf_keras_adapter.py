@@ -26,7 +26,12 @@ class TfKerasAdapter(KerasStyleAdapter):
 
     def reduction_argument(self, reduction):
         names = tf_keras.losses.Reduction
-        return {"sum": names.SUM, "mean": names.SUM_OVER_BATCH_SIZE}[reduction]
+        return {"none": names.NONE, "sum": names.SUM, "mean": names.SUM_OVER_BATCH_SIZE}[reduction]
+
+    def constant(self, values, dtype):
+        import numpy as np
+
+        return to_tensor(np.asarray(values, np.float64), dtype)
 
     def _function(self, op, labels, options, dtype):
         import tensorflow as tf

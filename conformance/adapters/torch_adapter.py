@@ -43,7 +43,8 @@ class TorchAdapter(Adapter):
         "mean_squared_error": "exact",
     }
     offered_options = {
-        "sigmoid_cross_entropy": ("pos_weight",),
+        "sigmoid_cross_entropy": ("pos_weight", "sample_weight"),
+        "binary_crossentropy": ("sample_weight",),
         "softmax_cross_entropy": ("label_smoothing", "weight"),
         "sparse_softmax_cross_entropy": ("label_smoothing", "weight", "ignore_index"),
     }
@@ -63,6 +64,11 @@ class TorchAdapter(Adapter):
         if options.get("ignore_index") is not None:
             extra["ignore_index"] = options["ignore_index"]
 
+        def sample_weights(x):
+            if options.get("sample_weight") is None:
+                return {}
+            return {"weight": torch.as_tensor(options["sample_weight"], dtype=x.dtype, device=x.device)}
+
         def class_weights(x):
             if options.get("weight") is None:
                 return {}
@@ -75,9 +81,10 @@ class TorchAdapter(Adapter):
             if op == "sigmoid_cross_entropy":
                 pos = options.get("pos_weight")
                 pos = None if pos is None else torch.as_tensor(pos, dtype=x.dtype, device=x.device)
-                return F.binary_cross_entropy_with_logits(x, labels, reduction=reduction, pos_weight=pos)
+                return F.binary_cross_entropy_with_logits(x, labels, reduction=reduction, pos_weight=pos,
+                                                          **sample_weights(x))
             if op == "binary_crossentropy":
-                return F.binary_cross_entropy(x, labels, reduction=reduction)
+                return F.binary_cross_entropy(x, labels, reduction=reduction, **sample_weights(x))
             if op == "softmax_cross_entropy":
                 return F.cross_entropy(classes_second(x), classes_second(labels), reduction=reduction,
                                        **extra, **class_weights(x))

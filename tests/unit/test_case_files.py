@@ -149,3 +149,16 @@ def test_bad_option_values_name_the_option(tmp_path, option, message):
     with pytest.raises(CaseError, match=message) as info:
         load_case_file(write(tmp_path, text))
     assert "key 'options." in str(info.value)
+
+
+def test_sample_weights_have_one_weight_per_loss(tmp_path):
+    text = SPARSE.replace("labels: [1, 2]", "labels: [1, 0]").replace(
+        "    inputs:", "    options: {sample_weight: [1.0, 2.0, 3.0], reduction: weighted_mean}\n    inputs:")
+    with pytest.raises(CaseError, match=r"one weight per loss is \(2,\)"):
+        load_case_file(write(tmp_path, text))
+    (case,) = load_case_file(write(tmp_path, text.replace("[1.0, 2.0, 3.0]", "[1.0, 3.0]")))
+    from reference import registry
+
+    each = registry.evaluate_loss(case.op, "exact", case.inputs, {}, "float64")
+    mean = registry.evaluate_loss(case.op, "exact", case.inputs, case.options, "float64")
+    assert mean == pytest.approx((each[0] + 3 * each[1]) / 4)
