@@ -155,7 +155,7 @@ def _check_options(op, options, prediction, fail):
     if "sample_weight" in options:
         expected = prediction.shape
         if op.class_axis and prediction.ndim:
-            expected = tuple(np.delete(prediction.shape, options.get("axis", -1)))
+            expected = tuple(int(n) for n in np.delete(prediction.shape, options.get("axis", -1)))
         weights = _array(options["sample_weight"], fail, "options.sample_weight")
         if weights.shape != expected:
             fail(f"sample_weight has shape {weights.shape}; one weight per loss is {expected}", "options.sample_weight")
@@ -172,7 +172,7 @@ def _check_shapes(op, prediction, labels, axis, fail, ignore_index=None, invalid
     if op.class_axis and prediction.ndim == 0:
         fail(f"{op.prediction} needs a class axis, got a scalar", "inputs." + op.prediction)
     if op.integer_labels:
-        expected = tuple(np.delete(prediction.shape, axis)) if prediction.ndim else ()
+        expected = tuple(int(n) for n in np.delete(prediction.shape, axis)) if prediction.ndim else ()
         if labels.shape != expected:
             fail(f"shape {labels.shape} does not match {op.prediction} {prediction.shape} "
                  f"without its class axis {axis}: expected {expected}", "inputs.labels")
