@@ -67,7 +67,7 @@ def cmd_summary(args):
 def cmd_gate(args):
     """Exit 1 when any check failed, errored or unexpectedly passed (a fixed divergence)."""
     _, records = results.merge(_read_all(args.inputs))
-    bad = [r for r in records if r["outcome"] in ("failed", "error", "xpassed")]
+    bad = results.failing(records)
     for record in bad:
         print(f"{record['outcome'].upper():8s} {record['id']}: {(record['message'] or '').splitlines()[0]}")
     skipped = sum(r["outcome"] == "skipped" for r in records)

@@ -33,10 +33,15 @@ def render_text(records):
         cells = [cell(table[(op, f)]).ljust(c) for f, c in zip(frameworks, cols)]
         lines.append(op.ljust(width) + "  " + "  ".join(cells))
     lines.append(LEGEND)
+    return "\n".join(lines + counts(records))
+
+
+def counts(records):
+    """Lines counting outcomes, and skips by framework and reason: no skip goes unseen."""
     outcomes = Counter(r["outcome"] for r in records)
-    lines.append(f"{len(records)} checks: " + ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items())))
+    lines = [f"{len(records)} checks: " + ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items()))]
     reasons = Counter((r["framework"], r["reason"]) for r in records if r["outcome"] == "skipped")
     if reasons:
         lines.append("skipped, by framework and reason:")
         lines += [f"  {n:6d}  {f:17s} {reason}" for (f, reason), n in sorted(reasons.items())]
-    return "\n".join(lines)
+    return lines

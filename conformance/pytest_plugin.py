@@ -6,12 +6,11 @@ alone writes the file.
 """
 import json
 import os
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from conformance import FRAMEWORK_IDS, adapters, checks, divergences, results
+from conformance import FRAMEWORK_IDS, adapters, checks, divergences, matrix, results
 from conformance.cases import CaseError, load_cases
 from conformance.runner import Runner
 
@@ -157,11 +156,8 @@ def pytest_terminal_summary(terminalreporter, config):
         return
     write = terminalreporter.write_line
     terminalreporter.section("xent-conformance")
-    outcomes = Counter(r["outcome"] for r in state.records)
-    write(f"{len(state.records)} checks: " + ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items())))
-    skipped = Counter((r["framework"], r["reason"]) for r in state.records if r["outcome"] == "skipped")
-    for (framework, reason), n in sorted(skipped.items()):
-        write(f"  skipped {n:5d}  {framework:17s} {reason}")
+    for line in matrix.counts(state.records):
+        write(line)
     frameworks_here = {r["framework"] for r in state.records if r["framework_version"]}
     matched = {r.get("manifest") for r in state.records} | state.runner.matched_entries
     for entry in state.manifest:

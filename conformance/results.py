@@ -9,6 +9,11 @@ import numpy as np
 
 SCHEMA = 1
 OUTCOMES = ("passed", "failed", "xfailed", "xpassed", "skipped", "error")
+FAILING = ("failed", "error", "xpassed")  # an xpassed check is a fixed divergence: the manifest must change
+
+
+def failing(records):
+    return [r for r in records if r["outcome"] in FAILING]
 SMALL = 16  # arrays up to this many elements are recorded whole
 
 

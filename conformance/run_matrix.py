@@ -65,7 +65,7 @@ def run(required=(), out_dir="results", extra=(), workers=2):
     for entry in divergences.load():
         if entry.id not in matched:
             print(f"manifest entry {entry.id!r} matched no check: remove it or fix its match")
-    bad = [r for r in records if r["outcome"] in ("failed", "error", "xpassed")]
+    bad = results.failing(records)
     for record in bad:
         print(f"{record['outcome'].upper():8s} {record['id']}")
     for backend in failing_runs:  # invariant and property tests leave no records: their failures count here
