@@ -604,6 +604,10 @@ def _failures(data):
                  [Strong("expected:"), " ", _summary(r.get("expected"), dtype)],
                  [Strong("actual:"), " ", _summary(r.get("actual"), dtype)],
                  [Strong("error:"), " ", error]]
+        if r.get("modes"):
+            facts.append([Strong("modes:"), " ", ", ".join(
+                f"{mode} {'passed' if m['passed'] else 'failed'} ({ulp_text(_ulp(m)) or '-'} ULP)"
+                for mode, m in r["modes"].items())])
         if r.get("manifest"):
             facts.append([Strong("manifest entry:"), " ", Link(r["manifest"], f"#div-{r['manifest']}")])
         blocks.append(Section([Heading(3, f"{r['outcome'].upper()} {r['id']}", ""), Bullets(facts),

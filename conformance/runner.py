@@ -108,29 +108,39 @@ class Runner:
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[-1]
             outcome = "xfailed" if entry and entry.action == "xfail" else "error"
             return finish(outcome, "manifest" if outcome == "xfailed" else "raised", f"{check.framework} raised {detail}")
-        result.values = perturbation(check) * result.values
-        if result.device != check.device:
-            return finish("error", "wrong-device", f"asked for {check.device}, computed on {result.device}")
+        results = result.all_modes()
+        for each in results:
+            each.values = perturbation(check) * each.values
+            if each.device != check.device:
+                return finish("error", "wrong-device", f"asked for {check.device}, computed on {each.device}")
 
-        verdict = compare(expected, result.values, scale, check.dtype, tolerance, result.dtype)
+        # Every way the framework ran (JAX: jit and eager) is judged; the record shows the worst.
+        verdicts = [compare(expected, each.values, scale, check.dtype, tolerance, each.dtype) for each in results]
+        worst = max(range(len(results)), key=lambda i: (not verdicts[i].passed, verdicts[i].max_ulp_err))
+        verdict, result = verdicts[worst], results[worst]
         record.update(
             expected=summarize(expected, "float64", verdict.worst_index),
             actual=summarize(result.values, result.dtype, verdict.worst_index),
             max_abs_err=number(verdict.max_abs_err), max_ulp_err=number(verdict.max_ulp_err),
             tolerance={**tolerance.as_record(check.dtype), "bound_at_worst": number(verdict.bound_at_worst)},
         )
+        if len(results) > 1:
+            record["modes"] = {each.mode: {"passed": v.passed, "max_ulp_err": number(v.max_ulp_err)}
+                               for each, v in zip(results, verdicts)}
+        passed = all(v.passed for v in verdicts)
         message = describe(check, variant, verdict, expected, result)
         if entry and entry.action == "xfail":
-            if verdict.passed:
+            if passed:
                 return finish("xpassed", "manifest", f"{entry.id} no longer diverges (strict xfail): {message}")
             return finish("xfailed", "manifest", f"{entry.id}: {entry.reason}")
-        return finish("passed" if verdict.passed else "failed", None, "" if verdict.passed else message)
+        return finish("passed" if passed else "failed", None, "" if passed else message)
 
 
 def describe(check, variant, verdict, expected, result):
     """The failure message: how many elements, the largest error, where, and the bound."""
     against = f"pinned {check.pinned.value!r} ({check.pinned.source})" if check.pinned else f"reference variant {variant}"
-    lines = [f"{check.framework} {check.case.op} {check.quantity} {check.dtype} on {check.device} vs {against}"]
+    mode = f" ({result.mode})" if result.mode else ""
+    lines = [f"{check.framework}{mode} {check.case.op} {check.quantity} {check.dtype} on {check.device} vs {against}"]
     lines += verdict.problems
     if verdict.worst_index is not None:
         i = verdict.worst_index

@@ -5,7 +5,7 @@ int64), runs the framework's own function on the requested device, and returns t
 as float64 together with the dtype and device the framework really produced, so that a
 silent downcast or a tensor that never reached the GPU is seen, not assumed.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,6 +29,11 @@ class Result:
     values: np.ndarray  # float64
     dtype: str  # the dtype the framework returned
     device: str  # cpu or cuda: where the result was computed
+    mode: str = ""  # how it ran, where a framework has several ways (JAX: jit, eager)
+    others: list = field(default_factory=list)  # the same call run the other ways: Results
+
+    def all_modes(self):
+        return [self, *self.others]
 
 
 class Adapter:

@@ -1,4 +1,8 @@
-"""JAX with optax's losses, jit-compiled as they are used in training."""
+"""JAX with optax's losses, run both jit-compiled (as in training) and eagerly, op by op.
+
+XLA fuses and rewrites a jitted function as a whole, so the two paths can round differently;
+both are checked against the reference, and a check passes only when both do.
+"""
 import jax
 
 jax.config.update("jax_enable_x64", True)  # float64 is otherwise silently float32
@@ -27,9 +31,16 @@ def to_array(array, dtype, device):
     return jax.device_put(jnp.asarray(as_float(array)).astype(DTYPES[dtype]), target)
 
 
-def to_result(array):
+def to_result(array, mode=""):
     platform = next(iter(array.devices())).platform
-    return Result(np.asarray(array.astype(jnp.float64)), str(array.dtype), "cuda" if platform == "gpu" else "cpu")
+    return Result(np.asarray(array.astype(jnp.float64)), str(array.dtype), "cuda" if platform == "gpu" else "cpu", mode)
+
+
+def jit_and_eager(fn, *args):
+    """fn(*args) compiled by jax.jit, with the eager result of the same call attached."""
+    compiled = to_result(jax.jit(fn)(*args), "jit")
+    compiled.others = [to_result(fn(*args), "eager")]
+    return compiled
 
 
 class JaxAdapter(Adapter):
@@ -67,13 +78,13 @@ class JaxAdapter(Adapter):
         return fn
 
     def loss(self, op, prediction, labels, options, dtype, device):
-        fn = jax.jit(self._function(op, options))
-        return to_result(fn(to_array(prediction, dtype, device), to_array(labels, dtype, device)))
+        return jit_and_eager(self._function(op, options), to_array(prediction, dtype, device),
+                             to_array(labels, dtype, device))
 
     def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction"):
         fn = self._function(op, options)
-        grad = jax.jit(jax.grad(lambda x, y: jnp.sum(fn(x, y)), argnums=1 if wrt == "labels" else 0))
-        return to_result(grad(to_array(prediction, dtype, device), to_array(labels, dtype, device)))
+        grad = jax.grad(lambda x, y: jnp.sum(fn(x, y)), argnums=1 if wrt == "labels" else 0)
+        return jit_and_eager(grad, to_array(prediction, dtype, device), to_array(labels, dtype, device))
 
 
 ADAPTER = JaxAdapter

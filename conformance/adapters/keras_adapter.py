@@ -97,6 +97,9 @@ class KerasAdapter(KerasStyleAdapter):
             x, y = self._tensor(prediction, dtype), self._tensor(labels, dtype)
             fn = self.function(op, y, options, dtype, expand)
             if not differentiate:
+                if self.backend == "jax":  # jit-compiled as in a training step, and eagerly
+                    from conformance.adapters.jax_adapter import jit_and_eager
+                    return jit_and_eager(fn, x)
                 return self._result(fn(x))
             if wrt == "labels":  # differentiate the labels: the loss as a function of them
                 fn, x = (lambda t: self.function(op, t, options, dtype, expand)(self._tensor(prediction, dtype))), y
@@ -108,7 +111,8 @@ class KerasAdapter(KerasStyleAdapter):
                 return self._result(autograd(fn, x.requires_grad_(True))[1])
             if self.backend == "jax":
                 import jax
-                return self._result(jax.grad(lambda t: keras.ops.sum(fn(t)))(x))
+                from conformance.adapters.jax_adapter import jit_and_eager
+                return jit_and_eager(jax.grad(lambda t: keras.ops.sum(fn(t))), x)
             raise NotOffered("keras-numpy has no automatic differentiation")
 
     def loss(self, op, prediction, labels, options, dtype, device):

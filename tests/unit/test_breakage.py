@@ -32,3 +32,40 @@ def test_numpy_passes_unperturbed(cases, monkeypatch):
 def test_a_relative_loss_error_of_1e_minus_4_fails_every_check(cases, monkeypatch, relative):
     found = outcomes(cases, monkeypatch, f"numpy:loss:{relative}")
     assert found and set(found) == {"failed"}
+
+
+class TwoModes:
+    """The NumPy adapter run 'two ways', the second off by a relative error, as JAX's eager
+    path could be while its jitted path is right."""
+
+    def __init__(self, inner, relative):
+        self.inner, self.relative = inner, relative
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def loss(self, *args):
+        first = self.inner.loss(*args)
+        first.mode = "jit"
+        second = self.inner.loss(*args)
+        second.mode, second.values = "eager", second.values * (1 + self.relative)
+        first.others = [second]
+        return first
+
+
+@pytest.mark.parametrize("relative, outcome", [(0.0, "passed"), (1e-4, "failed")])
+def test_every_mode_of_a_framework_is_judged(cases, monkeypatch, relative, outcome):
+    from conformance import adapters
+    from conformance.adapters import numpy_adapter
+
+    monkeypatch.delenv(PERTURB_ENV, raising=False)
+    monkeypatch.setattr(adapters, "load", lambda name: TwoModes(numpy_adapter.ADAPTER(), relative))
+    check = next(c for c in checks.generate(cases, ["numpy"], ("cpu",))
+                 if c.quantity == "loss" and c.dtype == "float64")
+    record = Runner(manifest=[]).run(check)
+    assert record["outcome"] == outcome
+    assert set(record["modes"]) == {"jit", "eager"}
+    assert record["modes"]["jit"]["passed"]
+    assert record["modes"]["eager"]["passed"] == (relative == 0.0)
+    if outcome == "failed":
+        assert record["message"].startswith("numpy (eager) ")
