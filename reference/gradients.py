@@ -3,21 +3,41 @@
 These are the article's central formulas: cross-entropy through a sigmoid or softmax has the
 gradient a - y, free of the activation's own derivative, while 1/2 (a - y)^2 through a
 sigmoid keeps the factor a (1 - a) that vanishes when the sigmoid saturates.
+
+Evaluated in double-double and rounded once, like reference/losses.py. A gradient a - y
+cancels where a is close to y; the forms below keep every cancellation that the exact value
+does not have out (a saturated sigmoid, a confident softmax), and what remains is the exact
+value's own: double-double's 2**-100 against the subtracted magnitudes.
 """
 import numpy as np
 
+from reference import doubledouble as dd
 from reference import losses
 
 
-def sigmoid_cross_entropy(logits, labels):
-    """d/dz = sigmoid(z) - y, as (1 - y) - sigmoid(-z) for z >= 0.
+def _sigmoid_minus_labels(z, y):
+    """sigmoid(z) - y in whichever of two exact forms subtracts the smaller numbers.
 
-    The second form is the same number without rounding a saturated sigmoid(40) to 1: a
-    correct, confident prediction keeps its gradient of -4e-18 instead of 0.
+    Saturated: (1 - y) - sigmoid(-z) for z >= 0 (sigmoid(z) - y below), so that sigmoid(40) is
+    never rounded to 1 and a correct, confident prediction keeps its gradient of -4e-18.
+    Centred: (1/2 - y) + sign(z) t with t = sigmoid(|z|) - 1/2 = -expm1(-|z|) / (2 (1 + e)),
+    so that a logit near 0 with a label near 1/2 (sigmoid(1e-300) - 1/2) keeps its z / 4.
     """
-    z = np.asarray(logits, np.float64)
-    y = np.asarray(labels, np.float64)
-    return np.where(z >= 0, (1.0 - y) - losses.sigmoid(-z), losses.sigmoid(z) - y)
+    e, s = losses.sigmoid_parts(z)  # e = exp(-|z|), s = sigmoid(-|z|)
+    saturated = dd.where(z >= 0, dd.sub(losses.one_minus(y), s), dd.sub(s, dd.of(y)))
+    half_minus_y = dd.DD(*dd.two_sum(np.float64(0.5), -y))
+    t = dd.div(dd.neg(dd.expm1(dd.of(-np.abs(z)))), dd.scale(dd.add(dd.of(1.0), e), 1))
+    centred = dd.add(half_minus_y, dd.DD(np.sign(z) * t.hi, np.sign(z) * t.lo))
+    with np.errstate(invalid="ignore"):
+        saturated_size = np.where(z >= 0, np.abs(1.0 - y), np.abs(y)) + s.hi
+        use_centred = np.abs(0.5 - y) + t.hi < saturated_size
+    return dd.where(use_centred, centred, saturated)
+
+
+def sigmoid_cross_entropy(logits, labels):
+    """d/dz = sigmoid(z) - y."""
+    z, y = np.broadcast_arrays(np.asarray(logits, np.float64), np.asarray(labels, np.float64))
+    return _sigmoid_minus_labels(z, y).hi
 
 
 def softmax_cross_entropy(logits, labels, axis=-1):
@@ -26,39 +46,60 @@ def softmax_cross_entropy(logits, labels, axis=-1):
     softmax(z) = e / (1 + rest) (losses.softmax_parts). Where the top class has most of the
     mass (rest < 1), its softmax is 1 - rest / (1 + rest) and its gradient is computed as
     sum(other labels) - sum(y) rest / (1 + rest): a confident, correct prediction keeps its
-    gradient of -1e-20 instead of rounding 1 - 1e-20 to 1 and returning 0.
+    gradient of -1e-20 instead of cancelling 1 - 1e-20 against 1.
     """
     parts = losses.softmax_parts(logits, axis)
-    y = np.broadcast_to(np.asarray(labels, np.float64), parts.e.shape)
-    total = np.expand_dims(losses.accurate_sum(y, axis), axis)
-    others = y.copy()
+    y = np.broadcast_to(np.asarray(labels, np.float64), parts.e.hi.shape)
+    total = dd.expand_dims(dd.sum(dd.of(y), axis), axis)
+    others = np.array(y)
     np.put_along_axis(others, parts.top, 0.0, axis=axis)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        grad = parts.e / (1.0 + parts.rest) * total - y
-        confident = np.expand_dims(losses.accurate_sum(others, axis), axis) - total * (parts.rest / (1.0 + parts.rest))
-    at_top = np.where(parts.finite & (parts.rest < 1.0), confident, np.take_along_axis(grad, parts.top, axis))
-    np.put_along_axis(grad, parts.top, at_top, axis=axis)
-    return grad
+    denominator = dd.add(dd.of(1.0), parts.rest)
+    grad = dd.sub(dd.mul(dd.div(parts.e, denominator), total), dd.of(y))
+    confident = dd.sub(dd.expand_dims(dd.sum(dd.of(others), axis), axis),
+                       dd.mul(total, dd.div(parts.rest, denominator)))
+    at_top = dd.where(parts.finite & (parts.rest.hi < 1.0), confident, dd.take_along_axis(grad, parts.top, axis))
+    grad = dd.put_along_axis(grad, parts.top, at_top, axis).hi
+    # Where the label is 0 the gradient is softmax * sum(y): rounded once, even if subnormal.
+    unlabelled = dd.value_scaled(dd.mul(dd.div(parts.e_unscaled, denominator), total), parts.e_exponent)
+    grad = np.where((y == 0) & (np.arange(y.shape[axis]).reshape(_along(axis, y.ndim)) != parts.top), unlabelled, grad)
+    return np.where(parts.finite, grad, np.nan)
+
+
+def _along(axis, ndim):
+    """The shape that lays a 1-d array along axis of an ndim array."""
+    shape = [1] * ndim
+    shape[axis] = -1
+    return shape
 
 
 def sparse_softmax_cross_entropy(logits, labels, axis=-1):
     """d/dz = softmax(z) - onehot(label), with 1 - softmax = rest / (1 + rest) at the top class."""
     parts = losses.softmax_parts(logits, axis)
     label = np.expand_dims(np.asarray(labels, np.int64), axis)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = parts.e / (1.0 + parts.rest)
-        p_label = np.take_along_axis(p, label, axis)
-        at_label = np.where(label == parts.top, -(parts.rest / (1.0 + parts.rest)), p_label - 1.0)
-    np.put_along_axis(p, label, np.where(parts.finite, at_label, p_label - 1.0), axis=axis)
-    return p
+    denominator = dd.add(dd.of(1.0), parts.rest)
+    p = dd.div(parts.e, denominator)
+    at_label = dd.where(label == parts.top, dd.neg(dd.div(parts.rest, denominator)),
+                        dd.sub(dd.take_along_axis(p, label, axis), dd.of(1.0)))
+    grad = parts.softmax()  # rounded once, even where subnormal
+    np.put_along_axis(grad, label, at_label.hi, axis=axis)
+    return np.where(parts.finite, grad, np.nan)
 
 
 def mean_squared_error(predictions, labels, half=False):
-    """d/da = 2 (a - y), or (a - y) for the article's 1/2 (a - y)^2."""
+    """d/da = 2 (a - y), or (a - y) for the article's 1/2 (a - y)^2: one rounding, exact."""
     return (1.0 if half else 2.0) * (predictions - labels)
 
 
 def sigmoid_half_squared_error(logits, labels):
-    """d/dz of 1/2 (sigmoid(z) - y)^2 = (a - y) a (1 - a): zero where the sigmoid saturates."""
-    z = np.asarray(logits, np.float64)
-    return sigmoid_cross_entropy(z, labels) * losses.sigmoid(z) * losses.sigmoid(-z)  # 1 - a = sigmoid(-z)
+    """d/dz of 1/2 (sigmoid(z) - y)^2 = (a - y) a (1 - a): zero where the sigmoid saturates.
+
+    a (1 - a) = s (1 - s) with s = sigmoid(-|z|) = 2**k (1 + m) / (1 + e), exp(-|z|) =
+    2**k (1 + m): the product is formed without 2**k and scaled once at the end, so a result
+    in the subnormal range (|z| near 745) is rounded once, not at every factor.
+    """
+    z, y = np.broadcast_arrays(np.asarray(logits, np.float64), np.asarray(labels, np.float64))
+    k, m = dd.exp_parts(dd.of(-np.abs(z)))
+    e, s = losses.sigmoid_parts(z)
+    s_unscaled = dd.div(dd.add(dd.of(1.0), m), dd.add(dd.of(1.0), e))
+    product = dd.mul(_sigmoid_minus_labels(z, y), dd.mul(s_unscaled, dd.sub(dd.of(1.0), s)))
+    return dd.value_scaled(product, k)

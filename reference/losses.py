@@ -1,21 +1,48 @@
 """The mathematical definitions, one float64 function per canonical op.
 
+Each loss is evaluated in double-double arithmetic (reference/doubledouble.py) and rounded to
+float64 once, so it is within 1 ULP of the exact value of its float64 inputs
+(tests/unit/test_oracle.py holds it to mpmath). The formulas are also chosen so that nothing
+cancels: log softmax as (z - max z) - log1p(rest), log sigmoid in the form for z's sign.
+
 Unreduced outputs: elementwise ops (sigmoid / binary cross-entropy, squared error) keep the
 input shape; class ops (softmax / categorical cross-entropy) drop the class axis.
 Conventions at the boundary follow the limits: 0 * log 0 = 0, a -inf logit with label 0
-contributes nothing, +inf with label 1 costs nothing.
+contributes nothing, +inf with label 1 costs nothing; a class row without a finite maximum
+(all -inf, or a +inf or NaN logit) gives NaN.
 """
 from typing import NamedTuple
 
 import numpy as np
 
+from reference import doubledouble as dd
+
+
+def _floats(x):
+    return np.asarray(x, dtype=np.float64)
+
+
+def dd_times(coefficient, value):
+    """coefficient * value (double-doubles) with 0 * inf = 0: a zero weight ignores an infinite term."""
+    product = dd.mul(coefficient, value)
+    zero = coefficient.hi == 0
+    return dd.DD(np.where(zero, 0.0, product.hi), np.where(zero, 0.0, product.lo))
+
+
+def dd_xlogy(x, p):
+    """x * log(p) for float64 x and p, with 0 * log(anything) = 0."""
+    return dd_times(dd.of(x), dd.log(p))
+
+
+def one_minus(y):
+    """1 - y as a double-double: exact for every float64 y."""
+    return dd.DD(*dd.two_sum(np.float64(1.0), -_floats(y)))
+
 
 def xlogy(x, y):
     """x * log(y) with 0 * log(anything) = 0, the convention entropy uses."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(x == 0, 0.0, x * np.log(y))
+    x, y = np.broadcast_arrays(_floats(x), _floats(y))
+    return dd_xlogy(x, y).hi
 
 
 def times(coefficient, value):
@@ -24,118 +51,121 @@ def times(coefficient, value):
         return np.where(coefficient == 0, 0.0, coefficient * value)
 
 
+def sigmoid_parts(z):
+    """(e, s): e = exp(-|z|) and s = sigmoid(-|z|) = e / (1 + e), double-doubles.
+
+    sigmoid(z) is s for z < 0 and 1 - s for z >= 0; 1 - s is never formed where it would round.
+    """
+    e = dd.exp(dd.of(-np.abs(_floats(z))))
+    return e, dd.div(e, dd.add(dd.of(1.0), e))
+
+
+def dd_log_sigmoid(z, e=None):
+    """log(sigmoid(z)) = -log1p(exp(-z)) for z >= 0 and z - log1p(exp(z)) below."""
+    z = _floats(z)
+    e = sigmoid_parts(z)[0] if e is None else e
+    softplus = dd.log1p(e)
+    return dd.where(z >= 0, dd.neg(softplus), dd.sub(dd.of(z), softplus))
+
+
 def log_sigmoid(z):
-    """log(sigmoid(z)) without overflow: -log1p(exp(-z)) for z >= 0, z - log1p(exp(z)) below."""
-    z = np.asarray(z, dtype=np.float64)
-    with np.errstate(over="ignore", invalid="ignore"):
-        return np.where(z >= 0, -np.log1p(np.exp(-z)), z - np.log1p(np.exp(z)))
+    return dd_log_sigmoid(z).hi
 
 
 def sigmoid(z):
-    z = np.asarray(z, dtype=np.float64)
-    with np.errstate(over="ignore"):
-        e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    z = _floats(z)
+    _, s = sigmoid_parts(z)
+    return np.where(z >= 0, dd.sub(dd.of(1.0), s).hi, s.hi)
 
 
 def accurate_sum(values, axis=-1):
-    """Sum along axis as if in twice the precision, then rounded once.
-
-    A pairwise sum whose rounding errors, recovered exactly at every level by Knuth's two-sum,
-    are added back at the end. np.sum rounds at every level of its tree (and sums blocks of
-    up to 16 terms one by one), so a long row of equal terms (uniform logits, smoothed labels)
-    can be off by several ulps; this is off by half an ulp. Infinities and NaN propagate as
-    in np.sum.
-    """
-    x = np.moveaxis(np.asarray(values, dtype=np.float64), axis, -1)
-    if x.shape[-1] == 0:
-        return np.zeros(x.shape[:-1])
-    lost = np.zeros(x.shape[:-1])
-    with np.errstate(invalid="ignore"):
-        while x.shape[-1] > 1:
-            if x.shape[-1] % 2:
-                x = np.concatenate([x, np.zeros(x.shape[:-1] + (1,))], axis=-1)
-            a, b = x[..., 0::2], x[..., 1::2]
-            s = a + b
-            back = s - a
-            error = (a - (s - back)) + (b - back)
-            lost = lost + np.sum(np.where(np.isfinite(s), error, 0.0), axis=-1)
-            x = s
-    return x[..., 0] + lost
+    """Sum along axis in double-double, rounded once: within half an ulp or so of the exact
+    sum of terms of one sign, where np.sum's rounding at every level of its tree can leave a
+    long row of equal terms (uniform logits, smoothed labels) several ulps off."""
+    return dd.sum(dd.of(values), axis).hi
 
 
 class SoftmaxParts(NamedTuple):
     finite: np.ndarray  # whether the row's maximum is finite (kept axis)
     m: np.ndarray  # max z along the axis (kept), 0 where it is not finite
     top: np.ndarray  # index of the first maximum (kept axis)
-    shifted: np.ndarray  # fl(z - m); shifted + lo = z - m exactly (Knuth's two-sum)
-    lo: np.ndarray
-    e: np.ndarray  # exp(z - m), lo included to first order; exactly 1 at top
-    rest: np.ndarray  # sum of e over every class but top: logsumexp(z) = m + log1p(rest)
+    gap: dd.DD  # z - m, exactly
+    e: dd.DD  # exp(z - m); exactly 1 at top
+    rest: dd.DD  # sum of e over every class but top: logsumexp(z) = m + log1p(rest)
+    e_exponent: np.ndarray  # e = 2**e_exponent * e_unscaled, for probabilities too small
+    e_unscaled: dd.DD  # to round more than once (subnormal), see softmax()
+
+    def softmax(self):
+        """e / (1 + rest), rounded once to float64 even where it is subnormal."""
+        return dd.value_scaled(dd.div(self.e_unscaled, dd.add(dd.of(1.0), self.rest)), self.e_exponent)
 
 
 def softmax_parts(z, axis):
     """The pieces of an accurate softmax along axis.
 
     Shifting by the maximum first keeps a common offset of the logits (1e4, 1e8) from costing
-    accuracy; log1p(rest) keeps a confident prediction's small loss (log(1 + 1e-20) is not 0);
-    lo keeps the rounding of z - m out of exp. A row without a finite maximum gets
-    rest = sum(e) - 1: -inf for a row of -inf, inf with a +inf, NaN with a NaN.
+    accuracy; log1p(rest) keeps a confident prediction's small loss (log(1 + 1e-20) is not 0).
     """
-    z = np.asarray(z, dtype=np.float64)
+    z = _floats(z)
     m = np.max(z, axis=axis, keepdims=True)
     finite = np.isfinite(m)
     m = np.where(finite, m, 0.0)
-    with np.errstate(invalid="ignore", over="ignore"):
-        shifted = z - m
-        back = shifted - z
-        lo = np.where(np.isfinite(shifted), (z - (shifted - back)) - (m + back), 0.0)
-        e = np.exp(shifted)
-        e = e + np.where(lo == 0, 0.0, e * lo)
+    with np.errstate(invalid="ignore"):
+        gap = dd.DD(*dd.two_sum(z, -m))
+    gap = dd.DD(gap.hi, np.where(np.isfinite(gap.hi), gap.lo, 0.0))
+    k, expm1 = dd.exp_parts(gap)
+    e_unscaled = dd.add(dd.of(1.0), expm1)
+    e = dd.scale(e_unscaled, k)
     top = np.expand_dims(np.argmax(z, axis=axis), axis)
-    others = e.copy()
-    np.put_along_axis(others, top, 0.0, axis=axis)
-    rest = np.where(finite, np.sum(others, axis=axis, keepdims=True), np.sum(e, axis=axis, keepdims=True) - 1.0)
-    return SoftmaxParts(finite, m, top, shifted, lo, e, rest)
+    others = dd.put_along_axis(e, top, dd.of(np.zeros(top.shape)), axis)
+    rest = dd.expand_dims(dd.sum(others, axis), axis)
+    return SoftmaxParts(finite, m, top, gap, e, rest, k, e_unscaled)
 
 
-def logsumexp(z, axis):
-    """log(sum(exp(z))) = max z + log1p(rest), see softmax_parts."""
+def dd_log_softmax(z, axis):
+    """z - logsumexp(z), as (z - max z) - log1p(rest): two terms <= 0, nothing cancels."""
     parts = softmax_parts(z, axis)
-    with np.errstate(divide="ignore"):
-        return np.squeeze(parts.m + np.log1p(parts.rest), axis)
+    out = dd.sub(parts.gap, dd.log1p(parts.rest))
+    return dd.where(parts.finite, out, dd.of(np.full(out.hi.shape, np.nan)))
 
 
 def log_softmax(z, axis):
-    """z - logsumexp(z), as (z - max z) - log1p(rest): two terms <= 0, nothing cancels."""
+    return dd_log_softmax(z, axis).hi
+
+
+def logsumexp(z, axis):
+    """log(sum(exp(z))) = max z + log1p(rest)."""
     parts = softmax_parts(z, axis)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return (parts.shifted - np.log1p(parts.rest)) + parts.lo
+    out = dd.add(dd.of(parts.m), dd.log1p(parts.rest))
+    return np.squeeze(np.where(parts.finite, out.hi, np.nan), axis)
 
 
 def sigmoid_cross_entropy(logits, labels):
     """-[y log sigmoid(z) + (1 - y) log sigmoid(-z)]."""
-    y = np.asarray(labels, np.float64)
-    return -(times(y, log_sigmoid(logits)) + times(1.0 - y, log_sigmoid(-np.asarray(logits, np.float64))))
+    z, y = np.broadcast_arrays(_floats(logits), _floats(labels))
+    e, _ = sigmoid_parts(z)
+    loss = dd.add(dd_times(dd.of(y), dd_log_sigmoid(z, e)), dd_times(one_minus(y), dd_log_sigmoid(-z, e)))
+    return -loss.hi
 
 
 def binary_crossentropy(probs, labels):
-    """-[y log p + (1 - y) log(1 - p)]."""
-    p = np.asarray(probs, np.float64)
-    y = np.asarray(labels, np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_q = np.log1p(-p)  # log(1 - p) without rounding 1 - p: exact for small p too
-    return -(xlogy(y, p) + times(1.0 - y, log_q))
+    """-[y log p + (1 - y) log(1 - p)], log(1 - p) as log1p(-p): exact for small p too."""
+    p, y = np.broadcast_arrays(_floats(probs), _floats(labels))
+    loss = dd.add(dd_xlogy(y, p), dd_times(one_minus(y), dd.log1p(dd.of(-p))))
+    return -loss.hi
 
 
 def softmax_cross_entropy(logits, labels, axis=-1):
     """-sum_c y_c log softmax(z)_c; labels need not sum to 1."""
-    return -accurate_sum(times(np.asarray(labels, np.float64), log_softmax(logits, axis)), axis)
+    log_p = dd_log_softmax(logits, axis)
+    y = np.broadcast_to(_floats(labels), log_p.hi.shape)
+    return -dd.sum(dd_times(dd.of(y), log_p), axis).hi
 
 
 def categorical_crossentropy(probs, labels, axis=-1):
     """-sum_c y_c log p_c, probabilities taken as given."""
-    return -accurate_sum(xlogy(labels, probs), axis)
+    y, p = np.broadcast_arrays(_floats(labels), _floats(probs))
+    return -dd.sum(dd_xlogy(y, p), axis).hi
 
 
 def take_class(values, labels, axis):
@@ -151,11 +181,15 @@ def sparse_softmax_cross_entropy(logits, labels, axis=-1):
 
 def sparse_categorical_crossentropy(probs, labels, axis=-1):
     """-log p[label]."""
-    with np.errstate(divide="ignore"):
-        return -np.log(take_class(np.asarray(probs, np.float64), labels, axis))
+    return -dd.log(take_class(_floats(probs), labels, axis)).hi
 
 
 def mean_squared_error(predictions, labels, half=False):
     """(a - y)^2 elementwise, or the article's 1/2 (a - y)^2 with half."""
-    d = np.asarray(predictions, np.float64) - np.asarray(labels, np.float64)
-    return (0.5 if half else 1.0) * d * d
+    with np.errstate(invalid="ignore", over="ignore"):
+        d = dd.DD(*dd.two_sum(_floats(predictions), -_floats(labels)))
+        d = dd.DD(d.hi, np.where(np.isfinite(d.hi), d.lo, 0.0))
+    # Squares below 2**-800 are formed at 2**+600 and rounded once into the subnormal range.
+    tiny = np.abs(d.hi) < 2.0**-400
+    d = dd.scale(d, np.where(tiny, 600, 0))
+    return dd.value_scaled(dd.mul(d, d), np.where(tiny, -1200, 0) - (1 if half else 0))

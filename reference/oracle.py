@@ -13,7 +13,8 @@ How the oracle stays right where float64 arithmetic goes wrong:
   (1 - y) - sigmoid(-z) for z >= 0, and 1 - softmax at the top class is rest / (1 + rest);
 - what cancellation remains depends on the values (a soft label close to the prediction), so
   every result is computed at DPS digits and again at twice that, doubling until two agree
-  to 2**-80 relative (Ziv's strategy); a value below 2**-1100 is zero to float64.
+  to 2**-80 relative (Ziv's strategy); a value below 2**-1100 is zero to float64, and a zero
+  is confirmed at ZERO_DPS digits, since total cancellation gives zero at every low precision.
 
 Conventions follow reference/losses.py: 0 * log 0 = 0, a zero label weight ignores an
 infinite term (a -inf logit with label 0 contributes nothing), and a class row without a
@@ -27,11 +28,17 @@ DPS = 50  # first working precision, in decimal digits (about 166 bits)
 MAX_DPS = 1600  # beyond float64's whole exponent range (2**-1074 .. 2**1024)
 AGREE = mpf(2) ** -80
 NEGLIGIBLE = mpf(2) ** -1100  # below half the smallest subnormal, 2**-1075
+# A zero is believed only at this many digits (about 1330 bits): below that, sigmoid(1e-300)
+# - 1/2 is 0 because exp(1e-300) rounds to 1; beyond it, what is left of unit-sized operands
+# is under 2**-1100, zero to float64 as well.
+ZERO_DPS = 400
 
 
-def _agree(a, b):
+def _agree(a, b, dps):
     if mpmath.isnan(a) or mpmath.isnan(b):
         return mpmath.isnan(a) and mpmath.isnan(b)
+    if a == 0 and b == 0:  # an exact zero, or everything cancelled at both precisions
+        return dps >= ZERO_DPS
     if a == b:
         return True
     if mpmath.isinf(a) or mpmath.isinf(b):
@@ -49,7 +56,7 @@ def _converged(compute):
         with mpmath.workdps(dps):
             current = compute()
         pairs = zip(previous, current) if isinstance(current, list) else [(previous, current)]
-        if all(_agree(a, b) for a, b in pairs):
+        if all(_agree(a, b, dps) for a, b in pairs):
             return current
         if dps >= MAX_DPS:
             raise ArithmeticError(f"oracle did not converge at {dps} digits")
