@@ -34,10 +34,23 @@ def _sigmoid_minus_labels(z, y):
     return dd.where(use_centred, centred, saturated)
 
 
-def sigmoid_cross_entropy(logits, labels):
-    """d/dz = sigmoid(z) - y."""
+def sigmoid_cross_entropy(logits, labels, pos_weight=None):
+    """d/dz = sigmoid(z) - y; with a positive weight q, (1 - y) sigmoid(z) - q y sigmoid(-z)."""
     z, y = np.broadcast_arrays(np.asarray(logits, np.float64), np.asarray(labels, np.float64))
-    return _sigmoid_minus_labels(z, y).hi
+    if pos_weight is None:
+        return _sigmoid_minus_labels(z, y).hi
+    _, s = losses.sigmoid_parts(z)  # sigmoid(-|z|)
+    other = dd.sub(dd.of(1.0), s)  # sigmoid(|z|)
+    below, above = dd.where(z >= 0, other, s), dd.where(z >= 0, s, other)  # sigmoid(z), sigmoid(-z)
+    weighted = dd.DD(*dd.two_prod(np.float64(pos_weight), y))
+    grad = dd.sub(dd.mul(losses.one_minus(y), below), dd.mul(weighted, above)).hi
+    # Where one term is left (losses.lone_tiny_term), -q sigmoid(-z) or sigmoid(z) =
+    # -+ weight 2**k (1 + m) / (1 + e) with exp(-|z|) = e = 2**k (1 + m): rounded once.
+    k, m = dd.exp_parts(dd.of(-np.abs(z)))
+    e, _ = losses.sigmoid_parts(z)
+    alone = dd.where(z >= 0, dd.neg(weighted), dd.of(np.ones_like(z)))
+    lone = dd.value_scaled(dd.div(dd.mul(alone, dd.add(dd.of(1.0), m)), dd.add(dd.of(1.0), e)), k)
+    return np.where(losses.lone_tiny_term(z, y, e), lone, grad)
 
 
 def softmax_cross_entropy(logits, labels, axis=-1):

@@ -140,12 +140,24 @@ def logsumexp(z, axis):
     return np.squeeze(np.where(parts.finite, out.hi, np.nan), axis)
 
 
-def sigmoid_cross_entropy(logits, labels):
-    """-[y log sigmoid(z) + (1 - y) log sigmoid(-z)]."""
+def sigmoid_cross_entropy(logits, labels, pos_weight=None):
+    """-[q y log sigmoid(z) + (1 - y) log sigmoid(-z)], q = pos_weight (1 when absent)."""
     z, y = np.broadcast_arrays(_floats(logits), _floats(labels))
     e, _ = sigmoid_parts(z)
-    loss = dd.add(dd_times(dd.of(y), dd_log_sigmoid(z, e)), dd_times(one_minus(y), dd_log_sigmoid(-z, e)))
-    return -loss.hi
+    weight = dd.of(y) if pos_weight is None else dd.DD(*dd.two_prod(np.float64(pos_weight), y))
+    loss = dd.add(dd_times(weight, dd_log_sigmoid(z, e)), dd_times(one_minus(y), dd_log_sigmoid(-z, e)))
+    # Where one term is left, weight * log1p(e) = weight * e: formed unscaled, rounded once.
+    k, m = dd.exp_parts(dd.of(-np.abs(z)))
+    alone = dd.where(z >= 0, weight, dd.of(np.ones_like(z)))  # q y (y = 1), or 1 - y (y = 0)
+    lone = dd.value_scaled(dd.mul(alone, dd.add(dd.of(1.0), m)), k)
+    return np.where(lone_tiny_term(z, y, e), lone, -loss.hi)
+
+
+def lone_tiny_term(z, y, e):
+    """Where a hard label sits on the side the logit favours (y = 1 for z >= 0, y = 0 below)
+    and e = exp(-|z|) < 2**-900: the loss and its gradient are then one term of size e,
+    subnormal beyond |z| = 708, which must be scaled once rather than rounded at each factor."""
+    return ((z >= 0) & (y == 1) | (z < 0) & (y == 0)) & (e.hi < 2.0**-900)
 
 
 def binary_crossentropy(probs, labels):

@@ -141,10 +141,11 @@ def _log_softmax(z_row):
 # Losses ---------------------------------------------------------------------------------
 
 
-def sigmoid_cross_entropy(z, y):
-    """-[y log sigmoid(z) + (1 - y) log sigmoid(-z)]."""
+def sigmoid_cross_entropy(z, y, pos_weight=None):
+    """-[q y log sigmoid(z) + (1 - y) log sigmoid(-z)], q = pos_weight (1 when absent)."""
     z, y = _f(z), _f(y)
-    return _converged(lambda: -(_times(y, _log_sigmoid(z)) + _times(_sub(1, y), _log_sigmoid(-z))))
+    weight = y if pos_weight is None else mpmath.fmul(_f(pos_weight), y, exact=True)
+    return _converged(lambda: -(_times(weight, _log_sigmoid(z)) + _times(_sub(1, y), _log_sigmoid(-z))))
 
 
 def binary_crossentropy(p, y):
@@ -185,10 +186,14 @@ def mean_squared_error(a, y, half=False):
 # Gradients with respect to the prediction ------------------------------------------------
 
 
-def sigmoid_cross_entropy_grad(z, y):
-    """d/dz = sigmoid(z) - y, as (1 - y) - sigmoid(-z) for z >= 0."""
+def sigmoid_cross_entropy_grad(z, y, pos_weight=None):
+    """d/dz = sigmoid(z) - y, as (1 - y) - sigmoid(-z) for z >= 0; with a positive weight q,
+    (1 - y) sigmoid(z) - q y sigmoid(-z)."""
     z, y = _f(z), _f(y)
-    return _converged(lambda: _sigmoid_minus(z, y))
+    if pos_weight is None:
+        return _converged(lambda: _sigmoid_minus(z, y))
+    weight = mpmath.fmul(_f(pos_weight), y, exact=True)
+    return _converged(lambda: _times(_sub(1, y), _sigmoid(z)) - _times(weight, _sigmoid(-z)))
 
 
 def softmax_cross_entropy_grad(z_row, y_row):

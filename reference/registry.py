@@ -43,9 +43,7 @@ SHARED_OPTIONS = {"sample_weight": None}  # options every op takes (applied in r
 
 def _sigmoid_exact(z, y, dtype, pos_weight=None):
     """-[q y log sigmoid(z) + (1 - y) log sigmoid(-z)], q = pos_weight (1 when absent)."""
-    if pos_weight is None:
-        return losses.sigmoid_cross_entropy(z, y)
-    return -(losses.times(pos_weight * y, losses.log_sigmoid(z)) + losses.times(1.0 - y, losses.log_sigmoid(-z)))
+    return losses.sigmoid_cross_entropy(z, y, pos_weight)
 
 
 def _sigmoid_scale(z, y, loss, dtype, pos_weight=None):
@@ -54,9 +52,7 @@ def _sigmoid_scale(z, y, loss, dtype, pos_weight=None):
 
 def _sigmoid_grad(z, y, dtype, pos_weight=None):
     """sigmoid(z) - y, or (1 + (q - 1) y) sigmoid(z) - q y with a positive weight q."""
-    if pos_weight is None:
-        return gradients.sigmoid_cross_entropy(z, y)
-    return (1.0 + (pos_weight - 1.0) * y) * losses.sigmoid(z) - pos_weight * y
+    return gradients.sigmoid_cross_entropy(z, y, pos_weight)
 
 
 def _sigmoid_grad_scale(z, y, dtype, pos_weight=None):
@@ -246,7 +242,7 @@ def _reduce(values, reduction, prepared, is_scale=False, loss=None):
     values = options_module.per_example(values, prepared.example_weights)
     if reduction == "none":
         return values
-    total = np.sum(values)
+    total = np.sum(values) if is_scale else losses.accurate_sum(np.ravel(values))  # rounded once
     if is_scale:
         total = total + conditioning.summation(options_module.per_example(loss, prepared.example_weights))
     if reduction in ("mean", "weighted_mean"):
@@ -300,6 +296,6 @@ def evaluate_grad(op, variant, inputs, options, dtype, wrt="prediction"):
     if options.get("reduction", "none") in ("mean", "weighted_mean"):
         n = prediction.size // (prediction.shape[axis] if axis is not None and prediction.ndim else 1)
         denominator = float(np.sum(prepared.mean_weights)) if prepared.mean_weights is not None else n
-        factor = 1.0 / denominator if denominator else np.nan
-        grad, scale = grad * factor, scale * factor
+        with np.errstate(divide="ignore", invalid="ignore"):
+            grad, scale = grad / np.float64(denominator), scale / np.float64(denominator)
     return grad, scale

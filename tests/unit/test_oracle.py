@@ -370,6 +370,24 @@ def test_sigmoid_half_squared_error_grad():
           list(zip(z, y)), ULP_BOUND, scale)
 
 
+POS_WEIGHTS = [0.25, 3.0, 1e-3, 1e6]
+
+
+@pytest.mark.parametrize("pos_weight", POS_WEIGHTS)
+def test_weighted_sigmoid_cross_entropy(pos_weight):
+    """tf.nn.weighted_cross_entropy_with_logits and torch's pos_weight: the loss, and its
+    gradient (1 - y) sigmoid(z) - q y sigmoid(-z), whose two terms cancel near the optimum."""
+    z, y = sigmoid_inputs()
+    exact = [oracle.sigmoid_cross_entropy(a, b, pos_weight) for a, b in zip(z, y)]
+    check("weighted sigmoid_cross_entropy", losses.sigmoid_cross_entropy(z, y, pos_weight), exact,
+          list(zip(z, y)), ULP_BOUND)
+    exact = [oracle.sigmoid_cross_entropy_grad(a, b, pos_weight) for a, b in zip(z, y)]
+    with np.errstate(invalid="ignore"):
+        scale = (np.abs(1 - y) * _sigmoid(z) + pos_weight * np.abs(y) * _sigmoid(-z)) * 2.0**-CANCELLED_BITS
+    check("weighted sigmoid grad", gradients.sigmoid_cross_entropy(z, y, pos_weight), exact, list(zip(z, y)),
+          ULP_BOUND, scale)
+
+
 @pytest.mark.parametrize("half", [False, True])
 def test_mean_squared_error_grad(half):
     a, y = mse_inputs()
