@@ -10,18 +10,19 @@ checks against mpmath.
 Building blocks: Knuth's two-sum and Dekker's split and product (NumPy has no fused
 multiply-add) are exact; add, mul and div follow the accurate variants of Hida, Li and
 Bailey's QD library. Elementary functions:
-- exp: x = k ln2 + r with ln2 in three parts, r scaled by 2**-9, a Taylor series of expm1 to
-  degree 9, then nine squarings in expm1 form (e -> e (e + 2)), which keeps exp(x) - 1
-  relatively accurate near 0; arguments below 2**-30 skip the scaling so that subnormal ones
-  do not underflow.
+- exp: x = k ln2 + (j / 64) ln2 + r with ln2 in three parts, a table of 2**(j/64) and a
+  Taylor series of expm1(r), |r| <= ln2 / 128, kept in expm1 form so that exp(x) - 1 stays
+  relatively accurate near 0 (subnormal arguments included). The table is built at import
+  by a slower, table-free method (scaling by 2**-9 and squaring nine times).
 - log1p: one Newton step from libm's log1p, y + (1 + u) exp(-y) - 1, which squares libm's
   relative error (2**-52 becomes about 2**-104).
 - log of a float: frexp, then log1p of the exact m - 1.
 
 Limits, none of which a loss reaches: operands past 2**996 (Dekker's split overflows) and
-results that overflow keep the plain float64 value, with lo = 0; subnormal results keep only
-hi (lo underflows), so they are accurate to the subnormal spacing, 2**-1074. Infinities and
-NaN propagate in hi with lo = 0.
+results that overflow keep the plain float64 value, with lo = 0; below 2**-969 lo is itself
+subnormal and holds fewer bits, so such values are accurate to the subnormal spacing, 2**-1074
+(value_scaled rounds a result formed at a scale once instead). Infinities and NaN propagate
+in hi with lo = 0.
 """
 from typing import NamedTuple
 
@@ -29,8 +30,6 @@ import numpy as np
 
 LN2 = (0.6931471805599453, 2.3190468138462996e-17, 5.707708438416212e-34)  # ln 2 = sum, to ~2**-160
 _SPLITTER = 134217729.0  # 2**27 + 1
-_SQUARINGS = 9
-_SMALL = 2.0**-30  # below this exp needs neither scaling nor squaring
 
 
 class DD(NamedTuple):
@@ -178,38 +177,81 @@ def sum(a, axis=-1):  # noqa: A001 - the double-double sum, as np.sum is the flo
     return DD(hi[..., 0], lo[..., 0])
 
 
-def _inverse_factorials(degree):
-    out, factorial = [], 1.0
-    for n in range(1, degree + 1):
-        factorial *= n  # exact up to 22!
-        out.append(div(of(1.0), of(factorial)))
-    return out
+def _add(a, b):
+    """add without the checks for infinities and NaN, for the inner loops of exp."""
+    s, e = two_sum(a.hi, b.hi)
+    t, f = two_sum(a.lo, b.lo)
+    s, e = _fast_two_sum(s, e + t)
+    return DD(*_fast_two_sum(s, e + f))
 
 
-_TAYLOR = _inverse_factorials(9)  # 1/1!, ..., 1/9! in double-double
+def _mul(a, b):
+    """mul without the checks for infinities and NaN."""
+    p, e = two_prod(a.hi, b.hi)
+    return DD(*_fast_two_sum(p, e + (a.hi * b.lo + a.lo * b.hi)))
+
+
+def _reduce(x, k):
+    """x - k ln2 with ln2 in three parts (k ln2's first two parts exact): r, exp(x) = 2**k exp(r)."""
+    r = _add(x, neg(DD(*two_prod(k, LN2[0]))))
+    r = _add(r, neg(DD(*two_prod(k, LN2[1]))))
+    return _add(r, of(-k * LN2[2]))
+
+
+_INVERSE_FACTORIAL = [div(of(1.0), of(float(np.prod(np.arange(1.0, n + 1))))) for n in range(13)]  # 1/n!
+
+
+@np.errstate(all="ignore")
+def _exp_parts_by_squaring(x):
+    """(k, m), exp(x) = 2**k (1 + m): |r| <= ln2 / 2 scaled by 2**-9, Taylor to degree 9,
+    nine squarings in expm1 form (e -> e (e + 2)). Slow and simple; builds the table below."""
+    k = np.rint(x.hi / LN2[0])
+    s = scale(_reduce(x, k), -9)
+    m = _INVERSE_FACTORIAL[9]
+    for c in reversed(_INVERSE_FACTORIAL[1:9]):
+        m = add(mul(m, s), c)
+    m = mul(m, s)
+    for _ in range(9):
+        m = mul(m, add(m, of(2.0)))
+    return k.astype(np.int64), m
+
+
+_STEPS = 64  # exp(x) = 2**k 2**(j/64) exp(r), |r| <= ln2 / 128, -32 <= j < 32
+_j = np.arange(-_STEPS // 2, _STEPS // 2, dtype=np.float64)
+_k_j, _m_j = _exp_parts_by_squaring(add(DD(*two_prod(_j, LN2[0] / _STEPS)), of(_j * (LN2[1] / _STEPS))))
+_TABLE_MINUS_1 = where(_k_j == 0, _m_j, sub(scale(add(of(1.0), _m_j), _k_j), of(1.0)))  # 2**(j/64) - 1
+_TABLE = add(_TABLE_MINUS_1, of(1.0))  # 2**(j/64), at index j + 32
+# From 1/7! on, the series is summed in plain float64: r**7 / 7! is below 2**-64 r, so its
+# rounding is below 2**-110 of the result.
+_FLOAT_TAIL = [float(c.hi) for c in _INVERSE_FACTORIAL[7:]]
 
 
 @np.errstate(all="ignore")
 def exp_parts(x):
-    """(k, m) with exp(x) = 2**k (1 + m): k an integer array, m = expm1(r) in double-double.
+    """(k, m) with exp(x) = 2**k (1 + m): k an integer array, m a double-double.
 
+    x = (64 k + j) ln2 / 64 + r, |r| <= ln2 / 128, -32 <= j < 32: exp(x) = 2**k 2**(j/64)
+    (1 + p(r)) with p the Taylor series of expm1 to degree 12 (in double-double to degree 6).
+    For |x| < ln2 / 2, k = 0 and m = (2**(j/64) - 1) + 2**(j/64) p(r) is exp(x) - 1 with
+    nothing cancelled but a factor 2 at most: relatively accurate near 0.
     -inf gives a large negative k (exp = 0), +inf a large positive one (exp = inf).
     """
     clipped = np.clip(x.hi, -1100.0, 710.0)  # beyond, exp is 0 or inf anyway; NaN stays NaN
     x = DD(clipped, np.where(clipped == x.hi, x.lo, 0.0))
-    k = np.rint(np.nan_to_num(clipped) / LN2[0])
-    r = sub(x, DD(*two_prod(k, LN2[0])))
-    r = sub(r, DD(*two_prod(k, LN2[1])))
-    r = sub(r, of(k * LN2[2]))
-    squaring = np.abs(r.hi) > _SMALL
-    s = scale(r, np.where(squaring, -_SQUARINGS, 0))
-    m = _TAYLOR[-1]
-    for c in reversed(_TAYLOR[:-1]):
-        m = add(mul(m, s), c)
-    m = mul(m, s)
-    for _ in range(_SQUARINGS):
-        m = where(squaring, mul(m, add(m, of(2.0))), m)
-    return k.astype(np.int64), m
+    n = np.rint(np.nan_to_num(clipped) * (_STEPS / LN2[0]))
+    j = (np.mod(n + _STEPS // 2, _STEPS) - _STEPS // 2).astype(np.int64)
+    r = _reduce(x, n / _STEPS)
+    tail = np.full(r.hi.shape, _FLOAT_TAIL[-1])
+    for c in reversed(_FLOAT_TAIL[:-1]):
+        tail = tail * r.hi + c
+    q = _add(DD(*two_prod(r.hi, tail)), _INVERSE_FACTORIAL[6])  # Horner: 1/6! + r (1/7! + ...)
+    for c in reversed(_INVERSE_FACTORIAL[1:6]):
+        q = _add(_mul(q, r), c)
+    p = _mul(q, r)
+    row = j + _STEPS // 2
+    m = _add(DD(_TABLE_MINUS_1.hi[row], _TABLE_MINUS_1.lo[row]), _mul(DD(_TABLE.hi[row], _TABLE.lo[row]), p))
+    k = ((n - j) / _STEPS).astype(np.int64)
+    return k, DD(m.hi, np.where(np.isfinite(m.hi), m.lo, 0.0))
 
 
 def exp(x):
