@@ -154,9 +154,9 @@ def reference_loss_chunked(logits, labels, chunk_bytes=CHUNK_BYTES):
     """reference.losses.sparse_softmax_cross_entropy evaluated over blocks of rows.
 
     The reference is written for accuracy, not memory or speed: it carries every value in
-    double-double, and on float32 logits its float64 temporaries peak at about 53x the input
+    double-double, and on float32 logits its float64 temporaries peak at about 55x the input
     bytes beyond the input (measured by tests/benchmarks/test_reference_cost.py; the number
-    follows the reference). At [8192, 128256] that is some 200 GB: it does not fit in 24 GiB.
+    follows the reference). At [8192, 128256] that is some 215 GB: it does not fit in 24 GiB.
     Each row is reduced on its own, so row blocks give the same values, with a peak of about
     25 x chunk_bytes.
     """
