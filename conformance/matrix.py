@@ -44,4 +44,20 @@ def counts(records):
     if reasons:
         lines.append("skipped, by framework and reason:")
         lines += [f"  {n:6d}  {f:17s} {reason}" for (f, reason), n in sorted(reasons.items())]
+    return lines + modes(records)
+
+
+def modes(records):
+    """Where a framework ran each call several ways (JAX: jit and eager), how often they differ."""
+    by_framework = defaultdict(list)
+    for record in records:
+        if record.get("modes"):
+            by_framework[record["framework"]].append(record["modes"])
+    lines = []
+    for framework, runs in sorted(by_framework.items()):
+        names = sorted({name for run in runs for name in run})
+        differ = [run for run in runs if len({str(m.get("max_ulp_err")) for m in run.values()}) > 1]
+        split = [run for run in runs if len({m.get("passed") for m in run.values()}) > 1]
+        lines.append(f"{framework} ran {' and '.join(names)}: ULP errors differ in {len(differ)} of {len(runs)} "
+                     f"checks, the verdict in {len(split)}")
     return lines
