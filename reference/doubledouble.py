@@ -216,10 +216,20 @@ def _exp_parts_by_squaring(x):
     return k.astype(np.int64), m
 
 
+def parts_to_exp(k, m):
+    """2**k (1 + m), the value exp_parts describes."""
+    return scale(add(of(1.0), m), k)
+
+
+def parts_to_expm1(k, m):
+    """2**k (1 + m) - 1, without a cancelling 1 where k = 0 (then it is m itself)."""
+    return where(k == 0, m, sub(parts_to_exp(k, m), of(1.0)))
+
+
 _STEPS = 64  # exp(x) = 2**k 2**(j/64) exp(r), |r| <= ln2 / 128, -32 <= j < 32
 _j = np.arange(-_STEPS // 2, _STEPS // 2, dtype=np.float64)
 _k_j, _m_j = _exp_parts_by_squaring(add(DD(*two_prod(_j, LN2[0] / _STEPS)), of(_j * (LN2[1] / _STEPS))))
-_TABLE_MINUS_1 = where(_k_j == 0, _m_j, sub(scale(add(of(1.0), _m_j), _k_j), of(1.0)))  # 2**(j/64) - 1
+_TABLE_MINUS_1 = parts_to_expm1(_k_j, _m_j)  # 2**(j/64) - 1
 _TABLE = add(_TABLE_MINUS_1, of(1.0))  # 2**(j/64), at index j + 32
 # From 1/7! on, the series is summed in plain float64: r**7 / 7! is below 2**-64 r, so its
 # rounding is below 2**-110 of the result.
@@ -255,15 +265,13 @@ def exp_parts(x):
 
 
 def exp(x):
-    """exp of a double-double, to about 2**-95 relative (absolute 2**-1074 when subnormal)."""
-    k, m = exp_parts(x)
-    return scale(add(of(1.0), m), k)
+    """exp of a double-double, to about 2**-100 relative (absolute 2**-1074 when subnormal)."""
+    return parts_to_exp(*exp_parts(x))
 
 
 def expm1(x):
     """exp(x) - 1, relatively accurate near 0 too."""
-    k, m = exp_parts(x)
-    return where(k == 0, m, sub(scale(add(of(1.0), m), k), of(1.0)))
+    return parts_to_expm1(*exp_parts(x))
 
 
 @np.errstate(all="ignore")

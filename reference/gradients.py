@@ -15,7 +15,7 @@ from reference import doubledouble as dd
 from reference import losses
 
 
-def _sigmoid_minus_labels(z, y):
+def _sigmoid_minus_labels(z, y, parts):
     """sigmoid(z) - y in whichever of two exact forms subtracts the smaller numbers.
 
     Saturated: (1 - y) - sigmoid(-z) for z >= 0 (sigmoid(z) - y below), so that sigmoid(40) is
@@ -23,10 +23,10 @@ def _sigmoid_minus_labels(z, y):
     Centred: (1/2 - y) + sign(z) t with t = sigmoid(|z|) - 1/2 = -expm1(-|z|) / (2 (1 + e)),
     so that a logit near 0 with a label near 1/2 (sigmoid(1e-300) - 1/2) keeps its z / 4.
     """
-    e, s = losses.sigmoid_parts(z)  # e = exp(-|z|), s = sigmoid(-|z|)
+    s = parts.s  # sigmoid(-|z|)
     saturated = dd.where(z >= 0, dd.sub(losses.one_minus(y), s), dd.sub(s, dd.of(y)))
     half_minus_y = dd.DD(*dd.two_sum(np.float64(0.5), -y))
-    t = dd.div(dd.neg(dd.expm1(dd.of(-np.abs(z)))), dd.scale(dd.add(dd.of(1.0), e), 1))
+    t = dd.div(dd.neg(parts.expm1()), dd.scale(dd.add(dd.of(1.0), parts.e), 1))
     centred = dd.add(half_minus_y, dd.DD(np.sign(z) * t.hi, np.sign(z) * t.lo))
     with np.errstate(invalid="ignore"):
         saturated_size = np.where(z >= 0, np.abs(1.0 - y), np.abs(y)) + s.hi
@@ -37,20 +37,19 @@ def _sigmoid_minus_labels(z, y):
 def sigmoid_cross_entropy(logits, labels, pos_weight=None):
     """d/dz = sigmoid(z) - y; with a positive weight q, (1 - y) sigmoid(z) - q y sigmoid(-z)."""
     z, y = np.broadcast_arrays(np.asarray(logits, np.float64), np.asarray(labels, np.float64))
+    parts = losses.sigmoid_parts(z)
     if pos_weight is None:
-        return _sigmoid_minus_labels(z, y).hi
-    _, s = losses.sigmoid_parts(z)  # sigmoid(-|z|)
+        return _sigmoid_minus_labels(z, y, parts).hi
+    s = parts.s  # sigmoid(-|z|)
     other = dd.sub(dd.of(1.0), s)  # sigmoid(|z|)
     below, above = dd.where(z >= 0, other, s), dd.where(z >= 0, s, other)  # sigmoid(z), sigmoid(-z)
     weighted = dd.DD(*dd.two_prod(np.float64(pos_weight), y))
     grad = dd.sub(dd.mul(losses.one_minus(y), below), dd.mul(weighted, above)).hi
     # Where one term is left (losses.lone_tiny_term), -q sigmoid(-z) or sigmoid(z) =
     # -+ weight 2**k (1 + m) / (1 + e) with exp(-|z|) = e = 2**k (1 + m): rounded once.
-    k, m = dd.exp_parts(dd.of(-np.abs(z)))
-    e, _ = losses.sigmoid_parts(z)
     alone = dd.where(z >= 0, dd.neg(weighted), dd.of(np.ones_like(z)))
-    lone = dd.value_scaled(dd.div(dd.mul(alone, dd.add(dd.of(1.0), m)), dd.add(dd.of(1.0), e)), k)
-    return np.where(losses.lone_tiny_term(z, y, e), lone, grad)
+    lone = dd.value_scaled(dd.div(dd.mul(alone, parts.unscaled()), dd.add(dd.of(1.0), parts.e)), parts.exponent)
+    return np.where(losses.lone_tiny_term(z, y, parts.e), lone, grad)
 
 
 def softmax_cross_entropy(logits, labels, axis=-1):
@@ -63,18 +62,15 @@ def softmax_cross_entropy(logits, labels, axis=-1):
     """
     parts = losses.softmax_parts(logits, axis)
     y = np.broadcast_to(np.asarray(labels, np.float64), parts.e.hi.shape)
+    is_top = np.arange(y.shape[axis]).reshape(_along(axis, y.ndim)) == parts.top
     total = dd.expand_dims(dd.sum(dd.of(y), axis), axis)
-    others = np.array(y)
-    np.put_along_axis(others, parts.top, 0.0, axis=axis)
-    denominator = dd.add(dd.of(1.0), parts.rest)
-    grad = dd.sub(dd.mul(dd.div(parts.e, denominator), total), dd.of(y))
-    confident = dd.sub(dd.expand_dims(dd.sum(dd.of(others), axis), axis),
-                       dd.mul(total, dd.div(parts.rest, denominator)))
-    at_top = dd.where(parts.finite & (parts.rest.hi < 1.0), confident, dd.take_along_axis(grad, parts.top, axis))
-    grad = dd.put_along_axis(grad, parts.top, at_top, axis).hi
+    others = dd.expand_dims(dd.sum(dd.of(np.where(is_top, 0.0, y)), axis), axis)
+    q = parts.softmax_unscaled()
+    grad = dd.sub(dd.mul(dd.scale(q, parts.e_exponent), total), dd.of(y)).hi
+    confident = dd.sub(others, dd.mul(total, dd.div(parts.rest, dd.add(dd.of(1.0), parts.rest)))).hi
+    grad = np.where(is_top & parts.finite & (parts.rest.hi < 1.0), confident, grad)
     # Where the label is 0 the gradient is softmax * sum(y): rounded once, even if subnormal.
-    unlabelled = dd.value_scaled(dd.mul(dd.div(parts.e_unscaled, denominator), total), parts.e_exponent)
-    grad = np.where((y == 0) & (np.arange(y.shape[axis]).reshape(_along(axis, y.ndim)) != parts.top), unlabelled, grad)
+    grad = np.where((y == 0) & ~is_top, dd.value_scaled(dd.mul(q, total), parts.e_exponent), grad)
     return np.where(parts.finite, grad, np.nan)
 
 
@@ -89,11 +85,11 @@ def sparse_softmax_cross_entropy(logits, labels, axis=-1):
     """d/dz = softmax(z) - onehot(label), with 1 - softmax = rest / (1 + rest) at the top class."""
     parts = losses.softmax_parts(logits, axis)
     label = np.expand_dims(np.asarray(labels, np.int64), axis)
-    denominator = dd.add(dd.of(1.0), parts.rest)
-    p = dd.div(parts.e, denominator)
-    at_label = dd.where(label == parts.top, dd.neg(dd.div(parts.rest, denominator)),
-                        dd.sub(dd.take_along_axis(p, label, axis), dd.of(1.0)))
-    grad = parts.softmax()  # rounded once, even where subnormal
+    q = parts.softmax_unscaled()
+    p_label = dd.scale(dd.take_along_axis(q, label, axis), np.take_along_axis(parts.e_exponent, label, axis))
+    at_label = dd.where(label == parts.top, dd.neg(dd.div(parts.rest, dd.add(dd.of(1.0), parts.rest))),
+                        dd.sub(p_label, dd.of(1.0)))
+    grad = dd.value_scaled(q, parts.e_exponent)  # the softmax, rounded once even where subnormal
     np.put_along_axis(grad, label, at_label.hi, axis=axis)
     return np.where(parts.finite, grad, np.nan)
 
@@ -111,8 +107,7 @@ def sigmoid_half_squared_error(logits, labels):
     in the subnormal range (|z| near 745) is rounded once, not at every factor.
     """
     z, y = np.broadcast_arrays(np.asarray(logits, np.float64), np.asarray(labels, np.float64))
-    k, m = dd.exp_parts(dd.of(-np.abs(z)))
-    e, s = losses.sigmoid_parts(z)
-    s_unscaled = dd.div(dd.add(dd.of(1.0), m), dd.add(dd.of(1.0), e))
-    product = dd.mul(_sigmoid_minus_labels(z, y), dd.mul(s_unscaled, dd.sub(dd.of(1.0), s)))
-    return dd.value_scaled(product, k)
+    parts = losses.sigmoid_parts(z)
+    s_unscaled = dd.div(parts.unscaled(), dd.add(dd.of(1.0), parts.e))
+    product = dd.mul(_sigmoid_minus_labels(z, y, parts), dd.mul(s_unscaled, dd.sub(dd.of(1.0), parts.s)))
+    return dd.value_scaled(product, parts.exponent)

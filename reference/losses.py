@@ -51,19 +51,32 @@ def times(coefficient, value):
         return np.where(coefficient == 0, 0.0, coefficient * value)
 
 
-def sigmoid_parts(z):
-    """(e, s): e = exp(-|z|) and s = sigmoid(-|z|) = e / (1 + e), double-doubles.
+class SigmoidParts(NamedTuple):
+    """exp(-|z|) and sigmoid(-|z|), computed once for every sigmoid loss and gradient."""
+    exponent: np.ndarray  # e = 2**exponent (1 + m), dd.exp_parts of -|z|
+    m: dd.DD
+    e: dd.DD  # exp(-|z|)
+    s: dd.DD  # sigmoid(-|z|) = e / (1 + e); sigmoid(z) is s for z < 0, 1 - s for z >= 0
 
-    sigmoid(z) is s for z < 0 and 1 - s for z >= 0; 1 - s is never formed where it would round.
-    """
-    e = dd.exp(dd.of(-np.abs(_floats(z))))
-    return e, dd.div(e, dd.add(dd.of(1.0), e))
+    def unscaled(self):
+        """e / 2**exponent: a subnormal e's digits, for products rounded once (dd.value_scaled)."""
+        return dd.add(dd.of(1.0), self.m)
+
+    def expm1(self):
+        """exp(-|z|) - 1, relatively accurate for z near 0."""
+        return dd.parts_to_expm1(self.exponent, self.m)
+
+
+def sigmoid_parts(z):
+    k, m = dd.exp_parts(dd.of(-np.abs(_floats(z))))
+    e = dd.parts_to_exp(k, m)
+    return SigmoidParts(k, m, e, dd.div(e, dd.add(dd.of(1.0), e)))
 
 
 def dd_log_sigmoid(z, e=None):
     """log(sigmoid(z)) = -log1p(exp(-z)) for z >= 0 and z - log1p(exp(z)) below."""
     z = _floats(z)
-    e = sigmoid_parts(z)[0] if e is None else e
+    e = sigmoid_parts(z).e if e is None else e
     softplus = dd.log1p(e)
     return dd.where(z >= 0, dd.neg(softplus), dd.sub(dd.of(z), softplus))
 
@@ -74,7 +87,7 @@ def log_sigmoid(z):
 
 def sigmoid(z):
     z = _floats(z)
-    _, s = sigmoid_parts(z)
+    s = sigmoid_parts(z).s
     return np.where(z >= 0, dd.sub(dd.of(1.0), s).hi, s.hi)
 
 
@@ -93,11 +106,11 @@ class SoftmaxParts(NamedTuple):
     e: dd.DD  # exp(z - m); exactly 1 at top
     rest: dd.DD  # sum of e over every class but top: logsumexp(z) = m + log1p(rest)
     e_exponent: np.ndarray  # e = 2**e_exponent * e_unscaled, for probabilities too small
-    e_unscaled: dd.DD  # to round more than once (subnormal), see softmax()
+    e_unscaled: dd.DD  # to round more than once (subnormal): see dd.value_scaled
 
-    def softmax(self):
-        """e / (1 + rest), rounded once to float64 even where it is subnormal."""
-        return dd.value_scaled(dd.div(self.e_unscaled, dd.add(dd.of(1.0), self.rest)), self.e_exponent)
+    def softmax_unscaled(self):
+        """softmax(z) / 2**e_exponent = e_unscaled / (1 + rest)."""
+        return dd.div(self.e_unscaled, dd.add(dd.of(1.0), self.rest))
 
 
 def softmax_parts(z, axis):
@@ -143,14 +156,13 @@ def logsumexp(z, axis):
 def sigmoid_cross_entropy(logits, labels, pos_weight=None):
     """-[q y log sigmoid(z) + (1 - y) log sigmoid(-z)], q = pos_weight (1 when absent)."""
     z, y = np.broadcast_arrays(_floats(logits), _floats(labels))
-    e, _ = sigmoid_parts(z)
+    parts = sigmoid_parts(z)
     weight = dd.of(y) if pos_weight is None else dd.DD(*dd.two_prod(np.float64(pos_weight), y))
-    loss = dd.add(dd_times(weight, dd_log_sigmoid(z, e)), dd_times(one_minus(y), dd_log_sigmoid(-z, e)))
+    loss = dd.add(dd_times(weight, dd_log_sigmoid(z, parts.e)), dd_times(one_minus(y), dd_log_sigmoid(-z, parts.e)))
     # Where one term is left, weight * log1p(e) = weight * e: formed unscaled, rounded once.
-    k, m = dd.exp_parts(dd.of(-np.abs(z)))
     alone = dd.where(z >= 0, weight, dd.of(np.ones_like(z)))  # q y (y = 1), or 1 - y (y = 0)
-    lone = dd.value_scaled(dd.mul(alone, dd.add(dd.of(1.0), m)), k)
-    return np.where(lone_tiny_term(z, y, e), lone, -loss.hi)
+    lone = dd.value_scaled(dd.mul(alone, parts.unscaled()), parts.exponent)
+    return np.where(lone_tiny_term(z, y, parts.e), lone, -loss.hi)
 
 
 def lone_tiny_term(z, y, e):
