@@ -60,4 +60,4 @@ def benchmark(session):
     """
     constraints, args = _constraints(session.posargs)
     session.install("-c", constraints, "-e", ".[all,benchmark,report]")
-    session.run("python", "-m", "conformance.bench_run", *args)
+    session.run("python", "-m", "conformance.bench.run", *args)

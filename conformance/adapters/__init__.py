@@ -1,49 +1,42 @@
-"""Framework adapters, one module each, loaded on demand by framework id."""
-import importlib
-import os
+"""Adapters: the public API (api.py), their discovery (discovery.py), one module per framework.
 
-from conformance import FRAMEWORK_IDS
-from conformance.adapters.base import Adapter, NotOffered, Result, Unavailable
+A process holds one Registry, configured by the pytest plugin or the commands with the
+`--adapter` targets it was given; `load(framework_id)` returns its adapter.
+"""
+from conformance.adapters.api import Adapter, Capability, NotOffered, Result, Unavailable
+from conformance.adapters.discovery import Registry, keras_backend_here
+from conformance.adapters.validation import AdapterError
 
-_MODULES = {
-    "numpy": "numpy_adapter",
-    "tensorflow": "tensorflow_adapter",
-    "torch": "torch_adapter",
-    "jax": "jax_adapter",
-    "tf_keras": "tf_keras_adapter",
-}
-_cache = {}
+_registry: Registry | None = None
 
 
-def keras_framework_id():
-    """The Keras 3 framework id of this process: the backend is fixed before keras is imported."""
-    return "keras-" + os.environ.get("KERAS_BACKEND", "tensorflow")
+def configure(cli_targets=(), environ=None) -> Registry:
+    """Start this process's registry over again with these explicit adapters."""
+    global _registry
+    _registry = Registry(cli_targets, environ)
+    return _registry
 
 
-def framework_ids_here():
-    """Frameworks this process checks: every non-Keras-3 one, and Keras 3 on this process's backend."""
-    keras_id = keras_framework_id()
-    return [f for f in FRAMEWORK_IDS if not f.startswith("keras-") or f == keras_id]
+def registry() -> Registry:
+    return _registry if _registry is not None else configure()
 
 
-def load(framework):
-    """The adapter for a framework id, or Unavailable (cached, including the failure)."""
-    if framework not in _cache:
-        try:
-            if framework.startswith("keras-"):
-                module = importlib.import_module("conformance.adapters.keras_adapter")
-                _cache[framework] = module.KerasAdapter(framework.removeprefix("keras-"))
-            else:
-                module = importlib.import_module("conformance.adapters." + _MODULES[framework])
-                _cache[framework] = module.ADAPTER()
-        except ImportError as exc:
-            _cache[framework] = Unavailable(f"{framework} is not installed ({exc})")
-        except Unavailable as exc:
-            _cache[framework] = exc
-    adapter = _cache[framework]
-    if isinstance(adapter, Unavailable):
-        raise adapter
-    return adapter
+def load(framework: str) -> Adapter:
+    """The adapter for a framework id; raises Unavailable or AdapterError."""
+    return registry().load(framework)
 
 
-__all__ = ["Adapter", "NotOffered", "Result", "Unavailable", "load", "framework_ids_here", "keras_framework_id"]
+def keras_framework_id() -> str:
+    return "keras-" + keras_backend_here()
+
+
+def framework_ids_here() -> list[str]:
+    """Frameworks this process checks: every non-Keras-3 one (plug-ins too), and Keras 3 on
+    this process's backend."""
+    here = keras_backend_here()
+    ids = registry().known_ids()
+    return [f for f in ids if not f.startswith("keras-") or f == "keras-" + here]
+
+
+__all__ = ["Adapter", "AdapterError", "Capability", "NotOffered", "Result", "Unavailable", "configure", "load",
+           "registry", "framework_ids_here", "keras_framework_id"]

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from conformance.adapters.base import Adapter, Result, as_float, elementwise_reduce
+from conformance.adapters.api import Adapter, Capability, Result, as_float, elementwise_reduce
 
 DTYPES = {"float16": jnp.float16, "bfloat16": jnp.bfloat16, "float32": jnp.float32, "float64": jnp.float64}
 
@@ -43,13 +43,33 @@ def jit_and_eager(fn, *args):
     return compiled
 
 
+def sigmoid_cross_entropy(x, y, options):
+    return optax.sigmoid_binary_cross_entropy(x, y)
+
+
+def softmax_cross_entropy(z, y, options):
+    return optax.softmax_cross_entropy(z, y, axis=options.get("axis", -1))
+
+
+def sparse_softmax_cross_entropy(z, labels, options):
+    return optax.softmax_cross_entropy_with_integer_labels(z, labels, axis=options.get("axis", -1))
+
+
+def mean_squared_error(a, y, options):
+    return optax.l2_loss(a, y) if options.get("half") else optax.squared_error(a, y)
+
+
+MODES = ("jit", "eager")
+
+
 class JaxAdapter(Adapter):
     framework = "jax"
-    variants = {
-        "sigmoid_cross_entropy": "exact",
-        "softmax_cross_entropy": "exact",
-        "sparse_softmax_cross_entropy": "exact",
-        "mean_squared_error": "exact",
+    packages = ("jax", "jaxlib", "optax")
+    capabilities = {
+        "sigmoid_cross_entropy": Capability(sigmoid_cross_entropy, modes=MODES),
+        "softmax_cross_entropy": Capability(softmax_cross_entropy, modes=MODES),
+        "sparse_softmax_cross_entropy": Capability(sparse_softmax_cross_entropy, modes=MODES),
+        "mean_squared_error": Capability(mean_squared_error, options={"half"}, modes=MODES),
     }
 
     def version(self):
@@ -59,23 +79,9 @@ class JaxAdapter(Adapter):
         return jax_devices()
 
     def _function(self, op, options):
+        implementation = self.capability(op).implementation
         reduction = options.get("reduction", "none")
-        axis = options.get("axis", -1)
-
-        def fn(x, y):
-            if op == "sigmoid_cross_entropy":
-                out = optax.sigmoid_binary_cross_entropy(x, y)
-            elif op == "softmax_cross_entropy":
-                out = optax.softmax_cross_entropy(x, y, axis=axis)
-            elif op == "sparse_softmax_cross_entropy":
-                out = optax.softmax_cross_entropy_with_integer_labels(x, y, axis=axis)
-            elif options.get("half"):
-                out = optax.l2_loss(x, y)
-            else:
-                out = optax.squared_error(x, y)
-            return elementwise_reduce(out, reduction, jnp.sum, jnp.mean)
-
-        return fn
+        return lambda x, y: elementwise_reduce(implementation(x, y, options), reduction, jnp.sum, jnp.mean)
 
     def loss(self, op, prediction, labels, options, dtype, device):
         return jit_and_eager(self._function(op, options), to_array(prediction, dtype, device),
@@ -86,5 +92,3 @@ class JaxAdapter(Adapter):
         grad = jax.grad(lambda x, y: jnp.sum(fn(x, y)), argnums=1 if wrt == "labels" else 0)
         return jit_and_eager(grad, to_array(prediction, dtype, device), to_array(labels, dtype, device))
 
-
-ADAPTER = JaxAdapter

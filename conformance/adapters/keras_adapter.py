@@ -1,10 +1,15 @@
-"""Keras 3 on one backend per process, chosen by KERAS_BACKEND before keras is imported."""
+"""Keras 3 on one backend per process, chosen by KERAS_BACKEND before keras is imported.
+
+One class per backend (one framework id each): the backend decides how a tensor comes back
+to NumPy, how a call runs (jax: jit-compiled and eager) and how it is differentiated.
+"""
 import os
 
 import numpy as np
 
-from conformance.adapters.base import NotOffered, Result, Unavailable, as_float
-from conformance.adapters.keras_common import KerasStyleAdapter
+from conformance.adapters.api import BASIC_REDUCTIONS, Result, Unavailable, as_float
+from conformance.adapters.keras_common import KerasStyleAdapter, keras_capabilities
+from reference.dtypes import FLOAT_DTYPES
 
 VARIANTS = {
     "sigmoid_cross_entropy": "exact",
@@ -20,46 +25,40 @@ BACKEND_VARIANTS = {
     "numpy": {"sigmoid_cross_entropy": "keras_numpy"},  # sigmoid, then clip, even from logits
     "tensorflow": {"sparse_categorical_crossentropy": "keras_clip_normalize"},  # clip, log, softmax
 }
+REDUCTIONS = BASIC_REDUCTIONS + ("weighted_mean",)
 
 
 class KerasAdapter(KerasStyleAdapter):
-    def __init__(self, backend):
+    """Keras 3 on one backend; the subclasses below are the four framework ids."""
+
+    backend = ""
+    modes = ("eager",)
+    dtypes = FLOAT_DTYPES
+    differentiable = True
+
+    def __init__(self):
         requested = os.environ.get("KERAS_BACKEND", "tensorflow")
-        if backend != requested:
-            raise Unavailable(f"keras-{backend} needs its own process with KERAS_BACKEND={backend}")
-        if backend == "jax":
-            from conformance.adapters import jax_adapter  # noqa: F401  (enables float64 first)
+        if self.backend != requested:
+            raise Unavailable(f"keras-{self.backend} needs its own process with KERAS_BACKEND={self.backend}")
+        self.prepare_backend()
         import keras
 
-        if keras.config.backend() != backend:
-            raise Unavailable(f"keras reports backend {keras.config.backend()!r}, not {backend!r}")
+        if keras.config.backend() != self.backend:
+            raise Unavailable(f"keras reports backend {keras.config.backend()!r}, not {self.backend!r}")
         self.keras = keras
         self.losses = keras.losses
-        self.backend = backend
-        self.framework = "keras-" + backend
-        self.autodiff = backend != "numpy"
-        self.variants = {**VARIANTS, **BACKEND_VARIANTS.get(backend, {})}
-        self.reductions = self.reductions + ("weighted_mean",)
-        if backend == "numpy":
-            self.dtypes = ("float16", "float32", "float64")
+        self.framework = "keras-" + self.backend
+        self.capabilities = keras_capabilities({**VARIANTS, **BACKEND_VARIANTS.get(self.backend, {})}, REDUCTIONS,
+                                               self.dtypes, self.modes, self.differentiable)
+
+    def prepare_backend(self):
+        """Anything the backend needs before keras is imported."""
 
     def version(self):
         return self.keras.__version__
 
     def environment(self):
         return {**super().environment(), "backend": self.keras.config.backend()}
-
-    def devices(self):
-        if self.backend == "tensorflow":
-            from conformance.adapters.tensorflow_adapter import tf_devices
-            return tf_devices()
-        if self.backend == "torch":
-            from conformance.adapters.torch_adapter import torch_devices
-            return torch_devices()
-        if self.backend == "jax":
-            from conformance.adapters.jax_adapter import jax_devices
-            return jax_devices()
-        return ("cpu",)
 
     def reduction_argument(self, reduction):
         return {"none": None, "sum": "sum", "mean": "sum_over_batch_size",
@@ -78,45 +77,97 @@ class KerasAdapter(KerasStyleAdapter):
             return self.keras.ops.convert_to_tensor(array, dtype=dtype)
         return self.keras.ops.cast(self.keras.ops.convert_to_tensor(as_float(array), dtype="float32"), dtype)
 
-    def _result(self, out):
-        if self.backend == "tensorflow":
-            from conformance.adapters.tensorflow_adapter import to_result
-        elif self.backend == "torch":
-            from conformance.adapters.torch_adapter import to_result
-        elif self.backend == "jax":
-            from conformance.adapters.jax_adapter import to_result
-        else:
-            out = np.asarray(out)
-            return Result(out.astype(np.float64), str(out.dtype), "cpu")
-        return to_result(out)
+    def to_result(self, out) -> Result:
+        out = np.asarray(out)
+        return Result(out.astype(np.float64), str(out.dtype), "cpu")
 
-    def _run(self, op, prediction, labels, options, dtype, device, differentiate, wrt="prediction"):
-        keras = self.keras
-        expand = lambda t: keras.ops.expand_dims(t, -1)  # noqa: E731
-        with keras.device("gpu:0" if device == "cuda" else "cpu:0"):
-            x, y = self._tensor(prediction, dtype), self._tensor(labels, dtype)
-            fn = self.function(op, y, options, dtype, expand)
-            if not differentiate:
-                if self.backend == "jax":  # jit-compiled as in a training step, and eagerly
-                    from conformance.adapters.jax_adapter import jit_and_eager
-                    return jit_and_eager(fn, x)
-                return self._result(fn(x))
-            if wrt == "labels":  # differentiate the labels: the loss as a function of them
-                fn, x = (lambda t: self.function(op, t, options, dtype, expand)(self._tensor(prediction, dtype))), y
-            if self.backend == "tensorflow":
-                from conformance.adapters.tensorflow_adapter import tape_grad
-                return self._result(tape_grad(fn, x)[1])
-            if self.backend == "torch":
-                from conformance.adapters.torch_adapter import autograd
-                return self._result(autograd(fn, x.requires_grad_(True))[1])
-            if self.backend == "jax":
-                import jax
-                from conformance.adapters.jax_adapter import jit_and_eager
-                return jit_and_eager(jax.grad(lambda t: keras.ops.sum(fn(t))), x)
-            raise NotOffered("keras-numpy has no automatic differentiation")
+    def evaluate(self, fn, x) -> Result:
+        return self.to_result(fn(x))
+
+    def differentiate(self, fn, x) -> Result:
+        """d sum(fn(x)) / dx through the backend's autodiff."""
+        raise NotImplementedError
+
+    def _setup(self, op, prediction, labels, options, dtype):
+        x, y = self._tensor(prediction, dtype), self._tensor(labels, dtype)
+        expand = lambda t: self.keras.ops.expand_dims(t, -1)  # noqa: E731
+        return x, y, lambda labels_tensor: self.function(op, labels_tensor, options, dtype, expand)
+
+    def _device(self, device):
+        return self.keras.device("gpu:0" if device == "cuda" else "cpu:0")
 
     def loss(self, op, prediction, labels, options, dtype, device):
-        return self._run(op, prediction, labels, options, dtype, device, False)
+        with self._device(device):
+            x, y, loss_of = self._setup(op, prediction, labels, options, dtype)
+            return self.evaluate(loss_of(y), x)
 
     def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction"):
-        return self._run(op, prediction, labels, options, dtype, device, True, wrt)
+        with self._device(device):
+            x, y, loss_of = self._setup(op, prediction, labels, options, dtype)
+            if wrt == "labels":  # the loss as a function of the labels
+                return self.differentiate(lambda t: loss_of(t)(self._tensor(prediction, dtype)), y)
+            return self.differentiate(loss_of(y), x)
+
+
+class KerasOnTensorflow(KerasAdapter):
+    backend = "tensorflow"
+    packages = ("keras", "tensorflow")
+
+    def devices(self):
+        from conformance.adapters.tensorflow_adapter import tf_devices
+        return tf_devices()
+
+    def to_result(self, out):
+        from conformance.adapters.tensorflow_adapter import to_result
+        return to_result(out)
+
+    def differentiate(self, fn, x):
+        from conformance.adapters.tensorflow_adapter import tape_grad
+        return self.to_result(tape_grad(fn, x)[1])
+
+
+class KerasOnJax(KerasAdapter):
+    backend = "jax"
+    packages = ("keras", "jax", "jaxlib")
+    modes = ("jit", "eager")
+
+    def prepare_backend(self):
+        from conformance.adapters import jax_adapter  # noqa: F401  (enables float64 first)
+
+    def devices(self):
+        from conformance.adapters.jax_adapter import jax_devices
+        return jax_devices()
+
+    def evaluate(self, fn, x):  # jit-compiled as in a training step, and eagerly
+        from conformance.adapters.jax_adapter import jit_and_eager
+        return jit_and_eager(fn, x)
+
+    def differentiate(self, fn, x):
+        import jax
+
+        from conformance.adapters.jax_adapter import jit_and_eager
+        return jit_and_eager(jax.grad(lambda t: self.keras.ops.sum(fn(t))), x)
+
+
+class KerasOnTorch(KerasAdapter):
+    backend = "torch"
+    packages = ("keras", "torch")
+
+    def devices(self):
+        from conformance.adapters.torch_adapter import torch_devices
+        return torch_devices()
+
+    def to_result(self, out):
+        from conformance.adapters.torch_adapter import to_result
+        return to_result(out)
+
+    def differentiate(self, fn, x):
+        from conformance.adapters.torch_adapter import autograd
+        return self.to_result(autograd(fn, x.requires_grad_(True))[1])
+
+
+class KerasOnNumpy(KerasAdapter):
+    backend = "numpy"
+    packages = ("keras", "numpy")
+    dtypes = ("float16", "float32", "float64")
+    differentiable = False  # keras-numpy has no automatic differentiation

@@ -4,34 +4,55 @@ Keras' functional binary losses average over the last axis. To compare them elem
 element, as the canonical ops are defined, elementwise inputs get a trailing axis of size 1:
 the mean over it is exact, so the framework's own values come back unchanged.
 """
-from conformance.adapters.base import Adapter, NotOffered
+from dataclasses import dataclass
 
-ELEMENTWISE = {"sigmoid_cross_entropy", "binary_crossentropy", "mean_squared_error"}
+from conformance.adapters.api import BASIC_REDUCTIONS, Adapter, Capability
+from reference.dtypes import FLOAT_DTYPES
 
-# canonical op -> (functional name, loss class name, from_logits)
-KERAS_NAMES = {
-    "sigmoid_cross_entropy": ("binary_crossentropy", "BinaryCrossentropy", True),
-    "binary_crossentropy": ("binary_crossentropy", "BinaryCrossentropy", False),
-    "softmax_cross_entropy": ("categorical_crossentropy", "CategoricalCrossentropy", True),
-    "categorical_crossentropy": ("categorical_crossentropy", "CategoricalCrossentropy", False),
-    "sparse_softmax_cross_entropy": ("sparse_categorical_crossentropy", "SparseCategoricalCrossentropy", True),
-    "sparse_categorical_crossentropy": ("sparse_categorical_crossentropy", "SparseCategoricalCrossentropy", False),
-    "mean_squared_error": ("mean_squared_error", "MeanSquaredError", None),
+
+@dataclass(frozen=True)
+class KerasLoss:
+    """A Keras loss as the user calls it: the function for per-sample losses, the class to reduce."""
+
+    functional: str
+    class_name: str
+    from_logits: bool | None  # None: the loss takes no from_logits argument
+    elementwise: bool  # no class axis: inputs get a trailing axis of size 1
+    class_axis_argument: bool = False  # takes axis= (the dense categorical losses)
+
+
+KERAS_LOSSES = {
+    "sigmoid_cross_entropy": KerasLoss("binary_crossentropy", "BinaryCrossentropy", True, True),
+    "binary_crossentropy": KerasLoss("binary_crossentropy", "BinaryCrossentropy", False, True),
+    "softmax_cross_entropy": KerasLoss("categorical_crossentropy", "CategoricalCrossentropy", True, False, True),
+    "categorical_crossentropy": KerasLoss("categorical_crossentropy", "CategoricalCrossentropy", False, False, True),
+    "sparse_softmax_cross_entropy": KerasLoss("sparse_categorical_crossentropy", "SparseCategoricalCrossentropy",
+                                              True, False),
+    "sparse_categorical_crossentropy": KerasLoss("sparse_categorical_crossentropy", "SparseCategoricalCrossentropy",
+                                                 False, False),
+    "mean_squared_error": KerasLoss("mean_squared_error", "MeanSquaredError", None, True),
 }
+KERAS_OPTIONS = {  # beyond reduction and axis; none offers the article's 1/2 (a - y)^2
+    "sigmoid_cross_entropy": {"label_smoothing", "sample_weight"},
+    "binary_crossentropy": {"label_smoothing", "sample_weight"},
+    "softmax_cross_entropy": {"label_smoothing", "sample_weight"},
+    "categorical_crossentropy": {"label_smoothing", "sample_weight"},
+    "sparse_softmax_cross_entropy": {"ignore_index", "sample_weight"},
+    "sparse_categorical_crossentropy": {"ignore_index", "sample_weight"},
+    "mean_squared_error": {"sample_weight"},
+}
+
+
+def keras_capabilities(variants, reductions=BASIC_REDUCTIONS, dtypes=FLOAT_DTYPES, modes=("eager",),
+                       differentiable=True):
+    """One Capability per canonical op Keras offers, following `variants` (op -> variant)."""
+    return {op: Capability(loss, variant=variants[op], options=KERAS_OPTIONS[op], reductions=reductions,
+                           dtypes=dtypes, modes=modes, differentiable=differentiable)
+            for op, loss in KERAS_LOSSES.items()}
 
 
 class KerasStyleAdapter(Adapter):
     losses = None  # the keras.losses module of this Keras
-    offered_options = {
-        "sigmoid_cross_entropy": ("label_smoothing",),
-        "binary_crossentropy": ("label_smoothing",),
-        "softmax_cross_entropy": ("label_smoothing",),
-        "categorical_crossentropy": ("label_smoothing",),
-        "sparse_softmax_cross_entropy": ("ignore_index",),
-        "sparse_categorical_crossentropy": ("ignore_index",),
-    }
-    offered_options = {op: names + ("sample_weight",) for op, names in offered_options.items()}
-    offered_options["mean_squared_error"] = ("sample_weight",)
 
     def reduction_argument(self, reduction):
         raise NotImplementedError
@@ -39,34 +60,33 @@ class KerasStyleAdapter(Adapter):
     def class_kwargs(self, dtype):
         return {}
 
+    def constant(self, values, dtype):
+        raise NotImplementedError
+
     def function(self, op, y, options, dtype, expand):
         """x -> the loss as the Keras user calls it: functional for none, the loss class to reduce."""
-        if options.get("half"):
-            raise NotOffered("Keras has no 1/2 (a - y)^2 loss")
-        functional, class_name, from_logits = KERAS_NAMES[op]
+        loss: KerasLoss = self.capability(op).implementation
         reduction = options.get("reduction", "none")
-        axis = options.get("axis", -1)
-        elementwise = op in ELEMENTWISE
-        kwargs = {} if from_logits is None else {"from_logits": from_logits}
-        if op in ("softmax_cross_entropy", "categorical_crossentropy") and axis != -1:
-            kwargs["axis"] = axis
+        kwargs = {} if loss.from_logits is None else {"from_logits": loss.from_logits}
+        if loss.class_axis_argument and options.get("axis", -1) != -1:
+            kwargs["axis"] = options["axis"]
         if options.get("label_smoothing"):
             kwargs["label_smoothing"] = options["label_smoothing"]
         if options.get("ignore_index") is not None:
             kwargs["ignore_class"] = options["ignore_index"]
-        if elementwise:
+        if loss.elementwise:
             y = expand(y)
 
         sample_weight = options.get("sample_weight")
         weights = {} if sample_weight is None else {"sample_weight": self.constant(sample_weight, dtype)}
 
         def fn(x):
-            if elementwise:
+            if loss.elementwise:
                 x = expand(x)
             if reduction == "none" and not weights:
-                return getattr(self.losses, functional)(y, x, **kwargs)
-            loss = getattr(self.losses, class_name)(
+                return getattr(self.losses, loss.functional)(y, x, **kwargs)
+            instance = getattr(self.losses, loss.class_name)(
                 reduction=self.reduction_argument(reduction), **kwargs, **self.class_kwargs(dtype))
-            return loss(y, x, **weights)
+            return instance(y, x, **weights)
 
         return fn

@@ -1,7 +1,7 @@
 """NumPy as a user writes it, computed in the dtype under test (not the float64 reference)."""
 import numpy as np
 
-from conformance.adapters.base import Adapter, Result, elementwise_reduce
+from conformance.adapters.api import Adapter, Capability, Result, elementwise_reduce
 
 
 def _zero_weight(weight, term):
@@ -18,44 +18,57 @@ def _take(values, labels, axis):
     return np.squeeze(np.take_along_axis(values, np.expand_dims(labels, axis), axis=axis), axis)
 
 
+def sigmoid_cross_entropy(x, y, options):
+    return np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
+
+
+def binary_crossentropy(p, y, options):
+    return -(_zero_weight(y, np.log(p)) + _zero_weight(1 - y, np.log1p(-p)))
+
+
+def softmax_cross_entropy(z, y, options):
+    axis = options.get("axis", -1)
+    return -np.sum(_zero_weight(y, _log_softmax(z, axis)), axis=axis)
+
+
+def categorical_crossentropy(p, y, options):
+    axis = options.get("axis", -1)
+    return -np.sum(_zero_weight(y, np.log(p)), axis=axis)
+
+
+def sparse_softmax_cross_entropy(z, labels, options):
+    axis = options.get("axis", -1)
+    return -_take(_log_softmax(z, axis), labels, axis)
+
+
+def sparse_categorical_crossentropy(p, labels, options):
+    return -np.log(_take(p, labels, options.get("axis", -1)))
+
+
+def mean_squared_error(a, y, options):
+    return np.square(a - y) * a.dtype.type(0.5 if options.get("half") else 1.0)
+
+
+NUMPY_DTYPES = ("float16", "float32", "float64")  # NumPy has no bfloat16 arithmetic of its own
+
+
 class NumpyAdapter(Adapter):
     framework = "numpy"
-    dtypes = ("float16", "float32", "float64")
-    autodiff = False
-    variants = {
-        "sigmoid_cross_entropy": "exact",
-        "binary_crossentropy": "exact",
-        "softmax_cross_entropy": "exact",
-        "categorical_crossentropy": "exact",
-        "sparse_softmax_cross_entropy": "exact",
-        "sparse_categorical_crossentropy": "exact",
-        "mean_squared_error": "exact",
+    packages = ("numpy",)
+    capabilities = {
+        op.__name__: Capability(op, dtypes=NUMPY_DTYPES, differentiable=False)
+        for op in (sigmoid_cross_entropy, binary_crossentropy, softmax_cross_entropy, categorical_crossentropy,
+                   sparse_softmax_cross_entropy, sparse_categorical_crossentropy)
     }
+    capabilities["mean_squared_error"] = Capability(mean_squared_error, dtypes=NUMPY_DTYPES, options={"half"},
+                                                    differentiable=False)
 
     def version(self):
         return np.__version__
 
     def loss(self, op, prediction, labels, options, dtype, device):
-        axis = options.get("axis", -1)
-        x, y = prediction, labels
+        implementation = self.capability(op).implementation
         with np.errstate(all="ignore"):
-            if op == "sigmoid_cross_entropy":
-                out = np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
-            elif op == "binary_crossentropy":
-                out = -(_zero_weight(y, np.log(x)) + _zero_weight(1 - y, np.log1p(-x)))
-            elif op == "softmax_cross_entropy":
-                out = -np.sum(_zero_weight(y, _log_softmax(x, axis)), axis=axis)
-            elif op == "categorical_crossentropy":
-                out = -np.sum(_zero_weight(y, np.log(x)), axis=axis)
-            elif op == "sparse_softmax_cross_entropy":
-                out = -_take(_log_softmax(x, axis), y, axis)
-            elif op == "sparse_categorical_crossentropy":
-                out = -np.log(_take(x, y, axis))
-            else:  # mean_squared_error
-                out = np.square(x - y) * x.dtype.type(0.5 if options.get("half") else 1.0)
-            out = elementwise_reduce(out, options.get("reduction", "none"), np.sum, np.mean)
-        out = np.asarray(out)
+            out = implementation(prediction, labels, options)
+            out = np.asarray(elementwise_reduce(out, options.get("reduction", "none"), np.sum, np.mean))
         return Result(out.astype(np.float64), str(out.dtype), "cpu")
-
-
-ADAPTER = NumpyAdapter

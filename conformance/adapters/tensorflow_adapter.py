@@ -6,7 +6,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import tensorflow as tf
 
-from conformance.adapters.base import Adapter, NotOffered, Result, as_float, elementwise_reduce
+from conformance.adapters.api import Adapter, Capability, NotOffered, Result, as_float, elementwise_reduce
 
 DTYPES = {"float16": tf.float16, "bfloat16": tf.bfloat16, "float32": tf.float32, "float64": tf.float64}
 
@@ -40,14 +40,30 @@ def tape_grad(fn, x):
     return total, tape.gradient(total, x)
 
 
+def sigmoid_cross_entropy(x, y, options):
+    if options.get("pos_weight") is not None:
+        return tf.nn.weighted_cross_entropy_with_logits(labels=y, logits=x, pos_weight=options["pos_weight"])
+    return tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=x)
+
+
+def softmax_cross_entropy(z, y, options):
+    return tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=z, axis=options.get("axis", -1))
+
+
+def sparse_softmax_cross_entropy(z, labels, options):
+    if options.get("axis", -1) not in (-1, z.shape.rank - 1):
+        raise NotOffered("tf.nn.sparse_softmax_cross_entropy_with_logits takes classes last only")
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=z)
+
+
 class TensorflowAdapter(Adapter):
     framework = "tensorflow"
-    variants = {
-        "sigmoid_cross_entropy": "exact",
-        "softmax_cross_entropy": "exact",
-        "sparse_softmax_cross_entropy": "exact",
+    packages = ("tensorflow",)
+    capabilities = {
+        "sigmoid_cross_entropy": Capability(sigmoid_cross_entropy, options={"pos_weight"}),
+        "softmax_cross_entropy": Capability(softmax_cross_entropy),
+        "sparse_softmax_cross_entropy": Capability(sparse_softmax_cross_entropy),
     }
-    offered_options = {"sigmoid_cross_entropy": ("pos_weight",)}
 
     def version(self):
         return tf.__version__
@@ -56,23 +72,10 @@ class TensorflowAdapter(Adapter):
         return tf_devices()
 
     def _function(self, op, labels, options):
-        axis = options.get("axis", -1)
+        implementation = self.capability(op).implementation
         reduction = options.get("reduction", "none")
-
-        def fn(x):
-            if op == "sigmoid_cross_entropy" and options.get("pos_weight") is not None:
-                out = tf.nn.weighted_cross_entropy_with_logits(labels=labels, logits=x, pos_weight=options["pos_weight"])
-            elif op == "sigmoid_cross_entropy":
-                out = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=x)
-            elif op == "softmax_cross_entropy":
-                out = tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=x, axis=axis)
-            else:
-                if axis not in (-1, x.shape.rank - 1):
-                    raise NotOffered("tf.nn.sparse_softmax_cross_entropy_with_logits takes classes last only")
-                out = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=x)
-            return elementwise_reduce(out, reduction, tf.reduce_sum, tf.reduce_mean)
-
-        return fn
+        return lambda x: elementwise_reduce(implementation(x, labels, options), reduction, tf.reduce_sum,
+                                            tf.reduce_mean)
 
     def loss(self, op, prediction, labels, options, dtype, device):
         with tf_device(device):
@@ -86,5 +89,3 @@ class TensorflowAdapter(Adapter):
                 return to_result(tape_grad(lambda t: self._function(op, t, options)(x), y)[1])
             return to_result(tape_grad(self._function(op, y, options), x)[1])
 
-
-ADAPTER = TensorflowAdapter

@@ -1,14 +1,15 @@
 """Legacy Keras 2 (the tf-keras package), on TensorFlow."""
 import tf_keras
 
-from conformance.adapters.keras_common import KerasStyleAdapter
+from conformance.adapters.keras_common import KerasStyleAdapter, keras_capabilities
 from conformance.adapters.tensorflow_adapter import tape_grad, tf_device, tf_devices, to_result, to_tensor
 
 
 class TfKerasAdapter(KerasStyleAdapter):
     framework = "tf_keras"
     losses = tf_keras.losses
-    variants = {
+    packages = ("tf-keras", "tensorflow")
+    capabilities = keras_capabilities({
         "sigmoid_cross_entropy": "exact",
         "binary_crossentropy": "tf_keras_eps_log",
         "softmax_cross_entropy": "exact",
@@ -16,7 +17,7 @@ class TfKerasAdapter(KerasStyleAdapter):
         "sparse_softmax_cross_entropy": "exact",
         "sparse_categorical_crossentropy": "keras_clip_normalize",
         "mean_squared_error": "exact",
-    }
+    })
 
     def version(self):
         return tf_keras.__version__
@@ -50,5 +51,3 @@ class TfKerasAdapter(KerasStyleAdapter):
                 return to_result(tape_grad(lambda t: self._function(op, t, options, dtype)(x), y)[1])
             return to_result(tape_grad(self._function(op, y, options, dtype), x)[1])
 
-
-ADAPTER = TfKerasAdapter

@@ -3,7 +3,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from conformance.adapters.base import Adapter, NotOffered, Result, as_float, move_class_axis
+from conformance.adapters.api import Adapter, Capability, Result, as_float, move_class_axis
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64}
 
@@ -33,20 +33,64 @@ def autograd(fn, x):
     return out, grad
 
 
+def _extra(options):
+    """The keyword arguments F.cross_entropy takes from the canonical options."""
+    extra = {}
+    if options.get("label_smoothing"):
+        extra["label_smoothing"] = options["label_smoothing"]
+    if options.get("ignore_index") is not None:
+        extra["ignore_index"] = options["ignore_index"]
+    return extra
+
+
+def _weights(name, x, options):
+    """{"weight": tensor} from a canonical option (sample_weight or class weight), or {}."""
+    if options.get(name) is None:
+        return {}
+    return {"weight": torch.as_tensor(options[name], dtype=x.dtype, device=x.device)}
+
+
+def _classes_second(t, options):
+    return t.permute(move_class_axis(t.ndim, options.get("axis", -1))) if t.ndim > 1 else t
+
+
+def sigmoid_cross_entropy(x, y, options):
+    pos = options.get("pos_weight")
+    pos = None if pos is None else torch.as_tensor(pos, dtype=x.dtype, device=x.device)
+    return F.binary_cross_entropy_with_logits(x, y, reduction=options.get("reduction", "none"), pos_weight=pos,
+                                              **_weights("sample_weight", x, options))
+
+
+def binary_crossentropy(p, y, options):
+    return F.binary_cross_entropy(p, y, reduction=options.get("reduction", "none"),
+                                  **_weights("sample_weight", p, options))
+
+
+def softmax_cross_entropy(z, y, options):
+    return F.cross_entropy(_classes_second(z, options), _classes_second(y, options),
+                           reduction=options.get("reduction", "none"), **_extra(options),
+                           **_weights("weight", z, options))
+
+
+def sparse_softmax_cross_entropy(z, labels, options):
+    return F.cross_entropy(_classes_second(z, options), labels, reduction=options.get("reduction", "none"),
+                           **_extra(options), **_weights("weight", z, options))
+
+
+def mean_squared_error(a, y, options):
+    return F.mse_loss(a, y, reduction=options.get("reduction", "none"))
+
+
 class TorchAdapter(Adapter):
     framework = "torch"
-    variants = {
-        "sigmoid_cross_entropy": "exact",
-        "binary_crossentropy": "torch_clamp_log",
-        "softmax_cross_entropy": "exact",
-        "sparse_softmax_cross_entropy": "exact",
-        "mean_squared_error": "exact",
-    }
-    offered_options = {
-        "sigmoid_cross_entropy": ("pos_weight", "sample_weight"),
-        "binary_crossentropy": ("sample_weight",),
-        "softmax_cross_entropy": ("label_smoothing", "weight"),
-        "sparse_softmax_cross_entropy": ("label_smoothing", "weight", "ignore_index"),
+    packages = ("torch",)
+    capabilities = {
+        "sigmoid_cross_entropy": Capability(sigmoid_cross_entropy, options={"pos_weight", "sample_weight"}),
+        "binary_crossentropy": Capability(binary_crossentropy, variant="torch_clamp_log", options={"sample_weight"}),
+        "softmax_cross_entropy": Capability(softmax_cross_entropy, options={"label_smoothing", "weight"}),
+        "sparse_softmax_cross_entropy": Capability(sparse_softmax_cross_entropy,
+                                                   options={"label_smoothing", "weight", "ignore_index"}),
+        "mean_squared_error": Capability(mean_squared_error),
     }
 
     def version(self):
@@ -56,45 +100,8 @@ class TorchAdapter(Adapter):
         return torch_devices()
 
     def _function(self, op, labels, options):
-        reduction = options.get("reduction", "none")
-        axis = options.get("axis", -1)
-        extra = {}
-        if options.get("label_smoothing"):
-            extra["label_smoothing"] = options["label_smoothing"]
-        if options.get("ignore_index") is not None:
-            extra["ignore_index"] = options["ignore_index"]
-
-        def sample_weights(x):
-            if options.get("sample_weight") is None:
-                return {}
-            return {"weight": torch.as_tensor(options["sample_weight"], dtype=x.dtype, device=x.device)}
-
-        def class_weights(x):
-            if options.get("weight") is None:
-                return {}
-            return {"weight": torch.as_tensor(options["weight"], dtype=x.dtype, device=x.device)}
-
-        def classes_second(t):
-            return t.permute(move_class_axis(t.ndim, axis)) if t.ndim > 1 else t
-
-        def fn(x):
-            if op == "sigmoid_cross_entropy":
-                pos = options.get("pos_weight")
-                pos = None if pos is None else torch.as_tensor(pos, dtype=x.dtype, device=x.device)
-                return F.binary_cross_entropy_with_logits(x, labels, reduction=reduction, pos_weight=pos,
-                                                          **sample_weights(x))
-            if op == "binary_crossentropy":
-                return F.binary_cross_entropy(x, labels, reduction=reduction, **sample_weights(x))
-            if op == "softmax_cross_entropy":
-                return F.cross_entropy(classes_second(x), classes_second(labels), reduction=reduction,
-                                       **extra, **class_weights(x))
-            if op == "sparse_softmax_cross_entropy":
-                return F.cross_entropy(classes_second(x), labels, reduction=reduction, **extra, **class_weights(x))
-            if options.get("half"):
-                raise NotOffered("torch has no 1/2 (a - y)^2 loss")
-            return F.mse_loss(x, labels, reduction=reduction)
-
-        return fn
+        implementation = self.capability(op).implementation
+        return lambda x: implementation(x, labels, options)
 
     def loss(self, op, prediction, labels, options, dtype, device):
         x, y = to_tensor(prediction, dtype, device), to_tensor(labels, dtype, device)
@@ -108,5 +115,3 @@ class TorchAdapter(Adapter):
             return to_result(autograd(lambda t: self._function(op, t, options)(x), y)[1])
         return to_result(autograd(self._function(op, y, options), x)[1])
 
-
-ADAPTER = TorchAdapter

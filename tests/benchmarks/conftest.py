@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance import bench_kernels, bench_measure
+from conformance.bench import kernels as bench_kernels, measure as bench_measure
 
 HERE = Path(__file__).resolve().parent
 

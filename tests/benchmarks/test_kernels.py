@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from conformance import bench_kernels as bk
-from conformance import bench_measure as bm
+from conformance.bench import kernels as bk
+from conformance.bench import measure as bm
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ import platform
 import numpy as np
 import pytest
 
-from conformance import bench_kernels as bk
-from conformance import bench_measure as bm
+from conformance.bench import kernels as bk
+from conformance.bench import measure as bm
 from reference import losses
 
 C = bm.REFERENCE_CLASSES

@@ -6,10 +6,10 @@ tolerance of this suite (the same bound a framework gets).
 """
 import pytest
 
-from conformance import tolerance as tol
+from conformance.core import tolerance as tol
 from conformance.cases import load_case_file
-from conformance.compare import compare
-from conformance.runner import cast_inputs
+from conformance.core.compare import compare
+from conformance.core.runner import cast_inputs
 from reference import registry
 
 CASES = load_case_file("cases/article.yaml")

@@ -6,7 +6,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from conformance import yamlio
+from conformance.cases import yamlio
 from conformance.cases import CaseError, load_case_file, load_cases
 
 GOOD = """

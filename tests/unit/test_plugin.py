@@ -23,8 +23,7 @@ cases:
 def suite(pytester, request, monkeypatch):
     """A pytest run over the real plugin and matrix test, with a small case file."""
     root = request.config.rootpath
-    pytester.makeconftest('pytest_plugins = ["conformance.pytest_plugin"]\n')
-    pytester.makepyfile(test_matrix=(root / "tests/conformance/test_matrix.py").read_text())
+    pytester.makepyfile(test_matrix=(root / "conformance/pytest/suite/test_matrix.py").read_text())
     (pytester.path / "cases.yaml").write_text(textwrap.dedent(CASES))
     monkeypatch.setenv("PYTHONPATH", f"{pytester.path}:{root}")  # the child finds conformance/
     return pytester

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from conformance import divergences, report, results
+from conformance.core import manifest as divergences
+from conformance.report import render as report
+from conformance.results import records as results
 from conformance.cases import load_case_file
-from conformance.checks import generate
+from conformance.core.checks import generate
 
 REPO = Path(__file__).resolve().parents[2]
 VERSIONS = {"numpy": "2.4.6", "torch": "2.13.0+cpu", "jax": "0.10.2", "keras-jax": "3.15.1"}
@@ -79,7 +81,7 @@ def run(*args):
 
 
 def has_matplotlib():
-    from conformance import plots
+    from conformance.report import plots
 
     return plots.available()[0]
 
@@ -101,7 +103,7 @@ def test_markdown_report_has_every_section(tmp_path):
     assert entry.id in text and entry.reason[:40] in text  # the divergence, with its reason
     # each failure names its input and a command that runs exactly that check
     assert "`logits-small` in `cases/synthetic.yaml`" in text
-    assert ("python -m pytest 'tests/conformance/test_matrix.py::test_check[logits-small-jax-float32-cpu-loss]' "
+    assert ("python -m pytest 'conformance/pytest/suite/test_matrix.py::test_check[logits-small-jax-float32-cpu-loss]' "
             "--cases cases/synthetic.yaml --require jax") in text
     if has_matplotlib():
         for key in ("curves", "gradients", "heatmap"):
@@ -138,7 +140,7 @@ def test_html_report_embeds_the_pictures_as_png_data(tmp_path):
 
 
 def test_report_renders_without_matplotlib(monkeypatch):
-    from conformance import plots
+    from conformance.report import plots
 
     monkeypatch.setattr(plots, "available", lambda: (False, "matplotlib is not available (test)"))
     page = report.render(environment(), synthetic_records(), "html")

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from conformance import tolerance as tol
-from conformance.compare import compare
+from conformance.core import tolerance as tol
+from conformance.core.compare import compare
 from reference import registry
 
 RNG = np.random.default_rng(20261124)

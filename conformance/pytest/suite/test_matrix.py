@@ -1,5 +1,5 @@
 """The conformance matrix: one test per case x framework x dtype x device x quantity."""
-from conformance.pytest_plugin import run_check
+from conformance.pytest.plugin import run_check
 
 
 def test_check(check, conformance_runner):

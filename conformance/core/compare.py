@@ -3,7 +3,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from conformance import tolerance as tol
+from conformance.core import tolerance as tol
 
 
 @dataclass

@@ -1,13 +1,13 @@
 """Run the kernel benchmarks: one pytest process per framework, then the report.
 
-    python -m conformance.bench_run [--profile quick|full] [--frameworks torch,jax]
+    python -m conformance.bench.run [--profile quick|full] [--frameworks torch,jax]
         [--devices cpu,cuda] [--sizes 8192x32000,...] [--classes 2,10] [--dtypes float32,bfloat16]
         [--threads K] [--out results] [--storage DIR] [PYTEST ARGS...]
 
 What `nox -s benchmark` runs. Every framework gets its own process (Keras 3 one per backend,
 KERAS_BACKEND set before import; JAX without GPU preallocation), never pytest-xdist. Each
 process writes results/benchmarks/<framework>.json (pytest-benchmark's --benchmark-json) and
-the skips beside it; conformance.bench_report turns them into results/benchmarks.md and
+the skips beside it; conformance.bench.report turns them into results/benchmarks.md and
 results/benchmarks.png. Arguments this script does not know go to every pytest process, e.g.
 --benchmark-save=NAME, --benchmark-compare, --benchmark-compare-fail=median:10%, -k C32000.
 Saved runs go to --storage (default .benchmarks/cpu, or .benchmarks/cuda-<GPU> on a GPU
@@ -23,11 +23,11 @@ import sys
 import time
 from pathlib import Path
 
-from conformance import bench_report
-from conformance.bench_kernels import FRAMEWORKS
-from conformance.bench_measure import PROFILES
+from conformance.bench import report as bench_report
+from conformance.bench.kernels import FRAMEWORKS
+from conformance.bench.measure import PROFILES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ORDER = ("numpy", "torch", "jax", "tensorflow", "tf_keras",
          "keras-tensorflow", "keras-jax", "keras-torch", "keras-numpy")
 assert set(ORDER) == set(FRAMEWORKS)
@@ -63,7 +63,7 @@ def thread_env(threads):
 
 
 def parse(argv):
-    parser = argparse.ArgumentParser(prog="python -m conformance.bench_run", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m conformance.bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), default=os.environ.get("XENT_BENCH_PROFILE", "quick"))
     parser.add_argument("--frameworks", default="", help="comma-separated framework ids (default: all)")
     parser.add_argument("--devices", default="", help="cpu,cuda (default both; cuda skips without a GPU)")

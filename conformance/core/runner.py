@@ -1,14 +1,14 @@
 """Run one check: reference value, adapter call, comparison, manifest -> a results record."""
-import os
 import time
 import traceback
 
 import numpy as np
 
-from conformance import adapters, divergences
-from conformance import tolerance as tol
-from conformance.compare import compare
-from conformance.results import number, summarize
+from conformance import adapters
+from conformance.core import manifest as divergences
+from conformance.core import tolerance as tol
+from conformance.core.compare import compare
+from conformance.results.records import number, summarize
 from reference import registry
 from reference.dtypes import numpy_dtype
 
@@ -87,13 +87,14 @@ class Runner:
 
         try:
             adapter = adapters.load(check.framework)
+        except adapters.AdapterError as exc:
+            return finish("error", "adapter-error", str(exc))
         except adapters.Unavailable as exc:
             if check.framework in self.required:
                 return finish("error", "not-installed", f"required framework unavailable: {exc}")
             return finish("skipped", "not-installed", str(exc))
-        version = adapter.version()
-        record["framework_version"] = version
-        entry = divergences.find(self.manifest, check, version)
+        record["framework_version"] = adapter.version()
+        entry = divergences.find(self.manifest, check, adapter.package_versions())
         if entry:
             self.matched_entries.add(entry.id)
             record["manifest"] = entry.id
@@ -102,11 +103,12 @@ class Runner:
         if check.device not in adapter.devices():
             return finish("skipped", "no-device", f"{check.framework} sees no {check.device} device here")
         try:
-            adapter.check_offered(check.case.op, check.dtype, check.device, check.quantity, check.case.options)
+            capability = adapter.check_offered(check.case.op, check.dtype, check.device, check.quantity,
+                                               check.case.options)
         except adapters.NotOffered as exc:
             return finish("skipped", "not-offered", str(exc))
 
-        variant = adapter.variants[check.case.op]
+        variant = capability.variant
         record["variant"] = variant
         if check.quantity != "loss" and not registry.has_grad(check.case.op, variant, check.quantity):
             return finish("skipped", "not-offered", f"no analytic {check.quantity} for the {variant} variant yet")
@@ -126,8 +128,11 @@ class Runner:
             outcome = "xfailed" if entry and entry.action == "xfail" else "error"
             return finish(outcome, "manifest" if outcome == "xfailed" else "raised", f"{check.framework} raised {detail}")
         results = result.all_modes()
+        missing = _missing_modes(capability, results)
+        if missing:
+            return finish("error", "adapter-error", f"{check.framework} declares modes {', '.join(capability.modes)} "
+                                                    f"but returned none for {', '.join(missing)}")
         for each in results:
-            each.values = perturbation(check) * each.values
             if each.device != check.device:
                 return finish("error", "wrong-device", f"asked for {check.device}, computed on {each.device}")
 
@@ -153,6 +158,14 @@ class Runner:
         return finish("passed" if passed else "failed", None, "" if passed else message)
 
 
+def _missing_modes(capability, results):
+    """Declared modes the adapter did not run (a single declared mode may go unnamed)."""
+    if len(capability.modes) == 1 and len(results) == 1:
+        return []
+    returned = {each.mode for each in results}
+    return [mode for mode in capability.modes if mode not in returned]
+
+
 def describe(check, variant, verdict, expected, result):
     """The failure message: how many elements, the largest error, where, and the bound."""
     against = f"pinned {check.pinned.value!r} ({check.pinned.source})" if check.pinned else f"reference variant {variant}"
@@ -166,21 +179,3 @@ def describe(check, variant, verdict, expected, result):
             f"expected {np.asarray(expected)[i]!r}, actual {np.asarray(result.values)[i]!r}, "
             f"error {verdict.max_abs_err:.3g} ({verdict.max_ulp_err:.3g} ULP), bound there {verdict.bound_at_worst:.3g}")
     return "\n".join(lines)
-
-
-PERTURB_ENV = "XENT_CONFORMANCE_PERTURB"
-
-
-def perturbation(check):
-    """A deliberate relative error, for proving that the suite notices one.
-
-    XENT_CONFORMANCE_PERTURB="torch:loss:1e-4" multiplies torch's losses by 1 + 1e-4 (and
-    "jax:grad_logits:0.01" its gradients by 1.01). Unset, the factor is exactly 1.
-    """
-    spec = os.environ.get(PERTURB_ENV)
-    if not spec:
-        return 1.0
-    framework, quantity, relative = spec.split(":")
-    if framework == check.framework and quantity == check.quantity:
-        return 1.0 + float(relative)
-    return 1.0

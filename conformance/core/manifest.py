@@ -3,12 +3,14 @@ import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from conformance import yamlio
+from conformance import data
+from conformance.cases import yamlio
 
-MANIFEST_PATH = Path(__file__).with_name("divergences.yaml")
+MANIFEST_PATH = data.MANIFEST
 MATCH_FIELDS = ("case", "op", "quantity", "framework", "dtype", "device", "kind")  # kind: reference, pinned, invariant
 ACTIONS = ("xfail", "skip")
 ENTRY_KEYS = ("id", "match", "versions", "action", "reason", "observed", "link")
@@ -27,19 +29,16 @@ class Entry:
     versions: str = ""
     observed: str = ""
     link: str = ""
-    _spec: SpecifierSet = field(default=None, compare=False, repr=False)
+    _requirements: tuple = field(default=(), compare=False, repr=False)
 
-    def matches(self, fields, version):
+    def matches(self, fields, package_versions):
+        """Every match pattern covers the check's fields, and every `versions` requirement
+        holds for the version of the package it names, as this framework recorded it."""
         for key, pattern in self.match.items():
             patterns = pattern if isinstance(pattern, list) else [pattern]
             if not any(fnmatch.fnmatchcase(str(fields[key]), str(p)) for p in patterns):
                 return False
-        if self._spec is not None:
-            try:
-                return Version(version.split()[0].split("+")[0]) in self._spec
-            except InvalidVersion:
-                return False
-        return True
+        return all(_satisfied(requirement, package_versions) for requirement in self._requirements)
 
     def may_cover(self, framework):
         pattern = self.match.get("framework", "*")
@@ -76,26 +75,53 @@ def load(path=MANIFEST_PATH):
             raise ManifestError(f"{where}: key 'action': {raw['action']!r} is not one of {', '.join(ACTIONS)}")
         if not isinstance(raw["match"], dict) or any(k not in MATCH_FIELDS for k in raw["match"]):
             raise ManifestError(f"{where}: key 'match': a mapping over {', '.join(MATCH_FIELDS)}")
-        spec = None
-        if raw.get("versions"):
-            try:
-                spec = SpecifierSet(str(raw["versions"]))
-            except InvalidSpecifier:
-                raise ManifestError(f"{where}: key 'versions': {raw['versions']!r} is not a version specifier") from None
+        requirements = _requirements(raw.get("versions"), where)
         entries.append(Entry(str(raw["id"]), raw["match"], raw["action"], str(raw["reason"]).strip(),
                              str(raw.get("versions", "")), str(raw.get("observed", "")), str(raw.get("link", "")),
-                             spec))
+                             requirements))
     return entries
 
 
-def find(entries, check, version):
-    """The first entry that covers this check at this framework version, or None."""
-    return find_fields(entries, check_fields(check), version)
+def _requirements(value, where):
+    """`versions: "optax>=0.2.0"` (or a list of such): each range names the package it is
+    compared with, so an optax range is never read against the jax version."""
+    if not value:
+        return ()
+    texts = value if isinstance(value, list) else [value]
+    requirements = []
+    for text in texts:
+        try:
+            requirement = Requirement(str(text))
+        except InvalidRequirement:
+            requirement = None
+        if requirement is None or not str(requirement.specifier):
+            raise ManifestError(f"{where}: key 'versions': {text!r} must name a package and a range, "
+                                f"e.g. 'tensorflow>=2.16'")
+        requirements.append(requirement)
+    return tuple(requirements)
 
 
-def find_fields(entries, fields, version):
+def _satisfied(requirement, package_versions):
+    """The recorded version of the named package is in the range; False when not recorded."""
+    versions = {canonicalize_name(name): version for name, version in package_versions.items()}
+    version = versions.get(canonicalize_name(requirement.name))
+    if version is None:
+        return False
+    try:
+        return requirement.specifier.contains(Version(str(version).split()[0].split("+")[0]), prereleases=True)
+    except InvalidVersion:
+        return False
+
+
+def find(entries, check, package_versions):
+    """The first entry that covers this check, given the framework's recorded package
+    versions ({distribution: version}), or None."""
+    return find_fields(entries, check_fields(check), package_versions)
+
+
+def find_fields(entries, fields, package_versions):
     """The first entry that covers a check described by its fields (see MATCH_FIELDS)."""
     for entry in entries:
-        if entry.matches(fields, version):
+        if entry.matches(fields, package_versions):
             return entry
     return None

@@ -7,11 +7,12 @@ form; mean reduction is sum / N.
 import numpy as np
 import pytest
 
-from conformance import adapters, divergences
-from conformance import tolerance as tol
-from conformance.adapters.base import NotOffered
-from conformance.compare import compare
-from conformance.pytest_plugin import frameworks_of_this_run, runner_of_this_run
+from conformance import adapters
+from conformance.core import manifest as divergences
+from conformance.core import tolerance as tol
+from conformance.adapters.api import NotOffered
+from conformance.core.compare import compare
+from conformance.pytest.plugin import frameworks_of_this_run, runner_of_this_run
 from reference import registry
 
 RNG = np.random.default_rng(7)
@@ -24,6 +25,8 @@ DTYPES = ("float32", "float64")
 def adapter_or_skip(framework):
     try:
         return adapters.load(framework)
+    except adapters.AdapterError as exc:
+        pytest.fail(str(exc), pytrace=False)
     except adapters.Unavailable as exc:
         pytest.skip(f"[not-installed] {exc}")
 
@@ -48,7 +51,7 @@ def agree(request, framework):
         verdict = compare(np.asarray(a, np.float64), b, 2 * scale, dtype, tol.for_check(dtype))
         fields = {"case": invariant, "op": op, "quantity": "loss", "framework": framework, "dtype": dtype,
                   "device": "cpu", "kind": "invariant"}
-        entry = divergences.find_fields(runner.manifest, fields, adapters.load(framework).version())
+        entry = divergences.find_fields(runner.manifest, fields, adapters.load(framework).package_versions())
         if entry is None:
             assert verdict.passed, verdict
             return

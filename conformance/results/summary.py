@@ -1,7 +1,7 @@
 """The summary matrix a person reads first: op x framework, outcomes counted."""
 from collections import Counter, defaultdict
 
-from conformance import FRAMEWORK_IDS
+from conformance.frameworks import order_key
 
 ABBREVIATIONS = {"passed": "P", "failed": "F", "error": "E", "xfailed": "K", "xpassed": "X", "skipped": "S"}
 LEGEND = ("P passed, F failed, E error, K known divergence (xfail), X fixed divergence (strict xpass), "
@@ -19,7 +19,7 @@ def build(records):
     table = defaultdict(Counter)
     for record in records:
         table[(record["op"], record["framework"])][record["outcome"]] += 1
-    frameworks = [f for f in FRAMEWORK_IDS if any(r["framework"] == f for r in records)]
+    frameworks = sorted({r["framework"] for r in records}, key=order_key)  # plug-ins too, never dropped
     ops = sorted({r["op"] for r in records})
     return ops, frameworks, table
 

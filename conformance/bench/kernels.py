@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from conformance.bench_measure import thread_info
+from conformance.bench.measure import thread_info
 from reference.dtypes import numpy_dtype
 
 

@@ -1,4 +1,5 @@
-"""pytest integration: --cases, --results, --require, --framework; checks generated from cases.
+"""pytest integration (registered through the pytest11 entry point): --cases, --results,
+--require, --framework, --adapter; checks generated from cases.
 
 Each check becomes one test whose id carries the framework id. Results are recorded by the
 process that runs them; under pytest-xdist the workers hand theirs to the controller, which
@@ -10,12 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from conformance import FRAMEWORK_IDS, adapters, checks, divergences, matrix, results
+from conformance import adapters, data
+from conformance.core import checks
+from conformance.core import manifest as divergences
+from conformance.results import records as results, summary as matrix
 from conformance.cases import CaseError, load_cases
-from conformance.runner import Runner
+from conformance.core.runner import Runner
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides the results
-DEFAULT_CASES = Path(__file__).resolve().parent.parent / "cases"
+DEFAULT_CASES = data.cases_dir()
 _KEY = pytest.StashKey()
 
 
@@ -39,14 +43,17 @@ def pytest_addoption(parser):
                     help="fail, not skip, when this framework is unavailable (keras = this process's backend)")
     group.addoption("--framework", action="append", default=[], metavar="NAME",
                     help="check only this framework (repeatable)")
+    group.addoption("--adapter", action="append", default=[], metavar="MODULE:ATTR",
+                    help="also check this adapter (repeatable; see XENT_CONFORMANCE_ADAPTERS)")
 
 
 def _framework_ids(names, option):
+    known = adapters.registry().known_ids()
     ids = []
     for name in names:
         name = adapters.keras_framework_id() if name == "keras" else name
-        if name not in FRAMEWORK_IDS:
-            raise pytest.UsageError(f"{option} {name}: unknown framework id (known: keras, {', '.join(FRAMEWORK_IDS)})")
+        if name not in known:
+            raise pytest.UsageError(f"{option} {name}: unknown framework id (known: keras, {', '.join(known)})")
         ids.append(name)
     return ids
 
@@ -54,6 +61,7 @@ def _framework_ids(names, option):
 def pytest_configure(config):
     session = Session(config)
     config.stash[_KEY] = session
+    adapters.configure(config.getoption("adapter"))
     session.required = set(_framework_ids(config.getoption("require"), "--require"))
     here = adapters.framework_ids_here()
     wanted = _framework_ids(config.getoption("framework"), "--framework")
@@ -126,13 +134,15 @@ def _environment(session):
     for framework in session.frameworks:
         try:
             info[framework] = adapters.load(framework).environment()
-        except adapters.Unavailable as exc:
+        except (adapters.Unavailable, adapters.AdapterError) as exc:
             info[framework] = {"version": None, "unavailable": str(exc)}
     return info
 
 
 def pytest_sessionfinish(session):
     state = session.config.stash[_KEY]
+    if adapters.registry().broken and session.exitstatus == 0:
+        session.exitstatus = 1  # an adapter that could not be used fails the run, whatever else passed
     if not state.records and not state.environments:
         return
     env = _environment(state) if state.records else {}
@@ -152,10 +162,13 @@ def pytest_sessionfinish(session):
 
 def pytest_terminal_summary(terminalreporter, config):
     state = config.stash[_KEY]
-    if not state.records:
+    broken = adapters.registry().broken
+    if not state.records and not broken:
         return
     write = terminalreporter.write_line
     terminalreporter.section("xent-conformance")
+    for line in broken:
+        write(f"ADAPTER ERROR {line}", red=True)
     for line in matrix.counts(state.records):
         write(line)
     frameworks_here = {r["framework"] for r in state.records if r["framework_version"]}

@@ -9,12 +9,14 @@ HYPOTHESIS_PROFILE=nightly explores more.
 """
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+
+hypothesis = pytest.importorskip("hypothesis", reason="the property checks need hypothesis (the test extra)")
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 from conformance.cases import Case
-from conformance.checks import Check
-from conformance.pytest_plugin import frameworks_of_this_run, runner_of_this_run
+from conformance.core.checks import Check
+from conformance.pytest.plugin import frameworks_of_this_run, runner_of_this_run
 
 OPS = ("sigmoid_cross_entropy", "softmax_cross_entropy", "sparse_softmax_cross_entropy", "mean_squared_error")
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from conformance import RESERVED_WORDS, schema, yamlio
+from conformance import RESERVED_WORDS
+from conformance.cases import schema, yamlio
 from reference.dtypes import FLOAT_DTYPES
 from reference.registry import OPS, REDUCTIONS, SHARED_OPTIONS
 

@@ -41,7 +41,7 @@ TIMING = {
 REFERENCE_ROWS = {"quick": (16, 64), "full": (64, 256, 1024, 4096, 8192)}
 REFERENCE_CLASSES = 128256
 
-# A sanity gate, not the conformance tolerance (that is tests/conformance, in ULPs): a kernel
+# A sanity gate, not the conformance tolerance (that is the conformance suite, in ULPs): a kernel
 # whose loss is further than this from the float64 reference, relative to max(1, |loss|), is
 # wrong, and a wrong kernel is not timed.
 SANITY_REL = {"float64": 1e-10, "float32": 1e-4, "float16": 8e-3, "bfloat16": 6e-2}

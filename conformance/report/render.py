@@ -27,7 +27,7 @@ from pathlib import Path
 
 from conformance import FRAMEWORK_IDS
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 OP_ORDER = ("sigmoid_cross_entropy", "binary_crossentropy", "softmax_cross_entropy", "categorical_crossentropy",
             "sparse_softmax_cross_entropy", "sparse_categorical_crossentropy", "mean_squared_error")
 DTYPE_ORDER = ("float64", "float32", "float16", "bfloat16")
@@ -224,7 +224,7 @@ def pytest_id(record):
 def reproduce_command(record):
     """One line that runs exactly this check: its case file, its test id, its framework required."""
     framework = record.get("framework", "")
-    node = f"tests/conformance/test_matrix.py::test_check[{pytest_id(record)}]"
+    node = f"conformance/pytest/suite/test_matrix.py::test_check[{pytest_id(record)}]"
     words = []
     if framework.startswith("keras-"):
         words.append(f"KERAS_BACKEND={framework.removeprefix('keras-')}")
@@ -643,7 +643,7 @@ def _skips(data):
 
 def build(env, records, sources=None, with_plots=True):
     """The report as a list of blocks."""
-    from conformance import divergences
+    from conformance.core import manifest as divergences
 
     manifest, manifest_error = [], ""
     try:
@@ -653,7 +653,7 @@ def build(env, records, sources=None, with_plots=True):
     data = Data(env, records, sources, manifest, manifest_error)
     plots, why = None, "not requested"
     if with_plots:
-        from conformance import plots as plot_module
+        from conformance.report import plots as plot_module
 
         ok, why = plot_module.available()
         plots = plot_module if ok else None

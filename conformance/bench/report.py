@@ -1,6 +1,6 @@
 """The benchmark summary: pytest-benchmark JSON files -> a markdown ranking and a plot.
 
-    python -m conformance.bench_report results/benchmarks/*.json [-o results/benchmarks.md]
+    python -m conformance.bench.report results/benchmarks/*.json [-o results/benchmarks.md]
         [--plot results/benchmarks.png]
 
 One table per problem (device, dtype, N x C, forward or forward+backward) ranking every
@@ -214,7 +214,7 @@ def reference_section(references, skips):
         return []
     lines = ["## The reference's own cost", "",
              "reference.losses.sparse_softmax_cross_entropy (float64) on float32 logits: `direct` as written, "
-             "`chunked` = conformance.bench_measure.reference_loss_chunked (row blocks of about 16 MiB of "
+             "`chunked` = conformance.bench.measure.reference_loss_chunked (row blocks of about 16 MiB of "
              "float64), which the kernel benchmarks use for their error column.", ""]
     rows = []
     for b in sorted(references, key=lambda b: (b["N"], b["impl"])):
@@ -385,7 +385,7 @@ def plot(benchmarks, path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m conformance.bench_report", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m conformance.bench.report", description=__doc__.split("\n")[0])
     parser.add_argument("json", nargs="+", help="pytest-benchmark --benchmark-json files")
     parser.add_argument("-o", "--output", help="write the markdown here (it is printed as well)")
     parser.add_argument("--plot", help="write the PNG plot here")

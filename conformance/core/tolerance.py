@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from conformance import yamlio
+from conformance import data
+from conformance.cases import yamlio
 from reference.dtypes import eps
 
-TABLE_PATH = Path(__file__).with_name("tolerances.yaml")
+TABLE_PATH = data.TOLERANCES
 
 # Significand bits, implicit bit included.
 PRECISION = {"float16": 11, "bfloat16": 8, "float32": 24, "float64": 53}

@@ -1,0 +1,176 @@
+"""The public adapter API: how any cross-entropy implementation is plugged into the suite.
+
+An adapter is one class per framework (or kernel). It declares, per canonical op, one
+`Capability` (the way an OpInfo declares an op): the reference variant it follows, the
+options, reductions, dtypes per device and modes it offers, whether it differentiates, and
+the implementation that computes it. The suite dispatches through that declaration only:
+an undeclared op, option, reduction, dtype or quantity is `not-offered` before the adapter
+is called, and a declaration the suite cannot honour is refused when the adapter loads.
+
+The adapter receives NumPy inputs already cast to the dtype under test (integer labels as
+int64), runs its own function on the requested device, and returns the result as float64
+together with the dtype and device the framework really produced, so that a silent downcast
+or a tensor that never reached the GPU is seen, not assumed. See docs/adapters.md.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Mapping
+
+import numpy as np
+
+from reference.dtypes import FLOAT_DTYPES, numpy_dtype
+
+# Options every capability takes without declaring them: how the losses are reduced, and
+# which axis holds the classes (for ops that have one).
+BASE_OPTIONS = ("reduction", "axis")
+BASIC_REDUCTIONS = ("none", "sum", "mean")
+QUANTITIES = ("loss", "grad_logits", "grad_labels")
+
+
+class NotOffered(Exception):
+    """The framework has no public function for this op, option, dtype, device or quantity."""
+
+
+class Unavailable(Exception):
+    """The framework cannot be imported or started in this process."""
+
+
+@dataclass(frozen=True)
+class Capability:
+    """What an adapter offers for one canonical op.
+
+    implementation: the adapter's own handle for the call (usually a function); the suite
+        never calls it, it only requires one, so a declared op cannot fall through to
+        another op's code.
+    variant: the reference variant (reference/ops) whose semantics this implementation follows.
+    options: option names beyond reduction and axis that it honours (label_smoothing, weight,
+        sample_weight, pos_weight, ignore_index, half, ...); any other option is not-offered.
+    reductions: which of none, sum, mean, weighted_mean it computes.
+    dtypes: the float dtypes it computes, one tuple for every device or a mapping device -> tuple.
+    modes: the ways one call runs (eager, jit, compile, ...); a Result must carry each of them.
+    differentiable: gradients are offered through the framework's own autodiff.
+    """
+
+    implementation: Any
+    variant: str = "exact"
+    options: frozenset = frozenset()
+    reductions: tuple = BASIC_REDUCTIONS
+    dtypes: tuple | Mapping[str, tuple] = FLOAT_DTYPES
+    modes: tuple = ("eager",)
+    differentiable: bool = True
+
+    def __post_init__(self):
+        object.__setattr__(self, "options", frozenset(self.options))
+        object.__setattr__(self, "reductions", tuple(self.reductions))
+        object.__setattr__(self, "modes", tuple(self.modes))
+
+    def dtypes_on(self, device: str) -> tuple:
+        if isinstance(self.dtypes, Mapping):
+            return tuple(self.dtypes.get(device, ()))
+        return tuple(self.dtypes)
+
+
+@dataclass
+class Result:
+    """One computed value: float64 values, and what the framework really produced."""
+
+    values: np.ndarray  # float64
+    dtype: str  # the dtype the framework returned
+    device: str  # cpu or cuda: where the result was computed
+    mode: str = ""  # how it ran, where a framework has several ways (JAX: jit, eager)
+    others: list = field(default_factory=list)  # the same call run the other ways: Results
+
+    def all_modes(self) -> list[Result]:
+        return [self, *self.others]
+
+
+class Adapter:
+    """Base class of every adapter. Subclasses set `framework`, `capabilities` and `packages`,
+    and implement `version`, `loss` and (where a capability is differentiable) `grad`."""
+
+    framework: str = ""
+    capabilities: Mapping[str, Capability] = {}
+    packages: tuple = ()  # distributions whose versions the results record and the manifest names
+
+    def version(self) -> str:
+        raise NotImplementedError
+
+    def package_versions(self) -> dict[str, str]:
+        """Installed version of each package in `packages` (absent ones left out)."""
+        found = {}
+        for name in self.packages:
+            try:
+                found[name] = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                pass
+        return found
+
+    def devices(self) -> tuple[str, ...]:
+        return ("cpu",)
+
+    def environment(self) -> dict:
+        """What the results file records about this framework."""
+        return {"version": self.version(), "packages": self.package_versions(), "devices": list(self.devices())}
+
+    def capability(self, op: str) -> Capability:
+        """The declaration for op; NotOffered when the adapter declares none."""
+        if op not in self.capabilities:
+            raise NotOffered(f"{self.framework} has no public function for {op}")
+        return self.capabilities[op]
+
+    def check_offered(self, op: str, dtype: str, device: str, quantity: str,
+                      options: Mapping | None = None) -> Capability:
+        """The capability that covers this call, or NotOffered saying what is missing."""
+        capability = self.capability(op)
+        if dtype not in capability.dtypes_on(device):
+            raise NotOffered(f"{self.framework} does not compute {op} in {dtype} on {device}")
+        if quantity != "loss" and not capability.differentiable:
+            raise NotOffered(f"{self.framework} does not differentiate {op}")
+        options = options or {}
+        reduction = options.get("reduction", "none")
+        if reduction not in capability.reductions:
+            raise NotOffered(f"{self.framework} {op} has no {reduction} reduction")
+        for name, value in options.items():
+            if name not in BASE_OPTIONS and value is not None and value is not False and name not in capability.options:
+                raise NotOffered(f"{self.framework} {op} has no {name} option")
+        return capability
+
+    def loss(self, op: str, prediction: np.ndarray, labels: np.ndarray, options: Mapping, dtype: str,
+             device: str) -> Result:
+        raise NotImplementedError
+
+    def grad(self, op: str, prediction: np.ndarray, labels: np.ndarray, options: Mapping, dtype: str,
+             device: str, wrt: str = "prediction") -> Result:
+        """d sum(loss) / d prediction, or / d labels with wrt="labels"."""
+        raise NotOffered(f"{self.framework} has no automatic differentiation")
+
+    def kernels(self) -> Mapping[str, Any]:
+        """Benchmark kernels (name -> BenchKernel, see conformance/bench); none by default."""
+        return {}
+
+
+def elementwise_reduce(values, reduction, total, mean):
+    """Apply a canonical reduction with the framework's own sum and mean."""
+    if reduction == "sum":
+        return total(values)
+    if reduction == "mean":
+        return mean(values)
+    return values
+
+
+def as_float(array):
+    """NumPy input for a framework that takes float32/float64 and casts itself (bfloat16)."""
+    array = np.asarray(array)
+    if array.dtype == numpy_dtype("bfloat16") or array.dtype == np.float16:
+        return array.astype(np.float32)
+    return array
+
+
+def move_class_axis(ndim, axis):
+    """Axis order that puts the class axis second, where PyTorch wants it."""
+    axis %= ndim
+    order = list(range(ndim))
+    order.insert(1, order.pop(axis))
+    return order

@@ -1,0 +1,4 @@
+"""Case files: YAML reading, schema, validation and seeded generators."""
+from conformance.cases.loader import Case, CaseError, Pinned, case_files, load_case_file, load_cases
+
+__all__ = ["Case", "CaseError", "Pinned", "case_files", "load_case_file", "load_cases"]

@@ -1,0 +1,174 @@
+"""xent-conformance (or python -m conformance) run | validate | merge | summary | gate | report | diff
+
+Exit codes: 0 fine, 1 a regression or invalid case found by diff, 2 a missing, unreadable or
+invalid input (with a one-line reason, never a traceback).
+"""
+import argparse
+import json
+import sys
+
+from conformance.results import records as results, summary as matrix
+from conformance.cases import CaseError, case_files, load_case_file
+
+
+class InputError(Exception):
+    pass
+
+
+def cmd_validate(args):
+    problems, count = [], 0
+    try:
+        files = case_files(args.paths)
+    except CaseError as exc:
+        raise InputError(str(exc)) from None
+    if not files:
+        raise InputError(f"no case files under {' '.join(args.paths)}")
+    names = {}
+    for path in files:
+        try:
+            for case in load_case_file(path):
+                if case.name in names:
+                    problems.append(f"{path}: case {case.name!r}: key 'name': also used in {names[case.name]}")
+                names[case.name] = path
+                count += 1
+        except CaseError as exc:
+            problems.append(str(exc))
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        return 2
+    print(f"{count} cases in {len(files)} file(s): valid")
+    return 0
+
+
+def _read_all(paths):
+    try:
+        return [(p, results.read(p)) for p in paths]
+    except results.ResultsError as exc:
+        raise InputError(str(exc)) from None
+
+
+def cmd_merge(args):
+    try:
+        env, records = results.merge(_read_all(args.inputs))
+    except results.ResultsError as exc:
+        raise InputError(str(exc)) from None
+    results.write(args.output, env, records)
+    print(f"{len(records)} checks from {len(args.inputs)} file(s) -> {args.output}")
+    return 0
+
+
+def cmd_summary(args):
+    _, records = results.merge(_read_all(args.inputs))
+    print(matrix.render_text(records))
+    return 0
+
+
+def cmd_gate(args):
+    """Exit 1 when any check failed, errored or unexpectedly passed (a fixed divergence)."""
+    _, records = results.merge(_read_all(args.inputs))
+    bad = results.failing(records)
+    for record in bad:
+        print(f"{record['outcome'].upper():8s} {record['id']}: {(record['message'] or '').splitlines()[0]}")
+    skipped = sum(r["outcome"] == "skipped" for r in records)
+    print(f"gate: {len(records)} checks, {len(bad)} failing, {skipped} skipped (counted, see the summary)")
+    return 1 if bad else 0
+
+
+def cmd_run(args):
+    from conformance import orchestrate
+
+    return orchestrate.run(args.require, args.results_dir, args.pytest_args, args.workers, args.framework,
+                           args.adapter)
+
+
+def cmd_report(args):
+    from pathlib import Path
+
+    from conformance.report import render as report
+
+    documents = _read_all(args.inputs)
+    env, records = results.merge(documents)
+    sources = [(path, document.get("environment", {})) for path, document in documents]
+    if args.output:
+        try:
+            Path(args.output).resolve().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"{args.output}: cannot create its folder ({exc.strerror})") from None
+    text = report.render(env, records, args.format, output=args.output, sources=sources)
+    if args.output:
+        try:
+            with open(args.output, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        except OSError as exc:
+            raise InputError(f"{args.output}: cannot write ({exc.strerror})") from None
+        print(f"report -> {args.output}")
+    else:
+        print(text)
+    return 0
+
+
+def cmd_diff(args):
+    from conformance.results import diff
+
+    (_, base), (_, new) = _read_all([args.base, args.new])
+    changes = diff.diff(base["results"], new["results"])
+    moved = diff.versions(base.get("environment"), new.get("environment"))
+    text, regressed = diff.summary(changes, moved)
+    print(text)
+    if args.json:
+        try:
+            with open(args.json, "w", encoding="utf-8") as handle:
+                json.dump(diff.as_json(changes, moved), handle, indent=1)
+        except OSError as exc:
+            raise InputError(f"{args.json}: cannot write ({exc.strerror})") from None
+    return 1 if regressed else 0
+
+
+def parser():
+    top = argparse.ArgumentParser(prog="xent-conformance", description=__doc__.splitlines()[0])
+    sub = top.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("validate", help="check case files; exit 2 naming file, case and key")
+    p.add_argument("paths", nargs="+")
+    p.set_defaults(run=cmd_validate)
+    p = sub.add_parser("merge", help="one results file from several; a repeated check id is an error")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("inputs", nargs="+")
+    p.set_defaults(run=cmd_merge)
+    p = sub.add_parser("summary", help="print the op x framework matrix")
+    p.add_argument("inputs", nargs="+")
+    p.set_defaults(run=cmd_summary)
+    p = sub.add_parser("run", help="the whole matrix: one pytest process per Keras backend, merged")
+    p.add_argument("--require", action="append", default=[], metavar="NAME", help="framework id, or all")
+    p.add_argument("--framework", action="append", default=[], metavar="NAME",
+                   help="check only this framework (repeatable); only the processes that check it run")
+    p.add_argument("--adapter", action="append", default=[], metavar="MODULE:ATTR",
+                   help="also check this adapter (repeatable; see XENT_CONFORMANCE_ADAPTERS)")
+    p.add_argument("--results-dir", default="results")
+    p.add_argument("--workers", type=int, default=2, help="pytest-xdist workers per process")
+    p.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
+    p.set_defaults(run=cmd_run)
+    p = sub.add_parser("gate", help="exit 1 when any check failed, errored or xpassed")
+    p.add_argument("inputs", nargs="+")
+    p.set_defaults(run=cmd_gate)
+    p = sub.add_parser("report", help="render results as markdown or HTML")
+    p.add_argument("inputs", nargs="+")
+    p.add_argument("--format", choices=("md", "html"), default="md")
+    p.add_argument("-o", "--output")
+    p.set_defaults(run=cmd_report)
+    p = sub.add_parser("diff", help="what moved between two runs; exit 1 on a regression")
+    p.add_argument("base")
+    p.add_argument("new")
+    p.add_argument("--json", metavar="PATH", help="also write the changes as JSON")
+    p.set_defaults(run=cmd_diff)
+    return top
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (InputError, results.ResultsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+

@@ -1,0 +1,61 @@
+"""What the suite knows of each built-in framework id, in one table.
+
+A framework id names one implementation under test: its adapter ("module:attr", the same
+target its `xent_conformance.adapters` entry point names), the modules it imports, the
+distributions whose versions results record and manifest ranges name, and, for Keras 3, the
+backend its process must set before importing keras. Plug-ins are not listed here: their
+adapters say the same things about themselves, and they run in the main process.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MAIN_PROCESS = "tensorflow"  # the Keras backend of the process that checks every non-Keras-3 framework
+
+
+@dataclass(frozen=True)
+class Framework:
+    id: str
+    adapter: str  # "module:attr" of the adapter class
+    imports: tuple[str, ...]  # modules it cannot run without
+    packages: tuple[str, ...]  # distributions: versions recorded, named by manifest ranges
+    keras_backend: str | None = None  # Keras 3 only: KERAS_BACKEND of the process that runs it
+
+    @property
+    def process(self) -> str:
+        """The KERAS_BACKEND of the process that checks this framework."""
+        return self.keras_backend or MAIN_PROCESS
+
+
+_KERAS = "conformance.adapters.keras_adapter:"
+BUILTIN: dict[str, Framework] = {f.id: f for f in (
+    Framework("numpy", "conformance.adapters.numpy_adapter:NumpyAdapter", ("numpy",), ("numpy",)),
+    Framework("tensorflow", "conformance.adapters.tensorflow_adapter:TensorflowAdapter", ("tensorflow",),
+              ("tensorflow",)),
+    Framework("torch", "conformance.adapters.torch_adapter:TorchAdapter", ("torch",), ("torch",)),
+    Framework("jax", "conformance.adapters.jax_adapter:JaxAdapter", ("jax", "optax"), ("jax", "jaxlib", "optax")),
+    Framework("keras-tensorflow", _KERAS + "KerasOnTensorflow", ("keras", "tensorflow"), ("keras", "tensorflow"),
+              "tensorflow"),
+    Framework("keras-jax", _KERAS + "KerasOnJax", ("keras", "jax"), ("keras", "jax", "jaxlib"), "jax"),
+    Framework("keras-torch", _KERAS + "KerasOnTorch", ("keras", "torch"), ("keras", "torch"), "torch"),
+    Framework("keras-numpy", _KERAS + "KerasOnNumpy", ("keras",), ("keras", "numpy"), "numpy"),
+    Framework("tf_keras", "conformance.adapters.tf_keras_adapter:TfKerasAdapter", ("tf_keras",),
+              ("tf-keras", "tensorflow")),
+)}
+BUILTIN_IDS: tuple[str, ...] = tuple(BUILTIN)
+KERAS_BACKENDS: tuple[str, ...] = tuple(f.keras_backend for f in BUILTIN.values() if f.keras_backend)
+# Words a case name may not contain, so that `pytest -k NAME` selects by framework only.
+RESERVED_WORDS = ("numpy", "tensorflow", "torch", "jax", "keras")
+
+
+def order_key(framework_id: str) -> tuple:
+    """Built-in ids in table order, then any other id alphabetically: none is ever dropped."""
+    if framework_id in BUILTIN:
+        return (0, BUILTIN_IDS.index(framework_id), "")
+    return (1, 0, str(framework_id))
+
+
+def process_of(framework_id: str) -> str:
+    """The KERAS_BACKEND of the process that checks framework_id (plug-ins: the main one)."""
+    known = BUILTIN.get(framework_id)
+    return known.process if known else MAIN_PROCESS

@@ -1,0 +1,132 @@
+"""Run the whole conformance matrix: one pytest process per Keras 3 backend, then merge.
+
+Keras fixes its backend when it is imported, so keras-jax, keras-torch and keras-numpy each
+need a process with KERAS_BACKEND set before import. The main process (tensorflow backend)
+checks every other framework, plug-ins included. `--framework X` (given to `run` or after its
+`--`) runs only the processes that check X. `--require all` fails any framework that cannot
+be imported, in whichever process checks it.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conformance import adapters, frameworks
+from conformance.core import manifest as divergences
+from conformance.pytest import suite
+from conformance.results import records as results
+from conformance.results import summary as matrix
+
+SUITE = Path(suite.__file__).resolve().parent
+
+
+def expand_required(names, known):
+    """--require values -> framework ids; `all` is every known id (plug-ins included)."""
+    required = []
+    for name in names:
+        if name == "all":
+            required += list(known)
+        elif name in known:
+            required.append(name)
+        else:
+            raise ValueError(f"--require {name}: unknown framework id (known: all, {', '.join(known)})")
+    return required
+
+
+def take_framework_args(extra):
+    """(framework ids named by --framework in the pytest arguments, the other arguments)."""
+    named, rest, args = [], [], list(extra)
+    while args:
+        arg = args.pop(0)
+        if arg == "--framework" and args:
+            named.append(args.pop(0))
+        elif arg.startswith("--framework="):
+            named.append(arg.split("=", 1)[1])
+        else:
+            rest.append(arg)
+    return named, rest
+
+
+def plan(selected, known):
+    """[(keras backend, framework ids for its process or None for the default set)]."""
+    if not selected:
+        return [(backend, None if backend == frameworks.MAIN_PROCESS else ["keras-" + backend])
+                for backend in frameworks.KERAS_BACKENDS]
+    unknown = [f for f in selected if f not in known and f != "keras"]
+    if unknown:
+        raise ValueError(f"--framework {unknown[0]}: unknown framework id (known: {', '.join(known)})")
+    steps = []
+    for backend in frameworks.KERAS_BACKENDS:
+        mine = [f for f in selected if f in known and frameworks.process_of(f) == backend]
+        if mine:
+            steps.append((backend, mine))
+    return steps
+
+
+def pytest_command(backend, mine, required, out_dir, extra, workers, adapter_targets=()):
+    keras_id = "keras-" + backend
+    command = [sys.executable, "-m", "pytest", str(SUITE), "-q", "-p", "no:cacheprovider",
+               "--results", str(out_dir / f"conformance-{keras_id}.json"),
+               "--junitxml", str(out_dir / f"junit-{keras_id}.xml"), "-o", f"junit_suite_name={keras_id}"]
+    if mine is not None:
+        command += [f"--framework={f}" for f in mine]
+    required_here = [r for r in required if frameworks.process_of(r) == backend and (mine is None or r in mine)]
+    command += [f"--require={r}" for r in required_here]
+    if backend == frameworks.MAIN_PROCESS:
+        command += [f"--adapter={target}" for target in adapter_targets]
+    if workers > 1:
+        command += ["-n", str(workers)]
+    return command + list(extra)
+
+
+def run(required=(), out_dir="results", extra=(), workers=2, selected=(), adapter_targets=()):
+    registry = adapters.configure(adapter_targets)
+    for line in registry.broken:
+        print(f"error: {line}", file=sys.stderr)
+    if registry.broken:
+        return 2
+    known = registry.known_ids()
+    named, extra = take_framework_args(extra)
+    try:
+        steps = plan(list(selected) + named, known)
+        required = expand_required(required, known)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parts, failing_runs = [], []
+    for k, (backend, mine) in enumerate(steps, 1):
+        command = pytest_command(backend, mine, required, out_dir, extra, workers, adapter_targets)
+        checked = ", ".join(mine) if mine else "every framework but the other Keras 3 backends"
+        print(f"\n== [{k}/{len(steps)}] KERAS_BACKEND={backend}: {checked}", flush=True)
+        code = subprocess.call(command, env={**os.environ, "KERAS_BACKEND": backend})
+        if code not in (0, 1):  # 1 is failing checks, reported below; anything else is broken
+            print(f"pytest exited {code} for KERAS_BACKEND={backend}: {' '.join(command[2:])}", file=sys.stderr)
+            return 2
+        if code == 1:
+            failing_runs.append(backend)
+        parts.append(out_dir / f"conformance-keras-{backend}.json")
+    return summarize(parts, out_dir / "conformance.json", failing_runs)
+
+
+def summarize(parts, merged, failing_runs):
+    """Merge the processes' results, print the matrix, and the exit status of the run."""
+    documents = [(str(p), results.read(p)) for p in parts if p.exists()]
+    env, records = results.merge(documents)
+    results.write(merged, env, records)
+    print(f"\n== conformance matrix ({merged})\n")
+    print(matrix.render_text(records))
+    matched = {r.get("manifest") for r in records} | set(env.get("manifest_matched", []))
+    ran = {r["framework"] for r in records}
+    for entry in divergences.load():
+        if entry.id not in matched and any(entry.may_cover(f) for f in ran):
+            print(f"manifest entry {entry.id!r} matched no check: remove it or fix its match")
+    bad = results.failing(records)
+    for record in bad:
+        print(f"{record['outcome'].upper():8s} {record['id']}")
+    for backend in failing_runs:  # invariant and property tests leave no records: their failures count here
+        print(f"FAILED   tests in the KERAS_BACKEND={backend} process (see its output above)")
+    return 1 if bad or failing_runs else 0
