@@ -27,15 +27,18 @@ def _constraints(posargs):
 def conformance(session):
     """Every framework, Keras 3 on each backend in its own process, merged into results/conformance.json."""
     constraints, args = _constraints(session.posargs)
-    session.install("-c", constraints, "-e", ".[all,test]")
+    # The example plug-in is installed as a user would install one, and checked with the rest.
+    session.install("-c", constraints, "-e", ".[all,test]", "./examples/xent-example-plugin")
     session.run("python", "-m", "conformance", "run", *args)
 
 
 @nox.session
 def tests(session):
-    """The suite's own tests: case loader, reference, tolerance model, CLI, pytest plugin."""
+    """The suite's own tests (case loader, reference, tolerance model, adapters, CLI, pytest
+    plugin), then the package installed from a wheel into a fresh environment."""
     session.install("-c", BASELINE_CONSTRAINTS, "-e", ".[test]")
     session.run("pytest", "tests/unit", "-q", "-p", "no:cacheprovider", "-n", "2", *session.posargs)
+    session.run("pytest", "tests/package", "-q", "-p", "no:cacheprovider", *session.posargs)
 
 
 @nox.session

@@ -7,7 +7,8 @@ import argparse
 import json
 import sys
 
-from conformance.results import records as results, summary as matrix
+from conformance.results import records as results
+from conformance.results import summary
 from conformance.cases import CaseError, case_files, load_case_file
 
 
@@ -60,7 +61,7 @@ def cmd_merge(args):
 
 def cmd_summary(args):
     _, records = results.merge(_read_all(args.inputs))
-    print(matrix.render_text(records))
+    print(summary.render_text(records))
     return 0
 
 

@@ -17,7 +17,7 @@ from conformance import adapters, frameworks
 from conformance.core import manifest as divergences
 from conformance.pytest import suite
 from conformance.results import records as results
-from conformance.results import summary as matrix
+from conformance.results import summary
 
 SUITE = Path(suite.__file__).resolve().parent
 
@@ -118,7 +118,7 @@ def summarize(parts, merged, failing_runs):
     env, records = results.merge(documents)
     results.write(merged, env, records)
     print(f"\n== conformance matrix ({merged})\n")
-    print(matrix.render_text(records))
+    print(summary.render_text(records))
     matched = {r.get("manifest") for r in records} | set(env.get("manifest_matched", []))
     ran = {r["framework"] for r in records}
     for entry in divergences.load():

@@ -57,8 +57,10 @@ def load(path=MANIFEST_PATH):
         data = yamlio.load_file(path)
     except yamlio.YamlError as exc:
         raise ManifestError(f"{path}: {exc}") from None
+    if not isinstance(data, dict) or set(data) - {"schema", "entries"} or not isinstance(data.get("entries"), list):
+        raise ManifestError(f"{path}: a manifest is a mapping with `schema: 1` and a list `entries`")
     entries, seen = [], set()
-    for i, raw in enumerate((data or {}).get("entries") or []):
+    for i, raw in enumerate(data["entries"]):
         where = f"{path}: entries[{i}]"
         if not isinstance(raw, dict):
             raise ManifestError(f"{where}: expected a mapping")

@@ -2,7 +2,6 @@
 import fnmatch
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
@@ -29,20 +28,57 @@ class Tolerance:
         return {"ulp": self.ulp, "abs": self.abs, "rel": self.cond * eps(dtype)}
 
 
+class ToleranceTableError(Exception):
+    """The tolerance table is malformed: str() names the file and the key."""
+
+
+BOUND_KEYS = ("ulp", "cond", "abs")
+OVERRIDE_MATCH = ("dtype", "framework", "op", "quantity")
+
+
 @lru_cache(maxsize=None)
-def table():
-    return yamlio.load_file(TABLE_PATH)
+def table(path=None):
+    path = TABLE_PATH if path is None else path
+    try:
+        loaded = yamlio.load_file(path)
+    except yamlio.YamlError as exc:
+        raise ToleranceTableError(f"{path}: {exc}") from None
+    check_table(loaded, path)
+    return loaded
 
 
-def for_check(dtype, framework="*", op="*", quantity="*"):
-    data = table()
-    base = dict(data["dtypes"][dtype])
+def check_table(loaded, path):
+    """Refuse a misspelt or missing key instead of ignoring it."""
+    def fail(key, message):
+        raise ToleranceTableError(f"{path}: key {key!r}: {message}")
+
+    if not isinstance(loaded, dict) or set(loaded) - {"dtypes", "pinned", "overrides"}:
+        fail("", "the table holds dtypes, pinned and overrides only")
+    for dtype in PRECISION:
+        row = loaded.get("dtypes", {}).get(dtype)
+        if not isinstance(row, dict) or sorted(row) != sorted(BOUND_KEYS):
+            fail(f"dtypes.{dtype}", f"needs exactly {', '.join(BOUND_KEYS)}")
+    if not isinstance(loaded.get("pinned"), dict) or "ulp" not in loaded["pinned"]:
+        fail("pinned", "needs ulp")
+    for i, override in enumerate(loaded.get("overrides") or []):
+        where = f"overrides[{i}]"
+        if not isinstance(override, dict) or set(override) - {"match", "reason", *BOUND_KEYS}:
+            fail(where, f"holds match, reason and any of {', '.join(BOUND_KEYS)}")
+        if not str(override.get("reason", "")).strip():
+            fail(where + ".reason", "an override says why")
+        if not isinstance(override.get("match"), dict) or set(override["match"]) - set(OVERRIDE_MATCH):
+            fail(where + ".match", f"a mapping over {', '.join(OVERRIDE_MATCH)}")
+
+
+def for_check(dtype, framework="*", op="*", quantity="*", loaded=None):
+    """The bound for one check: the dtype's row, then every matching override in order."""
+    loaded = table() if loaded is None else loaded
+    base = dict(loaded["dtypes"][dtype])
     reason = ""
-    for override in data.get("overrides") or []:
-        match = override["match"]
-        fields = {"dtype": dtype, "framework": framework, "op": op, "quantity": quantity}
-        if all(fnmatch.fnmatchcase(fields[k], str(v)) for k, v in match.items()):
-            base.update({k: override[k] for k in ("ulp", "cond", "abs") if k in override})
+    fields = {"dtype": dtype, "framework": framework, "op": op, "quantity": quantity}
+    for override in loaded.get("overrides") or []:
+        if all(fnmatch.fnmatchcase(fields[k], str(v)) for k, v in override["match"].items()):
+            base.update({k: override[k] for k in BOUND_KEYS if k in override})
             reason = override["reason"]
     return Tolerance(float(base["ulp"]), float(base["cond"]), float(base["abs"]), reason)
 

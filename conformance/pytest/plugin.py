@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from conformance import adapters, data
-from conformance.core import checks
+from conformance.core import checks, tolerance
 from conformance.core import manifest as divergences
-from conformance.results import records as results, summary as matrix
+from conformance.results import records as results
+from conformance.results import summary
 from conformance.cases import CaseError, load_cases
 from conformance.core.runner import Runner
 
@@ -75,7 +76,8 @@ def pytest_configure(config):
     session.frameworks = [f for f in here if f in wanted] if wanted else here
     try:
         session.manifest = divergences.load()
-    except divergences.ManifestError as exc:
+        tolerance.table()
+    except (divergences.ManifestError, tolerance.ToleranceTableError) as exc:
         raise pytest.UsageError(str(exc)) from None
     session.runner = Runner(session.manifest, session.required)
     _cases(session)  # refuse a malformed case file now, as a usage error without a traceback
@@ -169,7 +171,7 @@ def pytest_terminal_summary(terminalreporter, config):
     terminalreporter.section("xent-conformance")
     for line in broken:
         write(f"ADAPTER ERROR {line}", red=True)
-    for line in matrix.counts(state.records):
+    for line in summary.counts(state.records):
         write(line)
     frameworks_here = {r["framework"] for r in state.records if r["framework_version"]}
     matched = {r.get("manifest") for r in state.records} | state.runner.matched_entries

@@ -74,10 +74,10 @@ def test_every_mode_of_a_framework_is_judged(cases, monkeypatch, relative, outco
 
 
 def test_the_matrix_counts_where_modes_differ():
-    from conformance.results import summary as matrix
+    from conformance.results import summary
 
     records = [{"framework": "jax", "modes": {"jit": {"passed": True, "max_ulp_err": 1.0},
                                               "eager": {"passed": eager, "max_ulp_err": ulp}}}
                for eager, ulp in [(True, 1.0), (True, 3.0), (False, "inf")]]
     records.append({"framework": "torch"})
-    assert matrix.modes(records) == ["jax ran eager and jit: ULP errors differ in 2 of 3 checks, the verdict in 1"]
+    assert summary.modes(records) == ["jax ran eager and jit: ULP errors differ in 2 of 3 checks, the verdict in 1"]

@@ -1,0 +1,50 @@
+"""The adapter that plugs the kernel into xent-conformance (see docs/adapters.md there)."""
+import numpy as np
+
+from conformance.adapters.api import Adapter, Capability, NotOffered, Result
+from xent_example import kernel
+
+
+class ExampleKernelAdapter(Adapter):
+    framework = "example-kernel"  # a plug-in's id is its own, never a built-in one
+    packages = ("xent-example-plugin", "numpy")
+    capabilities = {
+        "sparse_softmax_cross_entropy": Capability(
+            implementation=kernel.forward,
+            variant="exact",  # the mathematics: logsumexp(z) - z[label]
+            options={"ignore_index"},  # beyond reduction and axis
+            reductions=("none", "sum", "mean"),
+            dtypes=("float32", "float64"),
+            modes=("eager",),
+            differentiable=True,  # through the kernel's own backward
+        ),
+    }
+
+    def version(self):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("xent-example-plugin")
+        except PackageNotFoundError:  # used through --adapter from a checkout
+            return "0.1.0+checkout"
+
+    @staticmethod
+    def _classes_last(logits, options):
+        return np.moveaxis(logits, options.get("axis", -1), -1)
+
+    def loss(self, op, prediction, labels, options, dtype, device):
+        self.capability(op)  # only declared ops reach here; this names the op if not
+        logits = self._classes_last(prediction, options)
+        losses = kernel.forward(logits, labels, options.get("ignore_index"))
+        out = np.asarray(kernel.reduce(losses, labels, options.get("reduction", "none"), options.get("ignore_index")))
+        return Result(out.astype(np.float64), str(out.dtype), "cpu")
+
+    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction"):
+        self.capability(op)
+        if wrt != "prediction":
+            raise NotOffered("integer labels have no gradient")
+        axis = options.get("axis", -1)
+        grad = kernel.backward(self._classes_last(prediction, options), labels, options.get("reduction", "none"),
+                               options.get("ignore_index"))
+        grad = np.moveaxis(grad, -1, axis)
+        return Result(grad.astype(np.float64), str(grad.dtype), "cpu")

@@ -1,0 +1,65 @@
+"""The kernel: what a team would write for its own training loop, forward and backward.
+
+Classes are on the last axis. Labels outside [0, classes) have no loss (NaN); labels equal
+to `ignore_index` cost nothing and leave the mean's denominator, as in PyTorch.
+
+XENT_EXAMPLE_FAULT plants a known bug, to see the suite catch it:
+- "mean-grad": the backward of a mean forgets to divide by the number of counted rows;
+- "unshifted-lse": log-sum-exp without subtracting the row maximum (overflows to inf).
+"""
+import os
+
+import numpy as np
+
+
+def _fault():
+    return os.environ.get("XENT_EXAMPLE_FAULT", "")
+
+
+def _valid_rows(labels, classes, ignore_index):
+    counted = np.ones(labels.shape, bool) if ignore_index is None else labels != ignore_index
+    undefined = counted & ((labels < 0) | (labels >= classes))
+    return counted & ~undefined, undefined
+
+
+def _log_softmax(z):
+    if _fault() == "unshifted-lse":
+        return z - np.log(np.sum(np.exp(z), axis=-1, keepdims=True))
+    shifted = z - np.max(z, axis=-1, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+
+
+def forward(logits, labels, ignore_index=None):
+    """Per-row losses, in the dtype of logits."""
+    valid, undefined = _valid_rows(labels, logits.shape[-1], ignore_index)
+    safe = np.where(valid, labels, 0)
+    with np.errstate(all="ignore"):
+        picked = np.take_along_axis(_log_softmax(logits), safe[..., None], axis=-1)[..., 0]
+        losses = np.where(valid, -picked, np.zeros_like(picked))
+    return np.where(undefined, np.nan, losses).astype(logits.dtype)
+
+
+def reduce(losses, labels, reduction, ignore_index=None):
+    if reduction == "none":
+        return losses
+    total = np.sum(losses, dtype=losses.dtype)
+    if reduction == "sum":
+        return total
+    counted = np.sum(labels != ignore_index) if ignore_index is not None else labels.size
+    with np.errstate(all="ignore"):
+        return (total / losses.dtype.type(counted)).astype(losses.dtype)
+
+
+def backward(logits, labels, reduction, ignore_index=None, cotangent=1.0):
+    """d (cotangent * reduce(forward)) / d logits: softmax(z) - onehot(label), per counted row."""
+    valid, undefined = _valid_rows(labels, logits.shape[-1], ignore_index)
+    with np.errstate(all="ignore"):
+        probabilities = np.exp(_log_softmax(logits))
+        onehot = np.zeros_like(logits)
+        np.put_along_axis(onehot, np.where(valid, labels, 0)[..., None], 1, axis=-1)
+        grad = np.where(valid[..., None], probabilities - onehot, 0)
+        grad = np.where(undefined[..., None], np.nan, grad)
+        if reduction == "mean" and _fault() != "mean-grad":
+            counted = np.sum(valid) if ignore_index is not None else labels.size
+            grad = grad / logits.dtype.type(counted)
+    return (grad * cotangent).astype(logits.dtype)

@@ -1,0 +1,123 @@
+"""The known-divergence manifest: what an entry covers, version ranges read against the package
+they name, and refusals of a malformed manifest or tolerance table."""
+import textwrap
+
+import pytest
+
+from conformance.core import manifest, tolerance
+
+VERSIONS = {"jax": "0.10.2", "jaxlib": "0.10.2", "optax": "0.2.8"}
+
+
+def load(tmp_path, text):
+    path = tmp_path / "divergences.yaml"
+    path.write_text(textwrap.dedent(text))
+    return manifest.load(path)
+
+
+def entry(tmp_path, versions):
+    return load(tmp_path, f"""
+        schema: 1
+        entries:
+          - id: optax-thing
+            match: {{framework: jax, op: sparse_*, quantity: loss}}
+            versions: {versions}
+            action: xfail
+            reason: why
+    """)
+
+
+FIELDS = {"case": "c", "op": "sparse_softmax_cross_entropy", "quantity": "loss", "framework": "jax",
+          "dtype": "float32", "device": "cpu", "kind": "reference"}
+
+
+@pytest.mark.parametrize("versions, covers", [
+    ('"optax>=0.2.0"', True),
+    ('"optax>=0.3"', False),  # jax 0.10 must not satisfy an optax range
+    ('"jax>=0.10"', True),
+    ('["jax>=0.10", "optax<0.2"]', False),
+    ('"tensorflow>=2.16"', False),  # a package this framework does not record
+])
+def test_a_version_range_is_read_against_the_package_it_names(tmp_path, versions, covers):
+    entries = entry(tmp_path, versions)
+    assert (manifest.find_fields(entries, FIELDS, VERSIONS) is not None) == covers
+
+
+def test_the_match_fields_are_patterns(tmp_path):
+    entries = entry(tmp_path, '"optax>=0.2"')
+    assert manifest.find_fields(entries, {**FIELDS, "quantity": "grad_logits"}, VERSIONS) is None
+    assert manifest.find_fields(entries, {**FIELDS, "op": "softmax_cross_entropy"}, VERSIONS) is None
+    assert manifest.find_fields(entries, {**FIELDS, "framework": "keras-jax"}, VERSIONS) is None
+
+
+@pytest.mark.parametrize("text, message", [
+    ("schema: 1\nentrys: []\n", "a mapping with `schema: 1` and a list `entries`"),
+    ("schema: 1\nentries:\n  - {id: a, match: {framework: jax}, action: xfail, reason: r, versions: '>=0.2'}\n",
+     "key 'versions': '>=0.2' must name a package"),
+    ("schema: 1\nentries:\n  - {id: a, match: {framwork: jax}, action: xfail, reason: r}\n", "key 'match'"),
+    ("schema: 1\nentries:\n  - {id: a, match: {framework: jax}, action: ignore, reason: r}\n", "key 'action'"),
+    ("schema: 1\nentries:\n  - {id: a, match: {framework: jax}, action: xfail}\n", "key 'reason': missing"),
+])
+def test_a_malformed_manifest_is_refused_naming_the_key(tmp_path, text, message):
+    with pytest.raises(manifest.ManifestError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load(tmp_path, text)
+
+
+def test_the_shipped_manifest_names_a_package_in_every_range():
+    for each in manifest.load():
+        assert not each.versions or each.versions[0].isalpha(), each.id
+
+
+def _table(overrides):
+    row = {"ulp": 4, "cond": 4, "abs": 0.0}
+    return {"dtypes": {d: dict(row) for d in tolerance.PRECISION}, "pinned": {"ulp": 4}, "overrides": overrides}
+
+
+def test_a_tolerance_override_applies_to_what_it_matches_only():
+    loaded = _table([{"match": {"framework": "torch", "dtype": "float16"}, "ulp": 8, "reason": "r"}])
+    tolerance.check_table(loaded, "t.yaml")
+    assert tolerance.for_check("float16", "torch", "x", "loss", loaded).ulp == 8
+    assert tolerance.for_check("float16", "torch", "x", "loss", loaded).reason == "r"
+    assert tolerance.for_check("float32", "torch", "x", "loss", loaded).ulp == 4
+    assert tolerance.for_check("float16", "jax", "x", "loss", loaded).ulp == 4
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ([{"match": {"framework": "torch"}, "ulp": 8}], "an override says why"),
+    ([{"match": {"frameworks": "torch"}, "ulp": 8, "reason": "r"}], "key 'overrides[0].match'"),
+    ([{"match": {"framework": "torch"}, "ulps": 8, "reason": "r"}], "key 'overrides[0]'"),
+])
+def test_a_malformed_tolerance_table_is_refused(overrides, message):
+    with pytest.raises(tolerance.ToleranceTableError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        tolerance.check_table(_table(overrides), "t.yaml")
+
+
+def test_the_shipped_tolerance_table_is_valid():
+    tolerance.check_table(tolerance.table(), "shipped")
+
+
+def test_the_runner_applies_a_matching_tolerance_override(monkeypatch):
+    import numpy as np
+
+    from conformance import adapters
+    from conformance.adapters.numpy_adapter import NumpyAdapter
+    from conformance.cases import Case
+    from conformance.core.checks import Check
+    from conformance.core.runner import Runner
+
+    class OffByOnePerMille(NumpyAdapter):
+        def loss(self, *args):
+            result = super().loss(*args)
+            result.values = result.values * 1.001
+            return result
+
+    case = Case(name="small", op="sparse_softmax_cross_entropy", path="<test>",
+                inputs={"logits": np.array([[1.0, 2.0, 0.5]]), "labels": np.array([1])})
+    monkeypatch.setattr(adapters, "load", lambda name: OffByOnePerMille())
+    check = Check(case, "numpy", "float64", "cpu", "loss")
+    assert Runner(manifest=[]).run(check)["outcome"] == "failed"
+    loose = _table([{"match": {"framework": "numpy", "op": "sparse_*", "quantity": "loss"}, "abs": 1.0,
+                     "reason": "a test of the override path"}])
+    monkeypatch.setattr(tolerance, "table", lambda: loose)
+    record = Runner(manifest=[]).run(check)
+    assert record["outcome"] == "passed" and record["tolerance"]["abs"] == 1.0
