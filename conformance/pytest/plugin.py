@@ -74,6 +74,7 @@ def pytest_configure(config):
         if name not in here:
             raise pytest.UsageError(f"--require {name}: set KERAS_BACKEND={name.removeprefix('keras-')} to check it")
     session.frameworks = [f for f in here if f in wanted] if wanted else here
+    _load_plugins(session.frameworks)
     try:
         session.manifest = divergences.load()
         tolerance.table()
@@ -83,6 +84,19 @@ def pytest_configure(config):
     _cases(session)  # refuse a malformed case file now, as a usage error without a traceback
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistController(session), "xent-conformance-xdist")
+
+
+def _load_plugins(framework_ids):
+    """Load third-party adapters now, so that a broken one is reported by this process (the
+    xdist controller included), not only by the worker that meets it first."""
+    registry = adapters.registry()
+    for framework in framework_ids:
+        source = registry.sources.get(framework)
+        if source is not None and not source.builtin:
+            try:
+                registry.load(framework)
+            except (adapters.Unavailable, adapters.AdapterError):
+                pass  # recorded: Unavailable skips its checks, AdapterError is in registry.broken
 
 
 def _cases(session):

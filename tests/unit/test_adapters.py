@@ -178,3 +178,33 @@ def test_a_declared_mode_that_did_not_run_is_an_error(monkeypatch, adapter, outc
     assert record["outcome"] == outcome, record["message"]
     if outcome == "error":
         assert "declares modes jit, eager but returned none for jit" in record["message"]
+
+
+def test_run_with_a_broken_adapter_checks_the_rest_and_exits_1(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-m", "conformance", "run", "--adapter", "no_such_module_xyz:Adapter", "--framework", "numpy",
+         "--workers", "1", "--results-dir", str(tmp_path), "--", "--cases", str(root / "cases/sparse.yaml")],
+        capture_output=True, text=True, cwd=root, timeout=600)
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "ADAPTER ERROR adapter 'no_such_module_xyz:Adapter' from --adapter: cannot import" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+    records = json.loads((tmp_path / "conformance.json").read_text())["results"]
+    assert records and {r["outcome"] for r in records} <= {"passed", "skipped"}
+
+
+def test_run_with_a_framework_after_the_separator_runs_only_its_process(tmp_path):
+    from conformance import orchestrate
+
+    known = frameworks.BUILTIN_IDS
+    assert orchestrate.plan(["keras-jax"], known) == [("jax", ["keras-jax"])]
+    assert orchestrate.plan(["torch", "keras-torch"], known) == [("tensorflow", ["torch"]), ("torch", ["keras-torch"])]
+    assert [step[0] for step in orchestrate.plan([], known)] == list(frameworks.KERAS_BACKENDS)
+    assert orchestrate.take_framework_args(["-x", "--framework", "jax", "--framework=torch"]) == (["jax", "torch"], ["-x"])
+    with pytest.raises(ValueError, match="unknown framework id"):
+        orchestrate.plan(["kerass"], known)
