@@ -1,9 +1,8 @@
-"""Options that act the same way on every variant: label smoothing, class weights, ignored
-labels. Each becomes dense labels and per-example weights, so the loss functions stay the
-plain definitions:
+"""The option pipeline: options that act the same way on every variant, applied around the
+variants' own functions, which stay the plain definitions.
 
-- label smoothing: y -> y (1 - s) + s / K, with K = 2 for binary losses and the number of
-  classes for categorical ones;
+- label smoothing: y -> y (1 - s) + s / K, with K = 2 for binary losses (no class axis) and
+  the number of classes for categorical ones;
 - class weights w_c: -sum_c w_c y_c log p_c, i.e. labels w * y. With integer labels each
   example also counts w[label] in the denominator of a mean (PyTorch's definition); with
   probability labels a mean still divides by the number of examples;
@@ -11,36 +10,49 @@ plain definitions:
 - a label outside [0, classes) (other than ignore_index) has no loss: NaN, and so is any
   reduction over it;
 - sample weights (one per unreduced loss) multiply the losses; a mean still divides by their
-  number, a weighted_mean by the sum of the weights.
+  number, a weighted_mean by the sum of the weights;
+- reduction: none keeps the unreduced losses, sum adds them, mean divides the sum by the
+  number of losses (Keras' sum_over_batch_size, PyTorch), weighted_mean by the sum of the
+  sample weights (Keras' mean_with_sample_weight).
 
 Integer labels with smoothing or class weights are turned into their dense (one-hot) form,
-so the sparse op is evaluated as its softmax counterpart.
+so the sparse op is evaluated by its dense form.
 """
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
-DENSE_FORM = {"sparse_softmax_cross_entropy": "softmax_cross_entropy",
-              "sparse_categorical_crossentropy": "categorical_crossentropy"}
-BINARY = ("sigmoid_cross_entropy", "binary_crossentropy")
+from reference.numerics.conditioning import summation
+from reference.numerics.softmax import along
+from reference.numerics.terms import accurate_sum
+
+if TYPE_CHECKING:
+    from reference.declaration import Op
+
+REDUCTIONS = ("none", "sum", "mean", "weighted_mean")
+SHARED_OPTIONS = {"sample_weight": None}  # options every op takes
+# The options applied here, around the variants' functions; an op's other options go to them.
+PIPELINE_OPTIONS = ("reduction", "label_smoothing", "weight", "ignore_index", *SHARED_OPTIONS)
 
 
 @dataclass
 class Prepared:
-    op: str
     labels: np.ndarray
+    dense: bool  # integer labels were made one-hot: the op's dense form evaluates them
     example_weights: np.ndarray | None  # multiplies each unreduced loss; None: all 1
     mean_weights: np.ndarray | None  # summed for a mean's denominator; None: the count
 
 
-def prepare(op, prediction, labels, options, integer_labels):
+def prepare(op: "Op", prediction: np.ndarray, labels: np.ndarray, options: Mapping[str, object]) -> Prepared:
     smoothing = float(options.get("label_smoothing") or 0.0)
     weight = options.get("weight")
     ignore = options.get("ignore_index")
     axis = options.get("axis", -1)
     example_weights = mean_weights = None
+    dense = False
 
-    if integer_labels:
+    if op.integer_labels:
         valid = np.ones(np.shape(labels), bool) if ignore is None else labels != ignore
         classes = prediction.shape[axis] if prediction.ndim else 0
         undefined = valid & ((labels < 0) | (labels >= classes))
@@ -55,7 +67,7 @@ def prepare(op, prediction, labels, options, integer_labels):
         if smoothing or weight is not None:
             classes = prediction.shape[axis]
             labels = np.moveaxis(np.eye(classes)[labels], -1, axis)
-            op = DENSE_FORM[op]
+            dense = True
 
     sample_weight = options.get("sample_weight")
     if sample_weight is not None:
@@ -65,16 +77,14 @@ def prepare(op, prediction, labels, options, integer_labels):
             mean_weights = sample_weight
 
     if smoothing:
-        classes = 2 if op in BINARY else prediction.shape[axis]
+        classes = prediction.shape[axis] if op.class_axis else 2
         labels = labels * (1.0 - smoothing) + smoothing / classes
     if weight is not None:
-        shape = [1] * prediction.ndim
-        shape[axis] = -1
-        labels = labels * np.reshape(np.asarray(weight, np.float64), shape)
-    return Prepared(op, labels, example_weights, mean_weights)
+        labels = labels * np.reshape(np.asarray(weight, np.float64), along(axis, prediction.ndim))
+    return Prepared(labels, dense, example_weights, mean_weights)
 
 
-def per_example(values, weights, axis=None):
+def per_example(values: np.ndarray, weights: np.ndarray | None, axis: int | None = None) -> np.ndarray:
     """values * weights, expanding weights over a class axis when values keep one."""
     if weights is None:
         return values
@@ -83,12 +93,45 @@ def per_example(values, weights, axis=None):
     return values * weights
 
 
-def label_factor(prediction, options):
+def label_factor(prediction: np.ndarray, options: Mapping[str, object]):
     """d y' / d y of the label transform y' = (y (1 - s) + s / K) w: (1 - s) w."""
     factor = 1.0 - float(options.get("label_smoothing") or 0.0)
     weight = options.get("weight")
     if weight is None:
         return factor
-    shape = [1] * prediction.ndim
-    shape[options.get("axis", -1)] = -1
-    return factor * np.reshape(np.asarray(weight, np.float64), shape)
+    return factor * np.reshape(np.asarray(weight, np.float64), along(options.get("axis", -1), prediction.ndim))
+
+
+def _denominator(values: np.ndarray, prepared: Prepared) -> float:
+    if prepared.mean_weights is not None:
+        return float(np.sum(prepared.mean_weights))
+    return float(np.size(values))
+
+
+def _mean_or_sum(total, values: np.ndarray, reduction: str, prepared: Prepared):
+    if reduction in ("mean", "weighted_mean"):
+        return total / _denominator(values, prepared) if np.size(values) else np.float64(np.nan)
+    return total
+
+
+def reduce_loss(loss: np.ndarray, reduction: str, prepared: Prepared):
+    """The weighted losses, or their sum (in double-double, rounded once) or mean."""
+    values = per_example(loss, prepared.example_weights)
+    if reduction == "none":
+        return values
+    return _mean_or_sum(accurate_sum(np.ravel(values)), values, reduction, prepared)
+
+
+def reduce_scale(scale: np.ndarray, loss: np.ndarray, reduction: str, prepared: Prepared):
+    """The conditioning scale of reduce_loss: the terms' scales and the summation's rounding."""
+    values = per_example(scale, prepared.example_weights)
+    if reduction == "none":
+        return values
+    total = np.sum(values) + summation(per_example(loss, prepared.example_weights))
+    return _mean_or_sum(total, values, reduction, prepared)
+
+
+def grad_denominator(prediction: np.ndarray, axis: int | None, prepared: Prepared) -> float:
+    """What a mean divides by: the count of unreduced losses, or the sum of the examples' weights."""
+    n = prediction.size // (prediction.shape[axis] if axis is not None and prediction.ndim else 1)
+    return float(np.sum(prepared.mean_weights)) if prepared.mean_weights is not None else n

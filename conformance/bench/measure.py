@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from reference import gradients, losses
+from reference.ops.softmax import sparse_softmax_cross_entropy, sparse_softmax_cross_entropy_grad
 from reference.dtypes import numpy_dtype
 
 CLASS_COUNTS = (2, 10, 1000, 32000, 128256)  # 128256: Llama-3's vocabulary, not a power of two
@@ -151,7 +151,7 @@ def chunk_rows(c, chunk_bytes=CHUNK_BYTES):
 
 
 def reference_loss_chunked(logits, labels, chunk_bytes=CHUNK_BYTES):
-    """reference.losses.sparse_softmax_cross_entropy evaluated over blocks of rows.
+    """reference.ops.softmax.sparse_softmax_cross_entropy evaluated over blocks of rows.
 
     The reference is written for accuracy, not memory or speed: it carries every value in
     double-double, and on float32 logits its float64 temporaries peak at about 55x the input
@@ -165,18 +165,18 @@ def reference_loss_chunked(logits, labels, chunk_bytes=CHUNK_BYTES):
     out = np.empty(n, np.float64)
     for start in range(0, n, rows):
         stop = min(n, start + rows)
-        out[start:stop] = losses.sparse_softmax_cross_entropy(logits[start:stop], labels[start:stop])
+        out[start:stop] = sparse_softmax_cross_entropy(logits[start:stop], labels[start:stop])
     return out
 
 
 def grad_error_chunked(logits, labels, grad, chunk_bytes=CHUNK_BYTES):
-    """max |grad - reference.gradients.sparse_softmax_cross_entropy|, a block of rows at a time."""
+    """max |grad - reference.ops.softmax.sparse_softmax_cross_entropy_grad|, a block of rows at a time."""
     n, c = logits.shape
     rows = chunk_rows(c, chunk_bytes)
     worst = 0.0
     for start in range(0, n, rows):
         stop = min(n, start + rows)
-        diff = gradients.sparse_softmax_cross_entropy(logits[start:stop], labels[start:stop])
+        diff = sparse_softmax_cross_entropy_grad(logits[start:stop], labels[start:stop])
         diff -= grad[start:stop]
         err = float(np.max(np.abs(diff)))
         if math.isnan(err):

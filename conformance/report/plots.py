@@ -9,7 +9,8 @@ import math
 
 import numpy as np
 
-from reference import gradients, losses
+from reference.ops.binary import binary_crossentropy, sigmoid_cross_entropy_grad
+from reference.ops.squared_error import mean_squared_error, sigmoid_half_squared_error_grad
 
 # Colours shared with the HTML report (report.py), so a picture and a table agree.
 FAILED = "#c62828"
@@ -55,7 +56,7 @@ def _style(axes):
 def article_curves():
     """The cross-entropy -[y ln a + (1 - y) ln(1 - a)] over a in (0, 1), y = 0, 1/2, 1.
 
-    Drawn from reference.losses.binary_crossentropy, beside the article's quadratic cost
+    Drawn from reference.ops.binary.binary_crossentropy, beside the article's quadratic cost
     1/2 (a - y)^2 (dotted) for the same labels: the cross-entropy grows without bound as the
     output moves to the wrong end, the quadratic cost never exceeds 1/2.
     """
@@ -64,9 +65,9 @@ def article_curves():
     axes = figure.add_subplot()
     for y, colour in LABEL_COLOURS.items():
         labels = np.full_like(a, y)
-        axes.plot(a, losses.binary_crossentropy(a, labels), color=colour, linewidth=2,
+        axes.plot(a, binary_crossentropy(a, labels), color=colour, linewidth=2,
                   label=f"cross-entropy, y = {y:g}")
-        axes.plot(a, losses.mean_squared_error(a, labels, half=True), color=colour, linewidth=1.4,
+        axes.plot(a, mean_squared_error(a, labels, half=True), color=colour, linewidth=1.4,
                   linestyle=(0, (2, 2)), alpha=0.8, label=f"½ (a − y)², y = {y:g}")
     axes.plot([0.5], [math.log(2)], "o", color=LABEL_COLOURS[0.5], markersize=4)
     axes.annotate("ln 2: the minimum for y = ½ is not 0", (0.5, math.log(2)), xytext=(0.32, 1.9),
@@ -93,9 +94,9 @@ def gradient_saturation():
     z = np.linspace(-8, 8, 1601)
     for y, style in ((0.0, "-"), (1.0, "--")):
         labels = np.full_like(z, y)
-        left.plot(z, gradients.sigmoid_cross_entropy(z, labels), color=CE_COLOUR, linestyle=style, linewidth=2,
+        left.plot(z, sigmoid_cross_entropy_grad(z, labels), color=CE_COLOUR, linestyle=style, linewidth=2,
                   label=f"cross-entropy: σ(z) − y, y = {y:g}")
-        left.plot(z, gradients.sigmoid_half_squared_error(z, labels), color=QUADRATIC_COLOUR, linestyle=style,
+        left.plot(z, sigmoid_half_squared_error_grad(z, labels), color=QUADRATIC_COLOUR, linestyle=style,
                   linewidth=2, label=f"½ (a − y)²: (a − y) a (1 − a), y = {y:g}")
     left.axhline(0, color="#999999", linewidth=0.8)
     left.set_xlim(-8, 8)
@@ -109,9 +110,9 @@ def gradient_saturation():
     z = np.linspace(-20, 20, 2001)
     labels = np.zeros_like(z)
     with np.errstate(divide="ignore"):
-        right.semilogy(z, np.abs(gradients.sigmoid_cross_entropy(z, labels)), color=CE_COLOUR, linewidth=2,
+        right.semilogy(z, np.abs(sigmoid_cross_entropy_grad(z, labels)), color=CE_COLOUR, linewidth=2,
                        label="cross-entropy |σ(z) − y|")
-        right.semilogy(z, np.abs(gradients.sigmoid_half_squared_error(z, labels)), color=QUADRATIC_COLOUR,
+        right.semilogy(z, np.abs(sigmoid_half_squared_error_grad(z, labels)), color=QUADRATIC_COLOUR,
                        linewidth=2, label="½ (a − y)²: |(a − y) a (1 − a)|")
     right.axvspan(4, 20, color="#fdecea", zorder=0)
     right.text(12, 3e-9, "wrong and saturated:\nthe quadratic cost\nstops learning", ha="center", fontsize=8,

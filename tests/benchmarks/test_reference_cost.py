@@ -1,6 +1,6 @@
 """The suite's own cost: the float64 NumPy reference on [N, 128256] float32 logits.
 
-reference.losses.sparse_softmax_cross_entropy is written for accuracy and clarity, not memory:
+reference.ops.softmax.sparse_softmax_cross_entropy is written for accuracy and clarity, not memory:
 its double-double temporaries (z - max, exp in parts, the pairwise sum, ...) live together. `direct` times it as
 it is; `chunked` times bench_measure.reference_loss_chunked, the same function over blocks of
 rows, which the kernel benchmarks use. Where the direct form would not fit in this machine's
@@ -14,7 +14,7 @@ import pytest
 
 from conformance.bench import kernels as bk
 from conformance.bench import measure as bm
-from reference import losses
+from reference.ops.softmax import sparse_softmax_cross_entropy
 
 C = bm.REFERENCE_CLASSES
 METHODS = ("chunked", "direct")
@@ -55,7 +55,7 @@ def test_reference_cost(reference_case, benchmark, bench_settings):
     logits, labels = inputs(n)
     if method == "direct":
         def evaluate():
-            return losses.sparse_softmax_cross_entropy(logits, labels)
+            return sparse_softmax_cross_entropy(logits, labels)
     else:
         def evaluate():
             return bm.reference_loss_chunked(logits, labels)
@@ -63,7 +63,7 @@ def test_reference_cost(reference_case, benchmark, bench_settings):
     extra = bm.rss_peak_extra(evaluate)  # also the warm-up
     if method == "chunked":  # the same values as the direct form, over the first few blocks
         rows = min(n, 4 * bm.chunk_rows(C))
-        diff = np.max(np.abs(evaluate()[:rows] - losses.sparse_softmax_cross_entropy(logits[:rows], labels[:rows])))
+        diff = np.max(np.abs(evaluate()[:rows] - sparse_softmax_cross_entropy(logits[:rows], labels[:rows])))
         assert diff <= 1e-12, f"chunked reference differs from the direct one by {diff}"
     if method == "direct" and extra is not None:
         _direct.update(n=n, x=extra / input_bytes)

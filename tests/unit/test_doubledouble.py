@@ -1,11 +1,11 @@
-"""Double-double arithmetic (reference/doubledouble.py) against mpmath at 200 bits."""
+"""Double-double arithmetic (reference/numerics/doubledouble.py) against mpmath at 200 bits."""
 import math
 
 import mpmath
 import numpy as np
 import pytest
 
-from reference import doubledouble as dd
+from reference.numerics import doubledouble as dd
 
 RELATIVE = 2.0**-95  # what the reference's 1-ULP argument needs is 2**-60; this is what it has
 

@@ -4,8 +4,8 @@ Why the reference needs it: a loss is several roundings long in float64 (exp, lo
 product, the sum of two terms), and each adds up to an ULP, so plain float64 lands 2 to 6
 ULPs from the exact value. Carried in double-double (about 2**-100 relative) and rounded once
 at the end (`hi` of a normalised pair is hi + lo rounded to nearest), a result is within
-half an ULP of the exact value plus about 2**-45 ULP: within 1 ULP, as tests/unit/test_oracle.py
-checks against mpmath.
+half an ULP of the exact value plus about 2**-45 ULP: within 1 ULP, as the oracle tests
+(tests/unit/test_reference_*_vs_oracle.py) check against mpmath.
 
 Building blocks: Knuth's two-sum and Dekker's split and product (NumPy has no fused
 multiply-add) are exact; add, mul and div follow the accurate variants of Hida, Li and

@@ -16,7 +16,7 @@ How the oracle stays right where float64 arithmetic goes wrong:
   to 2**-80 relative (Ziv's strategy); a value below 2**-1100 is zero to float64, and a zero
   is confirmed at ZERO_DPS digits, since total cancellation gives zero at every low precision.
 
-Conventions follow reference/losses.py: 0 * log 0 = 0, a zero label weight ignores an
+Conventions follow the reference (reference/ops/): 0 * log 0 = 0, a zero label weight ignores an
 infinite term (a -inf logit with label 0 contributes nothing), and a class row without a
 finite maximum (all -inf, or a +inf or NaN logit) gives NaN. The functions are pure: each
 sets the working precision only for the duration of its call.

@@ -1,0 +1,69 @@
+"""How an op and its semantic variants are declared: by keyword, checked when declared.
+
+A variant's functions all take (prediction, labels, dtype, **function options), the scale
+also the unreduced loss before dtype. The function options are the op's declared options
+that the option pipeline does not apply around the functions (axis, half, pos_weight): they
+are derived from the declaration, and every function must take exactly those.
+"""
+import inspect
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+from reference.options import PIPELINE_OPTIONS
+
+PREDICTIONS = ("logits", "probs", "predictions")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Variant:
+    """One way of computing an op: the mathematics ("exact") or what a framework computes."""
+    loss: Callable  # (prediction, labels, dtype, **options) -> unreduced float64 loss
+    scale: Callable  # (prediction, labels, loss, dtype, **options) -> its conditioning scale
+    grad: Callable | None = None  # (prediction, labels, dtype, **options) -> (d loss / d prediction, scale)
+    grad_labels: Callable | None = None  # same arguments -> (d loss / d labels, its scale)
+
+
+# How many leading positional arguments each function takes before the function options.
+_POSITIONAL = {"loss": 3, "scale": 4, "grad": 3, "grad_labels": 3}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Op:
+    name: str
+    prediction: str  # the input that is differentiated: logits, probs or predictions
+    integer_labels: bool
+    class_axis: bool  # the loss sums over a class axis (given by the `axis` option)
+    options: Mapping[str, object]  # option name -> default
+    variants: Mapping[str, Variant] = field(default_factory=dict)
+    # The op that evaluates this one once its integer labels are made dense (one-hot), which
+    # label smoothing and class weights need; it has this op's variants.
+    dense_form: str | None = None
+
+    def __post_init__(self):
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"{self.name}: prediction must be one of {PREDICTIONS}, got {self.prediction!r}")
+        if "reduction" not in self.options:
+            raise ValueError(f"{self.name}: every op takes the option 'reduction'")
+        if "exact" not in self.variants:
+            raise ValueError(f"{self.name}: every op has an 'exact' variant")
+        if self.class_axis != ("axis" in self.options):
+            raise ValueError(f"{self.name}: an op with a class axis takes the option 'axis', and only such an op")
+        needs_dense = self.integer_labels and ({"label_smoothing", "weight"} & set(self.options))
+        if needs_dense and self.dense_form is None:
+            raise ValueError(f"{self.name}: label smoothing or class weights on integer labels need a dense_form")
+        for variant_name, variant in self.variants.items():
+            for role, positional in _POSITIONAL.items():
+                function = getattr(variant, role)
+                if function is not None:
+                    self._check_signature(f"{variant_name}.{role}", function, positional)
+
+    @property
+    def function_options(self) -> tuple[str, ...]:
+        """The declared options that the variants' own functions take."""
+        return tuple(name for name in self.options if name not in PIPELINE_OPTIONS)
+
+    def _check_signature(self, where: str, function: Callable, positional: int) -> None:
+        taken = list(inspect.signature(function).parameters)[positional:]
+        if sorted(taken) != sorted(self.function_options):
+            raise ValueError(f"{self.name} {where} takes the options {taken}, "
+                             f"but the op declares {list(self.function_options)}")

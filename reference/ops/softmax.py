@@ -1,0 +1,141 @@
+"""Softmax cross-entropy from logits: softmax_cross_entropy (soft labels) and
+sparse_softmax_cross_entropy (integer labels), with gradients and conditioning.
+
+Evaluated in double-double and rounded once, shifted by the row's maximum so that a common
+offset of the logits costs nothing. The gradient is softmax(z) * sum(y) - y, softmax(z) - y
+only when the labels sum to 1 (the article's [1, 2] do not). A row without a finite maximum
+(all -inf, or a +inf or NaN logit) gives NaN. Unreduced losses drop the class axis.
+"""
+import numpy as np
+
+from reference.declaration import Op, Variant
+from reference.numerics import doubledouble as dd
+from reference.numerics.conditioning import summation
+from reference.numerics.softmax import along, dd_log_softmax, log_softmax, logsumexp, onehot, softmax_parts, take_class
+from reference.numerics.terms import as_float64, dd_times, times
+
+
+# The mathematics --------------------------------------------------------------------------
+
+
+def softmax_cross_entropy(logits, labels, axis: int = -1) -> np.ndarray:
+    """-sum_c y_c log softmax(z)_c; labels need not sum to 1."""
+    log_p = dd_log_softmax(logits, axis)
+    y = np.broadcast_to(as_float64(labels), log_p.hi.shape)
+    return -dd.sum(dd_times(dd.of(y), log_p), axis).hi
+
+
+def sparse_softmax_cross_entropy(logits, labels, axis: int = -1) -> np.ndarray:
+    """logsumexp(z) - z[label], computed as -log_softmax(z)[label] so that nothing cancels."""
+    return -take_class(log_softmax(logits, axis), labels, axis)
+
+
+def softmax_cross_entropy_grad(logits, labels, axis: int = -1) -> np.ndarray:
+    """d/dz = softmax(z) * sum(y) - y (softmax(z) - y only when the labels sum to 1).
+
+    softmax(z) = e / (1 + rest) (softmax_parts). Where the top class has most of the mass
+    (rest < 1), its softmax is 1 - rest / (1 + rest) and its gradient is computed as
+    sum(other labels) - sum(y) rest / (1 + rest): a confident, correct prediction keeps its
+    gradient of -1e-20 instead of cancelling 1 - 1e-20 against 1.
+    """
+    parts = softmax_parts(logits, axis)
+    y = np.broadcast_to(np.asarray(labels, np.float64), parts.e.hi.shape)
+    is_top = np.arange(y.shape[axis]).reshape(along(axis, y.ndim)) == parts.top
+    total = dd.expand_dims(dd.sum(dd.of(y), axis), axis)
+    others = dd.expand_dims(dd.sum(dd.of(np.where(is_top, 0.0, y)), axis), axis)
+    q = parts.softmax_unscaled()
+    grad = dd.sub(dd.mul(dd.scale(q, parts.e_exponent), total), dd.of(y)).hi
+    confident = dd.sub(others, dd.mul(total, dd.div(parts.rest, dd.add(dd.of(1.0), parts.rest)))).hi
+    grad = np.where(is_top & parts.finite & (parts.rest.hi < 1.0), confident, grad)
+    # Where the label is 0 the gradient is softmax * sum(y): rounded once, even if subnormal.
+    grad = np.where((y == 0) & ~is_top, dd.value_scaled(dd.mul(q, total), parts.e_exponent), grad)
+    return np.where(parts.finite, grad, np.nan)
+
+
+def sparse_softmax_cross_entropy_grad(logits, labels, axis: int = -1) -> np.ndarray:
+    """d/dz = softmax(z) - onehot(label), with 1 - softmax = rest / (1 + rest) at the top class."""
+    parts = softmax_parts(logits, axis)
+    label = np.expand_dims(np.asarray(labels, np.int64), axis)
+    q = parts.softmax_unscaled()
+    p_label = dd.scale(dd.take_along_axis(q, label, axis), np.take_along_axis(parts.e_exponent, label, axis))
+    at_label = dd.where(label == parts.top, dd.neg(dd.div(parts.rest, dd.add(dd.of(1.0), parts.rest))),
+                        dd.sub(p_label, dd.of(1.0)))
+    grad = dd.value_scaled(q, parts.e_exponent)  # the softmax, rounded once even where subnormal
+    np.put_along_axis(grad, label, at_label.hi, axis=axis)
+    return np.where(parts.finite, grad, np.nan)
+
+
+def softmax_cross_entropy_label_grad(logits, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """d/dy = -log softmax(z): the loss is linear in its labels."""
+    log_p = log_softmax(logits, axis)
+    return -log_p, np.abs(log_p) + softmax_terms(logits, axis)
+
+
+# Conditioning -----------------------------------------------------------------------------
+
+
+def softmax_terms(logits, axis: int) -> np.ndarray:
+    """Per class: 2 (max z - z_j) + logsumexp(z - max z) + 1, the magnitudes an lse rounds."""
+    z = np.asarray(logits, np.float64)
+    m = np.max(z, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(invalid="ignore"):
+        gap = m - z
+        lse = np.expand_dims(logsumexp(z - m, axis), axis)
+    return 2.0 * gap + lse + 1.0
+
+
+def softmax_cross_entropy_scale(logits, labels, loss, axis: int = -1) -> np.ndarray:
+    terms = times(np.abs(labels), softmax_terms(logits, axis))
+    return np.abs(loss) + np.sum(terms, axis=axis) + summation(terms, axis)
+
+
+def sparse_softmax_cross_entropy_scale(logits, labels, loss, axis: int = -1) -> np.ndarray:
+    terms = take_class(softmax_terms(logits, axis), labels, axis)
+    return np.abs(loss) + terms + np.log2(max(np.shape(logits)[axis], 2))
+
+
+def softmax_cross_entropy_grad_scale(logits, labels, axis: int = -1) -> np.ndarray:
+    """p_j sum(y) - y_j: p_j = exp(z_j - lse) carries the rounding of its exponent."""
+    z = np.asarray(logits, np.float64)
+    p = np.exp(log_softmax(z, axis))
+    total = np.abs(np.sum(labels, axis=axis, keepdims=True))
+    return p * total * softmax_terms(z, axis) + np.abs(labels)
+
+
+def sparse_softmax_cross_entropy_grad_scale(logits, labels, axis: int = -1) -> np.ndarray:
+    """p_j - [j == label]: the subtraction at the label rounds at magnitude 1."""
+    z = np.asarray(logits, np.float64)
+    p = np.exp(log_softmax(z, axis))
+    return p * softmax_terms(z, axis) + onehot(labels, p, axis)
+
+
+# Declarations ------------------------------------------------------------------------------
+
+SOFTMAX_CROSS_ENTROPY = Op(
+    name="softmax_cross_entropy", prediction="logits", integer_labels=False, class_axis=True,
+    options={"reduction": "none", "axis": -1, "label_smoothing": 0.0, "weight": None},
+    variants={
+        "exact": Variant(
+            loss=lambda z, y, dtype, axis: softmax_cross_entropy(z, y, axis),
+            scale=lambda z, y, loss, dtype, axis: softmax_cross_entropy_scale(z, y, loss, axis),
+            grad=lambda z, y, dtype, axis: (softmax_cross_entropy_grad(z, y, axis),
+                                            softmax_cross_entropy_grad_scale(z, y, axis)),
+            grad_labels=lambda z, y, dtype, axis: softmax_cross_entropy_label_grad(z, axis)),
+    },
+)
+
+SPARSE_SOFTMAX_CROSS_ENTROPY = Op(
+    name="sparse_softmax_cross_entropy", prediction="logits", integer_labels=True, class_axis=True,
+    options={"reduction": "none", "axis": -1, "label_smoothing": 0.0, "weight": None, "ignore_index": None},
+    dense_form="softmax_cross_entropy",
+    variants={
+        "exact": Variant(
+            loss=lambda z, y, dtype, axis: sparse_softmax_cross_entropy(z, y, axis),
+            scale=lambda z, y, loss, dtype, axis: sparse_softmax_cross_entropy_scale(z, y, loss, axis),
+            grad=lambda z, y, dtype, axis: (sparse_softmax_cross_entropy_grad(z, y, axis),
+                                            sparse_softmax_cross_entropy_grad_scale(z, y, axis))),
+    },
+)
+
+DECLARATIONS = (SOFTMAX_CROSS_ENTROPY, SPARSE_SOFTMAX_CROSS_ENTROPY)

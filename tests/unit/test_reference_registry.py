@@ -1,0 +1,116 @@
+"""The registry: ops declared by keyword, options they do not take refused by name, the
+variants' functions taking exactly the options the declaration derives for them."""
+import numpy as np
+import pytest
+
+from reference import registry
+from reference.declaration import Op, Variant
+from reference.registry import OPS, SHARED_OPTIONS, evaluate_grad, evaluate_loss, evaluate_scale
+
+SIGMOID_INPUTS = {"logits": np.array([0.5, -1.0]), "labels": np.array([1.0, 0.0])}
+SPARSE_INPUTS = {"probs": np.array([[0.2, 0.8], [0.6, 0.4]]), "labels": np.array([1, 0])}
+
+
+def test_the_canonical_ops():
+    assert {name: (op.prediction, op.integer_labels, op.class_axis) for name, op in OPS.items()} == {
+        "sigmoid_cross_entropy": ("logits", False, False),
+        "binary_crossentropy": ("probs", False, False),
+        "softmax_cross_entropy": ("logits", False, True),
+        "categorical_crossentropy": ("probs", False, True),
+        "sparse_softmax_cross_entropy": ("logits", True, True),
+        "sparse_categorical_crossentropy": ("probs", True, True),
+        "mean_squared_error": ("predictions", False, False),
+    }
+    assert all(op.name == name and "exact" in op.variants for name, op in OPS.items())
+    assert registry.variant_names("binary_crossentropy") == (
+        "exact", "keras3_clip", "keras2_logit", "tf_keras_eps_log", "torch_clamp_log")
+
+
+def test_function_options_are_derived_from_the_declaration():
+    assert {name: op.function_options for name, op in OPS.items()} == {
+        "sigmoid_cross_entropy": ("pos_weight",), "binary_crossentropy": (),
+        "softmax_cross_entropy": ("axis",), "categorical_crossentropy": ("axis",),
+        "sparse_softmax_cross_entropy": ("axis",), "sparse_categorical_crossentropy": ("axis",),
+        "mean_squared_error": ("half",),
+    }
+
+
+@pytest.mark.parametrize("evaluate", [evaluate_loss, evaluate_scale, evaluate_grad])
+def test_an_option_the_op_does_not_take_is_refused_by_name(evaluate):
+    with pytest.raises(ValueError, match=r"sigmoid_cross_entropy does not take the option 'weight'"):
+        evaluate("sigmoid_cross_entropy", "exact", SIGMOID_INPUTS, {"weight": [1.0, 2.0]}, "float64")
+    with pytest.raises(ValueError, match=r"sparse_categorical_crossentropy does not take the option 'label_smoothing'"):
+        evaluate("sparse_categorical_crossentropy", "exact", SPARSE_INPUTS, {"label_smoothing": 0.1}, "float64")
+    with pytest.raises(ValueError, match=r"mean_squared_error does not take the option 'axis'"):
+        evaluate("mean_squared_error", "exact", {"predictions": [1.0], "labels": [0.0]}, {"axis": 0}, "float64")
+
+
+def test_an_unset_option_and_the_shared_ones_are_accepted():
+    plain = evaluate_loss("sigmoid_cross_entropy", "exact", SIGMOID_INPUTS, {}, "float64")
+    unset = evaluate_loss("sigmoid_cross_entropy", "exact", SIGMOID_INPUTS, {"weight": None, "axis": None}, "float64")
+    assert np.array_equal(plain, unset)
+    assert set(SHARED_OPTIONS) == {"sample_weight"}
+    weighted = evaluate_loss("sigmoid_cross_entropy", "exact", SIGMOID_INPUTS, {"sample_weight": [2.0, 0.0]}, "float64")
+    assert np.array_equal(weighted, [2 * plain[0], 0.0])
+
+
+def test_unknown_op_variant_and_quantity_are_refused():
+    with pytest.raises(ValueError, match="unknown op 'hinge'"):
+        evaluate_loss("hinge", "exact", SIGMOID_INPUTS, {}, "float64")
+    with pytest.raises(ValueError, match="sigmoid_cross_entropy has no variant 'keras3_clip'"):
+        evaluate_loss("sigmoid_cross_entropy", "keras3_clip", SIGMOID_INPUTS, {}, "float64")
+    with pytest.raises(ValueError, match="no gradient with respect to the labels"):
+        evaluate_grad("sparse_categorical_crossentropy", "exact", SPARSE_INPUTS, {}, "float64", wrt="labels")
+    with pytest.raises(ValueError, match="wrt must be"):
+        evaluate_grad("sigmoid_cross_entropy", "exact", SIGMOID_INPUTS, {}, "float64", wrt="logits")
+
+
+def test_a_variant_that_cannot_model_an_option_refuses_it():
+    with pytest.raises(ValueError, match="keras_numpy.*pos_weight"):
+        evaluate_loss("sigmoid_cross_entropy", "keras_numpy", SIGMOID_INPUTS, {"pos_weight": 2.0}, "float32")
+
+
+def _loss(z, y, dtype, axis):
+    return z
+
+
+def _scale(z, y, loss, dtype, axis):
+    return z
+
+
+def _declare(**changes):
+    declaration = dict(name="toy", prediction="logits", integer_labels=False, class_axis=True,
+                       options={"reduction": "none", "axis": -1},
+                       variants={"exact": Variant(loss=_loss, scale=_scale)})
+    return Op(**{**declaration, **changes})
+
+
+def test_declarations_are_checked():
+    assert _declare().function_options == ("axis",)
+    with pytest.raises(ValueError, match="takes the options"):  # a function without the op's option
+        _declare(variants={"exact": Variant(loss=lambda z, y, dtype: z, scale=_scale)})
+    with pytest.raises(ValueError, match="takes the options"):  # a function option the op does not declare
+        _declare(options={"reduction": "none", "axis": -1}, variants={"exact": Variant(
+            loss=lambda z, y, dtype, axis, half: z, scale=_scale)})
+    with pytest.raises(ValueError, match="'exact' variant"):
+        _declare(variants={"fast": Variant(loss=_loss, scale=_scale)})
+    with pytest.raises(ValueError, match="prediction must be"):
+        _declare(prediction="hidden")
+    with pytest.raises(ValueError, match="class axis"):
+        _declare(class_axis=False)
+    with pytest.raises(ValueError, match="dense_form"):
+        _declare(integer_labels=True, options={"reduction": "none", "axis": -1, "weight": None})
+    with pytest.raises(TypeError):  # keywords only
+        Variant(_loss, _scale)
+
+
+def test_registration_checks_dense_forms():
+    sparse = _declare(name="sparse_toy", integer_labels=True, dense_form="missing",
+                      options={"reduction": "none", "axis": -1, "label_smoothing": 0.0})
+
+    class Family:
+        DECLARATIONS = (sparse,)
+
+    with pytest.raises(ValueError, match="dense form 'missing'"):
+        registry._register([Family])
+    assert OPS["sparse_softmax_cross_entropy"].dense_form == "softmax_cross_entropy"
