@@ -151,6 +151,8 @@ def _check_options(op, options, prediction, fail):
             fail(f"label_smoothing must be a number in [0, 1], got {value!r}", "options.label_smoothing")
     if "pos_weight" in options and not (_type_ok("number", options["pos_weight"]) and options["pos_weight"] > 0):
         fail(f"pos_weight must be a positive number, got {options['pos_weight']!r}", "options.pos_weight")
+    if "z_loss" in options and not (_type_ok("number", options["z_loss"]) and options["z_loss"] >= 0):
+        fail(f"z_loss must be a non-negative number, got {options['z_loss']!r}", "options.z_loss")
     if "ignore_index" in options and not _type_ok("int", options["ignore_index"]):
         fail(f"ignore_index must be an integer, got {options['ignore_index']!r}", "options.ignore_index")
     if "sample_weight" in options:

@@ -65,6 +65,23 @@ def sparse_softmax_cross_entropy_grad(logits, labels, axis: int = -1) -> np.ndar
     return np.where(parts.finite, grad, np.nan)
 
 
+def with_z_loss(loss, logits, z_loss: float, axis: int) -> np.ndarray:
+    """loss + s * logsumexp(z)^2 per row: the z-loss (PaLM, Liger-Kernel's lse_square_scale)
+    that keeps the normaliser near 0. s = 0 leaves the loss untouched."""
+    if not z_loss:
+        return loss
+    lse = logsumexp(logits, axis)
+    return loss + z_loss * lse * lse
+
+
+def with_z_loss_grad(grad, logits, z_loss: float, axis: int) -> np.ndarray:
+    """d/dz of s * lse^2 = 2 s lse softmax(z), added to the cross-entropy's gradient."""
+    if not z_loss:
+        return grad
+    lse = np.expand_dims(logsumexp(logits, axis), axis)
+    return grad + 2.0 * z_loss * lse * np.exp(log_softmax(logits, axis))
+
+
 def softmax_cross_entropy_label_grad(logits, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
     """d/dy = -log softmax(z): the loss is linear in its labels."""
     log_p = log_softmax(logits, axis)
@@ -83,6 +100,30 @@ def softmax_terms(logits, axis: int) -> np.ndarray:
         gap = m - z
         lse = np.expand_dims(logsumexp(z - m, axis), axis)
     return 2.0 * gap + lse + 1.0
+
+
+def z_loss_scale(logits, z_loss: float, axis: int) -> np.ndarray:
+    """s lse^2 moves by 2 s |lse| sum_j p_j |z_j| eps when the logits are rounded (the z-loss is
+    not shift-invariant: its scale is the logits' own magnitude), and rounds at s lse^2."""
+    if not z_loss:
+        return 0.0
+    z = np.asarray(logits, np.float64)
+    lse = logsumexp(z, axis)
+    with np.errstate(invalid="ignore"):
+        weighted = np.sum(np.exp(log_softmax(z, axis)) * np.abs(z), axis=axis)
+    return z_loss * (3.0 * lse * lse + 2.0 * np.abs(lse) * weighted)
+
+
+def z_loss_grad_scale(logits, z_loss: float, axis: int) -> np.ndarray:
+    """2 s lse p_j: the roundings of lse (at the logits' magnitude) and of p_j."""
+    if not z_loss:
+        return 0.0
+    z = np.asarray(logits, np.float64)
+    lse = np.expand_dims(logsumexp(z, axis), axis)
+    p = np.exp(log_softmax(z, axis))
+    with np.errstate(invalid="ignore"):
+        weighted = np.sum(p * np.abs(z), axis=axis, keepdims=True)
+    return 2.0 * z_loss * p * (np.abs(lse) * (softmax_terms(z, axis) + 1.0) + weighted)
 
 
 def softmax_cross_entropy_scale(logits, labels, loss, axis: int = -1) -> np.ndarray:
@@ -114,27 +155,33 @@ def sparse_softmax_cross_entropy_grad_scale(logits, labels, axis: int = -1) -> n
 
 SOFTMAX_CROSS_ENTROPY = Op(
     name="softmax_cross_entropy", prediction="logits", integer_labels=False, class_axis=True,
-    options={"reduction": "none", "axis": -1, "label_smoothing": 0.0, "weight": None},
+    options={"reduction": "none", "axis": -1, "label_smoothing": 0.0, "weight": None, "z_loss": 0.0},
     variants={
         "exact": Variant(
-            loss=lambda z, y, dtype, axis: softmax_cross_entropy(z, y, axis),
-            scale=lambda z, y, loss, dtype, axis: softmax_cross_entropy_scale(z, y, loss, axis),
-            grad=lambda z, y, dtype, axis: (softmax_cross_entropy_grad(z, y, axis),
-                                            softmax_cross_entropy_grad_scale(z, y, axis)),
-            grad_labels=lambda z, y, dtype, axis: softmax_cross_entropy_label_grad(z, axis)),
+            loss=lambda z, y, dtype, axis, z_loss: with_z_loss(softmax_cross_entropy(z, y, axis), z, z_loss, axis),
+            scale=lambda z, y, loss, dtype, axis, z_loss: (softmax_cross_entropy_scale(z, y, loss, axis)
+                                                           + z_loss_scale(z, z_loss, axis)),
+            grad=lambda z, y, dtype, axis, z_loss: (
+                with_z_loss_grad(softmax_cross_entropy_grad(z, y, axis), z, z_loss, axis),
+                softmax_cross_entropy_grad_scale(z, y, axis) + z_loss_grad_scale(z, z_loss, axis)),
+            grad_labels=lambda z, y, dtype, axis, z_loss: softmax_cross_entropy_label_grad(z, axis)),
     },
 )
 
 SPARSE_SOFTMAX_CROSS_ENTROPY = Op(
     name="sparse_softmax_cross_entropy", prediction="logits", integer_labels=True, class_axis=True,
-    options={"reduction": "none", "axis": -1, "label_smoothing": 0.0, "weight": None, "ignore_index": None},
+    options={"reduction": "none", "axis": -1, "label_smoothing": 0.0, "weight": None, "ignore_index": None,
+             "z_loss": 0.0},
     dense_form="softmax_cross_entropy",
     variants={
         "exact": Variant(
-            loss=lambda z, y, dtype, axis: sparse_softmax_cross_entropy(z, y, axis),
-            scale=lambda z, y, loss, dtype, axis: sparse_softmax_cross_entropy_scale(z, y, loss, axis),
-            grad=lambda z, y, dtype, axis: (sparse_softmax_cross_entropy_grad(z, y, axis),
-                                            sparse_softmax_cross_entropy_grad_scale(z, y, axis))),
+            loss=lambda z, y, dtype, axis, z_loss: with_z_loss(sparse_softmax_cross_entropy(z, y, axis), z, z_loss,
+                                                               axis),
+            scale=lambda z, y, loss, dtype, axis, z_loss: (sparse_softmax_cross_entropy_scale(z, y, loss, axis)
+                                                           + z_loss_scale(z, z_loss, axis)),
+            grad=lambda z, y, dtype, axis, z_loss: (
+                with_z_loss_grad(sparse_softmax_cross_entropy_grad(z, y, axis), z, z_loss, axis),
+                sparse_softmax_cross_entropy_grad_scale(z, y, axis) + z_loss_grad_scale(z, z_loss, axis))),
     },
 )
 

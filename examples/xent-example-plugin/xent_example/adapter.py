@@ -12,7 +12,7 @@ class ExampleKernelAdapter(Adapter):
         "sparse_softmax_cross_entropy": Capability(
             implementation=kernel.forward,
             variant="exact",  # the mathematics: logsumexp(z) - z[label]
-            options={"ignore_index"},  # beyond reduction and axis
+            options={"ignore_index", "z_loss"},  # beyond reduction and axis
             reductions=("none", "sum", "mean"),
             dtypes=("float32", "float64"),
             modes=("eager",),
@@ -35,7 +35,7 @@ class ExampleKernelAdapter(Adapter):
     def loss(self, op, prediction, labels, options, dtype, device):
         self.capability(op)  # only declared ops reach here; this names the op if not
         logits = self._classes_last(prediction, options)
-        losses = kernel.forward(logits, labels, options.get("ignore_index"))
+        losses = kernel.forward(logits, labels, options.get("ignore_index"), options.get("z_loss") or 0.0)
         out = np.asarray(kernel.reduce(losses, labels, options.get("reduction", "none"), options.get("ignore_index")))
         return Result(out.astype(np.float64), str(out.dtype), "cpu")
 
@@ -45,6 +45,6 @@ class ExampleKernelAdapter(Adapter):
             raise NotOffered("integer labels have no gradient")
         axis = options.get("axis", -1)
         grad = kernel.backward(self._classes_last(prediction, options), labels, options.get("reduction", "none"),
-                               options.get("ignore_index"))
+                               options.get("ignore_index"), options.get("z_loss") or 0.0)
         grad = np.moveaxis(grad, -1, axis)
         return Result(grad.astype(np.float64), str(grad.dtype), "cpu")

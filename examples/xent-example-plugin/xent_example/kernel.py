@@ -1,7 +1,8 @@
 """The kernel: what a team would write for its own training loop, forward and backward.
 
 Classes are on the last axis. Labels outside [0, classes) have no loss (NaN); labels equal
-to `ignore_index` cost nothing and leave the mean's denominator, as in PyTorch.
+to `ignore_index` cost nothing and leave the mean's denominator, as in PyTorch. `z_loss`
+adds s * logsumexp(z)^2 per counted row, as PaLM and Liger-Kernel do.
 
 XENT_EXAMPLE_FAULT plants a known bug, to see the suite catch it:
 - "mean-grad": the backward of a mean forgets to divide by the number of counted rows;
@@ -22,19 +23,30 @@ def _valid_rows(labels, classes, ignore_index):
     return counted & ~undefined, undefined
 
 
+def _logsumexp(z):
+    """Per row, keeping the axis."""
+    if _fault() == "unshifted-lse":
+        return np.log(np.sum(np.exp(z), axis=-1, keepdims=True))
+    top = np.max(z, axis=-1, keepdims=True)
+    return top + np.log(np.sum(np.exp(z - top), axis=-1, keepdims=True))
+
+
 def _log_softmax(z):
     if _fault() == "unshifted-lse":
-        return z - np.log(np.sum(np.exp(z), axis=-1, keepdims=True))
+        return z - _logsumexp(z)
     shifted = z - np.max(z, axis=-1, keepdims=True)
     return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
 
 
-def forward(logits, labels, ignore_index=None):
+def forward(logits, labels, ignore_index=None, z_loss=0.0):
     """Per-row losses, in the dtype of logits."""
     valid, undefined = _valid_rows(labels, logits.shape[-1], ignore_index)
     safe = np.where(valid, labels, 0)
     with np.errstate(all="ignore"):
         picked = np.take_along_axis(_log_softmax(logits), safe[..., None], axis=-1)[..., 0]
+        if z_loss:
+            lse = _logsumexp(logits)[..., 0]
+            picked = picked - logits.dtype.type(z_loss) * lse * lse
         losses = np.where(valid, -picked, np.zeros_like(picked))
     return np.where(undefined, np.nan, losses).astype(logits.dtype)
 
@@ -50,14 +62,18 @@ def reduce(losses, labels, reduction, ignore_index=None):
         return (total / losses.dtype.type(counted)).astype(losses.dtype)
 
 
-def backward(logits, labels, reduction, ignore_index=None, cotangent=1.0):
-    """d (cotangent * reduce(forward)) / d logits: softmax(z) - onehot(label), per counted row."""
+def backward(logits, labels, reduction, ignore_index=None, z_loss=0.0, cotangent=1.0):
+    """d (cotangent * reduce(forward)) / d logits: softmax(z) - onehot(label)
+    (+ 2 s lse softmax(z) with a z-loss), per counted row."""
     valid, undefined = _valid_rows(labels, logits.shape[-1], ignore_index)
     with np.errstate(all="ignore"):
         probabilities = np.exp(_log_softmax(logits))
         onehot = np.zeros_like(logits)
         np.put_along_axis(onehot, np.where(valid, labels, 0)[..., None], 1, axis=-1)
-        grad = np.where(valid[..., None], probabilities - onehot, 0)
+        grad = probabilities - onehot
+        if z_loss:
+            grad = grad + logits.dtype.type(2 * z_loss) * _logsumexp(logits) * probabilities
+        grad = np.where(valid[..., None], grad, 0)
         grad = np.where(undefined[..., None], np.nan, grad)
         if reduction == "mean" and _fault() != "mean-grad":
             counted = np.sum(valid) if ignore_index is not None else labels.size
