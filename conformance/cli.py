@@ -80,7 +80,7 @@ def cmd_run(args):
     from conformance import orchestrate
 
     return orchestrate.run(args.require, args.results_dir, args.pytest_args, args.workers, args.framework,
-                           args.adapter)
+                           args.adapter, args.device)
 
 
 def cmd_report(args):
@@ -145,6 +145,8 @@ def parser():
                    help="check only this framework (repeatable); only the processes that check it run")
     p.add_argument("--adapter", action="append", default=[], metavar="MODULE:ATTR",
                    help="also check this adapter (repeatable; see XENT_CONFORMANCE_ADAPTERS)")
+    p.add_argument("--device", choices=("cpu", "cuda", "all"), default="all",
+                   help="devices to check; results of runs on different devices merge")
     p.add_argument("--results-dir", default="results")
     p.add_argument("--workers", type=int, default=2, help="pytest-xdist workers per process")
     p.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")

@@ -65,7 +65,7 @@ def plan(selected, known):
     return steps
 
 
-def pytest_command(backend, mine, required, out_dir, extra, workers, adapter_targets=()):
+def pytest_command(backend, mine, required, out_dir, extra, workers, adapter_targets=(), device="all"):
     keras_id = "keras-" + backend
     command = [sys.executable, "-m", "pytest", str(SUITE), "-q", "-p", "no:cacheprovider",
                "--results", str(out_dir / f"conformance-{keras_id}.json"),
@@ -76,12 +76,14 @@ def pytest_command(backend, mine, required, out_dir, extra, workers, adapter_tar
     command += [f"--require={r}" for r in required_here]
     if backend == frameworks.MAIN_PROCESS:
         command += [f"--adapter={target}" for target in adapter_targets]
+    if device != "all":
+        command += ["--device", device]
     if workers > 1:
         command += ["-n", str(workers)]
     return command + list(extra)
 
 
-def run(required=(), out_dir="results", extra=(), workers=2, selected=(), adapter_targets=()):
+def run(required=(), out_dir="results", extra=(), workers=2, selected=(), adapter_targets=(), device="all"):
     registry = adapters.configure(adapter_targets)
     broken = list(registry.broken)  # reported and failed at the end; every other check still runs
     for line in broken:
@@ -98,7 +100,7 @@ def run(required=(), out_dir="results", extra=(), workers=2, selected=(), adapte
     out_dir.mkdir(parents=True, exist_ok=True)
     parts, failing_runs = [], []
     for k, (backend, mine) in enumerate(steps, 1):
-        command = pytest_command(backend, mine, required, out_dir, extra, workers, adapter_targets)
+        command = pytest_command(backend, mine, required, out_dir, extra, workers, adapter_targets, device)
         checked = ", ".join(mine) if mine else "every framework but the other Keras 3 backends"
         print(f"\n== [{k}/{len(steps)}] KERAS_BACKEND={backend}: {checked}", flush=True)
         code = subprocess.call(command, env={**os.environ, "KERAS_BACKEND": backend})

@@ -44,6 +44,8 @@ def pytest_addoption(parser):
                     help="fail, not skip, when this framework is unavailable (keras = this process's backend)")
     group.addoption("--framework", action="append", default=[], metavar="NAME",
                     help="check only this framework (repeatable)")
+    group.addoption("--device", choices=("cpu", "cuda", "all"), default="all",
+                    help="devices to check (default all: a device this machine lacks is recorded as no-device)")
     group.addoption("--adapter", action="append", default=[], metavar="MODULE:ATTR",
                     help="also check this adapter (repeatable; see XENT_CONFORMANCE_ADAPTERS)")
 
@@ -113,7 +115,9 @@ def pytest_generate_tests(metafunc):
     if "check" not in metafunc.fixturenames:
         return
     session = metafunc.config.stash[_KEY]
-    generated = list(checks.generate(_cases(session), session.frameworks))
+    device = metafunc.config.getoption("device")
+    devices = checks.DEVICES if device == "all" else (device,)
+    generated = list(checks.generate(_cases(session), session.frameworks, devices))
     metafunc.parametrize("check", generated, ids=[c.param_id for c in generated])
 
 

@@ -96,13 +96,24 @@ def merge_environments(environments):
     return merged
 
 
+def _lacked_the_device(record):
+    return record["outcome"] == "skipped" and record.get("reason") == "no-device"
+
+
 def merge(documents):
-    """One document from several; a check id present twice is an error."""
-    seen, records = {}, []
+    """One document from several (processes, CI shards, a CPU run and a GPU run).
+
+    A check id present twice is an error, except that a check that ran wins over the same
+    check skipped for want of its device (a CPU machine's `cuda` checks, run on a GPU one).
+    """
+    chosen, origin = {}, {}
     for name, document in documents:
         for record in document["results"]:
-            if record["id"] in seen:
-                raise ResultsError(f"check {record['id']!r} is in both {seen[record['id']]} and {name}")
-            seen[record["id"]] = name
-            records.append(record)
-    return merge_environments([d["environment"] for _, d in documents]), records
+            key = record["id"]
+            if key in chosen:
+                if _lacked_the_device(record):
+                    continue
+                if not _lacked_the_device(chosen[key]):
+                    raise ResultsError(f"check {key!r} is in both {origin[key]} and {name}")
+            chosen[key], origin[key] = record, name
+    return merge_environments([d["environment"] for _, d in documents]), list(chosen.values())

@@ -33,6 +33,32 @@ def test_merge_joins_files_and_refuses_a_repeated_check(tmp_path):
     assert done.returncode == 2 and "'x'" in done.stderr and "Traceback" not in done.stderr
 
 
+def device_record(device, outcome, reason=None):
+    check_id = f"c::loss::torch::float32::{device}"
+    return {**record(check_id, outcome), "device": device, "reason": reason}
+
+
+def test_a_cpu_run_and_a_gpu_run_merge_and_report_together(tmp_path):
+    cpu = write(tmp_path / "cpu.json", [device_record("cpu", "passed"), device_record("cuda", "skipped", "no-device")])
+    gpu = write(tmp_path / "gpu.json", [device_record("cuda", "failed")])  # a run with --device cuda
+    for order in ((cpu, gpu), (gpu, cpu)):
+        done = run("merge", "-o", tmp_path / "m.json", *order)
+        assert done.returncode == 0, done.stderr
+        merged = {r["id"]: r for r in json.loads((tmp_path / "m.json").read_text())["results"]}
+        assert merged["c::loss::torch::float32::cuda"]["outcome"] == "failed"
+        assert merged["c::loss::torch::float32::cpu"]["outcome"] == "passed"
+    done = run("report", cpu, gpu, "--format", "md", "-o", tmp_path / "r.md")
+    assert done.returncode == 0, done.stderr
+    assert "cuda" in (tmp_path / "r.md").read_text()
+
+
+def test_two_runs_of_the_same_check_on_its_device_do_not_merge(tmp_path):
+    a = write(tmp_path / "a.json", [device_record("cuda", "passed")])
+    b = write(tmp_path / "b.json", [device_record("cuda", "failed")])
+    done = run("merge", "-o", tmp_path / "m.json", a, b)
+    assert done.returncode == 2 and "is in both" in done.stderr
+
+
 def test_diff_of_identical_runs_exits_0(tmp_path):
     a = write(tmp_path / "a.json", [record("x"), record("y", "xfailed")])
     assert run("diff", a, a).returncode == 0

@@ -70,3 +70,11 @@ def test_xdist_workers_hand_every_record_to_the_controller(suite):
     records = json.loads((suite.path / "out.json").read_text())["results"]
     assert len(records) == n == len({r["id"] for r in records})
     assert {r["framework"] for r in records} == {"numpy"}
+
+
+@pytest.mark.parametrize("device, present, absent", [("cpu", "-cpu-", "-cuda-"), ("cuda", "-cuda-", "-cpu-")])
+def test_device_selects_the_checks_of_one_device(suite, device, present, absent):
+    result = suite.runpytest_subprocess("--cases", "cases.yaml", "--framework", "numpy", "--device", device,
+                                        "--collect-only", "-q")
+    ids = [line for line in result.outlines if "test_check[" in line]
+    assert ids and all(present in i and absent not in i for i in ids)
