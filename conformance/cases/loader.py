@@ -98,22 +98,43 @@ def _literal_array(value, fail, key):
     return np.array(value, dtype=np.float64)
 
 
-def _generated_array(spec, fail, key):
-    _check_keys(spec, schema.GENERATOR_KEYS, fail, key + ".")
+def _check_generator(spec, fail, key):
+    """Refuse parameters NumPy would raise on, or that draw something else than asked."""
     kind = spec["generate"]
     if kind not in schema.GENERATORS:
         fail(f"unknown generator {kind!r} (known: {', '.join(schema.GENERATORS)})", key + ".generate")
     shape = spec["shape"]
     if not all(_type_ok("int", n) and n >= 0 for n in shape):
         fail(f"shape must be a list of non-negative integers, got {shape!r}", key + ".shape")
+    if spec["seed"] < 0:
+        fail(f"seed must be a non-negative integer, got {spec['seed']!r}", key + ".seed")
+    for name in ("mean", "std", "low", "high", "offset"):
+        if name in spec and not math.isfinite(spec[name]):
+            fail(f"{name} must be a finite number, got {spec[name]!r}", f"{key}.{name}")
+    if spec.get("std", 1.0) < 0:
+        fail(f"std must be non-negative, got {spec['std']!r}", key + ".std")
+    if kind in ("uniform", "integers") and "high" in spec and spec.get("low", 0.0) >= spec["high"]:
+        fail(f"low ({spec.get('low', 0.0)!r}) must be below high ({spec['high']!r})", key + ".high")
+    if kind == "integers":
+        if "high" not in spec:
+            fail("integers needs `high` (exclusive)", key + ".high")
+        if not all(_type_ok("int", spec[name]) for name in ("low", "high") if name in spec):
+            fail("integers takes integer bounds", key + ".low" if "low" in spec else key + ".high")
+    if "axis" in spec and not (kind == "simplex" and shape and -len(shape) <= spec["axis"] < len(shape)):
+        fail(f"axis {spec['axis']!r} is not an axis of a simplex of shape {shape!r}", key + ".axis")
+
+
+def _generated_array(spec, fail, key):
+    _check_keys(spec, schema.GENERATOR_KEYS, fail, key + ".")
+    _check_generator(spec, fail, key)
+    kind = spec["generate"]
+    shape = spec["shape"]
     rng = np.random.default_rng(spec["seed"])
     if kind == "normal":
         out = rng.normal(spec.get("mean", 0.0), spec.get("std", 1.0), shape)
     elif kind == "uniform":
         out = rng.uniform(spec.get("low", 0.0), spec.get("high", 1.0), shape)
     elif kind == "integers":
-        if "high" not in spec:
-            fail("integers needs `high` (exclusive)", key + ".high")
         out = rng.integers(int(spec.get("low", 0)), int(spec["high"]), shape).astype(np.float64)
     elif kind == "bernoulli":
         out = (rng.uniform(size=shape) < 0.5).astype(np.float64)
@@ -189,13 +210,24 @@ def _check_shapes(op, prediction, labels, axis, fail, ignore_index=None, invalid
         fail(f"shape {labels.shape} does not match {op.prediction} {prediction.shape}", "inputs.labels")
 
 
-def _build_case(raw, path, index, fail_file):
+def _line(lines, path):
+    """The line of the longest prefix of path that the file has (a key may be missing)."""
+    while path:
+        if path in lines:
+            return lines[path]
+        cut = max(path.rfind("."), path.rfind("["))
+        path = path[:cut] if cut > 0 else ""
+    return None
+
+
+def _build_case(raw, path, index, fail_file, lines=None):
+    lines = lines or {}
     if not isinstance(raw, dict):
-        fail_file(f"cases[{index}] must be a mapping, got {type(raw).__name__}", None)
+        fail_file(f"cases[{index}] must be a mapping, got {type(raw).__name__}", None, _line(lines, f"cases[{index}]"))
     name = raw.get("name") if isinstance(raw.get("name"), str) else f"cases[{index}]"
 
     def fail(message, key):
-        raise CaseError(path, message, case=name, key=key)
+        raise CaseError(path, message, case=name, key=key, line=_line(lines, f"cases[{index}].{key}"))
 
     _check_keys(raw, schema.CASE_KEYS, fail)
     if not _NAME.match(name):
@@ -225,9 +257,13 @@ def _build_case(raw, path, index, fail_file):
         arrays["labels"] = arrays["labels"].astype(np.int64)
 
     dtypes = raw.get("dtypes", list(schema.DEFAULT_DTYPES))
+    if not dtypes:
+        fail("an empty list checks nothing (leave the key out for the default float32, float64)", "dtypes")
     for i, dtype in enumerate(dtypes):
         if dtype not in FLOAT_DTYPES:
             fail(f"unknown dtype {dtype!r} (known: {', '.join(FLOAT_DTYPES)})", f"dtypes[{i}]")
+        if dtype in dtypes[:i]:
+            fail(f"{dtype} is listed twice", f"dtypes[{i}]")
 
     pinned = []
     for i, entry in enumerate(raw.get("pinned", [])):
@@ -259,19 +295,21 @@ def load_case_file(path):
         raise CaseError(path, message, key=key, line=line)
 
     try:
-        data = yamlio.load_file(path)
+        text = yamlio.read_text(path)
+        data = yamlio.load(text)
     except yamlio.YamlError as exc:
         fail_file(str(exc), None, exc.line)
+    lines = yamlio.key_lines(text)
     if not isinstance(data, dict):
         fail_file("a case file is a mapping with `schema` and `cases`", None)
-    _check_keys(data, schema.FILE_KEYS, lambda message, key: fail_file(message, key))
+    _check_keys(data, schema.FILE_KEYS, lambda message, key: fail_file(message, key, _line(lines, key)))
     if data["schema"] != 1:
-        fail_file(f"unsupported schema {data['schema']} (this suite reads schema 1)", "schema")
-    cases = [_build_case(raw, path, i, fail_file) for i, raw in enumerate(data["cases"])]
+        fail_file(f"unsupported schema {data['schema']} (this suite reads schema 1)", "schema", _line(lines, "schema"))
+    cases = [_build_case(raw, path, i, fail_file, lines) for i, raw in enumerate(data["cases"])]
     seen = set()
-    for case in cases:
+    for i, case in enumerate(cases):
         if case.name in seen:
-            raise CaseError(path, "duplicate case name", case=case.name, key="name")
+            raise CaseError(path, "duplicate case name", case=case.name, key="name", line=_line(lines, f"cases[{i}].name"))
         seen.add(case.name)
     return cases
 

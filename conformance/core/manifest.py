@@ -54,14 +54,16 @@ def check_fields(check):
 
 def load(path=MANIFEST_PATH):
     try:
-        data = yamlio.load_file(path)
+        text = yamlio.read_text(path)
+        data = yamlio.load(text)
     except yamlio.YamlError as exc:
-        raise ManifestError(f"{path}: {exc}") from None
+        raise ManifestError(f"{path}{':' + str(exc.line) if exc.line else ''}: {exc}") from None
+    lines = yamlio.key_lines(text)
     if not isinstance(data, dict) or set(data) - {"schema", "entries"} or not isinstance(data.get("entries"), list):
         raise ManifestError(f"{path}: a manifest is a mapping with `schema: 1` and a list `entries`")
     entries, seen = [], set()
     for i, raw in enumerate(data["entries"]):
-        where = f"{path}: entries[{i}]"
+        where = f"{path}:{lines.get(f'entries[{i}]', 0)}: entries[{i}]"
         if not isinstance(raw, dict):
             raise ManifestError(f"{where}: expected a mapping")
         for key in raw:

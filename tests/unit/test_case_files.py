@@ -58,6 +58,16 @@ def test_generated_inputs_are_reproducible(tmp_path):
     assert first.labels.dtype == np.int64 and first.prediction.mean() > 90
 
 
+GENERATED = """
+schema: 1
+cases:
+  - name: generated
+    op: sigmoid_cross_entropy
+    inputs:
+      logits: {}
+      labels: [1.0, 0.0]
+"""
+
 BAD_CASES = {
     "bad yaml": ("schema: 1\ncases: [\n", None, None),
     "unknown op": (GOOD.replace("sigmoid_cross_entropy", "sigmoid_xent"), "tiny-sigmoid", "op"),
@@ -69,6 +79,26 @@ BAD_CASES = {
     "unknown option": (GOOD.replace("inputs:", "options: {reduce: sum}\n    inputs:"), "tiny-sigmoid", "options.reduce"),
     "duplicate key": (GOOD.replace("op: sigmoid", "op: x\n    op: sigmoid"), None, None),
     "pinned without source": (GOOD + "    pinned: [{value: 1.0, dtype: float32, variant: exact}]\n", "tiny-sigmoid", "pinned[0].source"),
+    "negative seed": (GENERATED.format("{generate: normal, shape: [2], seed: -1}"), "generated", "inputs.logits.seed"),
+    "negative std": (GENERATED.format("{generate: normal, shape: [2], seed: 1, std: -2.0}"), "generated",
+                     "inputs.logits.std"),
+    "low not below high": (GENERATED.format("{generate: uniform, shape: [2], seed: 1, low: 2.0, high: 1.0}"),
+                           "generated", "inputs.logits.high"),
+    "integer bounds equal": (GENERATED.format("{generate: integers, shape: [2], seed: 1, low: 3, high: 3}"),
+                             "generated", "inputs.logits.high"),
+    "infinite offset": (GENERATED.format("{generate: normal, shape: [2], seed: 1, offset: inf}"), "generated",
+                        "inputs.logits.offset"),
+    "axis of a normal draw": (GENERATED.format("{generate: normal, shape: [2], seed: 1, axis: 0}"), "generated",
+                              "inputs.logits.axis"),
+    "sexagesimal number": (GOOD.replace("[1e-7, -inf, 2.5]", "[1:30, -inf, 2.5]"), "tiny-sigmoid", "inputs.logits"),
+    "hexadecimal number": (GOOD.replace("[1e-7, -inf, 2.5]", "[0x10, -inf, 2.5]"), "tiny-sigmoid", "inputs.logits"),
+    "yes for a boolean": (GOOD.replace("name: tiny-sigmoid", "name: tiny-sigmoid\n    grad: yes"), "tiny-sigmoid",
+                          "grad"),
+    "date for a number": (GOOD.replace("[1, 0, 0.5]", "[1, 0, 2024-01-01]"), "tiny-sigmoid", "inputs.labels"),
+    "duplicate dtype": (GOOD.replace("name: tiny-sigmoid", "name: tiny-sigmoid\n    dtypes: [float32, float32]"),
+                        "tiny-sigmoid", "dtypes[1]"),
+    "empty dtypes": (GOOD.replace("name: tiny-sigmoid", "name: tiny-sigmoid\n    dtypes: []"), "tiny-sigmoid",
+                     "dtypes"),
 }
 
 
@@ -84,6 +114,14 @@ def test_bad_files_are_refused_naming_file_case_and_key(tmp_path, problem):
         assert f"case {case!r}" in message
     if key:
         assert f"key {key!r}" in message
+    if problem != "bad yaml":
+        assert f"{path}:" in message and message.split(":")[1].isdigit(), "the line of the problem is named"
+
+
+def test_the_line_named_is_the_line_of_the_key(tmp_path):
+    path = write(tmp_path, GENERATED.format("{generate: normal, shape: [2], seed: -1}"))
+    with pytest.raises(CaseError, match=f"^{path}:7: case 'generated': key 'inputs.logits.seed'"):
+        load_case_file(path)
 
 
 def test_duplicate_case_names_across_files_are_refused(tmp_path):

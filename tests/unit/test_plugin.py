@@ -57,7 +57,7 @@ def test_a_malformed_case_file_is_a_clear_usage_error(suite):
     (suite.path / "bad.yaml").write_text("schema: 1\ncases:\n  - name: x\n    op: nope\n    inputs: {}\n")
     result = suite.runpytest_subprocess("--cases", "bad.yaml")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*bad.yaml: case 'x': key 'op': unknown op*"])
+    result.stderr.fnmatch_lines(["*bad.yaml:4: case 'x': key 'op': unknown op*"])
     assert "Traceback" not in result.stderr.str()
 
 
