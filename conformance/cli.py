@@ -77,7 +77,14 @@ def cmd_gate(args):
 
 
 def cmd_run(args):
-    from conformance import orchestrate
+    from conformance import constraints, orchestrate
+
+    if args.constraints:
+        try:
+            if constraints.install(args.constraints) != 0:
+                raise InputError(f"{args.constraints}: pip could not install these pins")
+        except constraints.ConstraintsError as exc:
+            raise InputError(str(exc)) from None
 
     return orchestrate.run(args.require, args.results_dir, args.pytest_args, args.workers, args.framework,
                            args.adapter, args.device)
@@ -147,6 +154,8 @@ def parser():
                    help="also check this adapter (repeatable; see XENT_CONFORMANCE_ADAPTERS)")
     p.add_argument("--device", choices=("cpu", "cuda", "all"), default="all",
                    help="devices to check; results of runs on different devices merge")
+    p.add_argument("--constraints", metavar="FILE",
+                   help="first install the framework pins of this constraints file here (an upgrade gate)")
     p.add_argument("--results-dir", default="results")
     p.add_argument("--workers", type=int, default=2, help="pytest-xdist workers per process")
     p.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
