@@ -19,7 +19,9 @@ from conformance.results import summary
 from conformance.cases import CaseError, load_cases
 from conformance.core.runner import Runner
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides the results
+# TensorFlow's start-up chatter (a cuInit "error" on every machine without a GPU) hides the
+# results; what matters reaches the suite as a Python exception.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 DEFAULT_CASES = data.cases_dir()
 _KEY = pytest.StashKey()
 
@@ -180,6 +182,19 @@ def pytest_sessionfinish(session):
         results.write(path, merged_env, state.records)
 
 
+def _other_tests(terminalreporter):
+    """Outcomes of the tests that are not checks (invariants, properties), so that the plugin's
+    counts and pytest's add up."""
+    counted = {}
+    for outcome in ("passed", "failed", "error", "skipped", "xfailed", "xpassed"):
+        reports = [r for r in terminalreporter.stats.get(outcome, [])
+                   if getattr(r, "nodeid", "") and "::test_check[" not in r.nodeid
+                   and getattr(r, "when", "call") in ("call", "setup")]
+        if reports:
+            counted[outcome] = len({r.nodeid for r in reports})
+    return counted
+
+
 def pytest_terminal_summary(terminalreporter, config):
     state = config.stash[_KEY]
     broken = adapters.registry().broken
@@ -191,11 +206,18 @@ def pytest_terminal_summary(terminalreporter, config):
         write(f"ADAPTER ERROR {line}", red=True)
     for line in summary.counts(state.records):
         write(line)
+    others = _other_tests(terminalreporter)
+    if others:
+        write(f"{sum(others.values())} invariant and property tests beside the checks: "
+              + ", ".join(f"{n} {o}" for o, n in sorted(others.items())))
     frameworks_here = {r["framework"] for r in state.records if r["framework_version"]}
     matched = {r.get("manifest") for r in state.records} | state.runner.matched_entries
-    for entry in state.manifest:
-        if entry.id not in matched and any(entry.may_cover(f) for f in frameworks_here):
-            write(f"  manifest entry {entry.id!r} matched no check in this run")
+    unmatched = [e.id for e in state.manifest if e.id not in matched and any(e.may_cover(f) for f in frameworks_here)]
+    if unmatched and config.getoption("cases"):  # a chosen subset of cases: not a finding
+        write(f"  {len(unmatched)} manifest entries cover checks this subset of cases does not have")
+    else:
+        for entry_id in unmatched:
+            write(f"  manifest entry {entry_id!r} matched no check in this run")
     path = config.getoption("results")
     if path:
         write(f"results: {path}")
