@@ -79,6 +79,11 @@ def cmd_gate(args):
 def cmd_run(args):
     from conformance import constraints, orchestrate
 
+    if args.shard:
+        k, _, n = args.shard.partition("/")
+        if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+            raise InputError(f"--shard {args.shard}: expected K/N with 1 <= K <= N, e.g. 2/4")
+
     if args.constraints:
         try:
             if constraints.install(args.constraints) != 0:
@@ -87,7 +92,7 @@ def cmd_run(args):
             raise InputError(str(exc)) from None
 
     return orchestrate.run(args.require, args.results_dir, args.pytest_args, args.workers, args.framework,
-                           args.adapter, args.device)
+                           args.adapter, args.device, args.shard)
 
 
 def cmd_report(args):
@@ -154,6 +159,7 @@ def parser():
                    help="also check this adapter (repeatable; see XENT_CONFORMANCE_ADAPTERS)")
     p.add_argument("--device", choices=("cpu", "cuda", "all"), default="all",
                    help="devices to check; results of runs on different devices merge")
+    p.add_argument("--shard", metavar="K/N", help="the K-th of N disjoint parts (CI jobs; `merge` joins them)")
     p.add_argument("--constraints", metavar="FILE",
                    help="first install the framework pins of this constraints file here (an upgrade gate)")
     p.add_argument("--results-dir", default="results")

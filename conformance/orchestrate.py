@@ -66,7 +66,7 @@ def plan(selected, known):
     return steps
 
 
-def pytest_command(backend, mine, required, out_dir, extra, workers, adapter_targets=(), device="all"):
+def pytest_command(backend, mine, required, out_dir, extra, workers, adapter_targets=(), device="all", shard=None):
     keras_id = "keras-" + backend
     # -rfE: the plugin counts skips and known divergences; pytest lists failures and errors only.
     command = [sys.executable, "-m", "pytest", str(SUITE), "-q", "-rfE", "-p", "no:cacheprovider",
@@ -80,12 +80,15 @@ def pytest_command(backend, mine, required, out_dir, extra, workers, adapter_tar
         command += [f"--adapter={target}" for target in adapter_targets]
     if device != "all":
         command += ["--device", device]
+    if shard:
+        command += ["--shard", shard]
     if workers > 1:
         command += ["-n", str(workers)]
     return command + list(extra)
 
 
-def run(required=(), out_dir="results", extra=(), workers=2, selected=(), adapter_targets=(), device="all"):
+def run(required=(), out_dir="results", extra=(), workers=2, selected=(), adapter_targets=(), device="all",
+        shard=None):
     registry = adapters.configure(adapter_targets)
     broken = list(registry.broken)  # reported and failed at the end; every other check still runs
     for line in broken:
@@ -102,7 +105,7 @@ def run(required=(), out_dir="results", extra=(), workers=2, selected=(), adapte
     out_dir.mkdir(parents=True, exist_ok=True)
     parts, failing_runs = [], []
     for k, (backend, mine) in enumerate(steps, 1):
-        command = pytest_command(backend, mine, required, out_dir, extra, workers, adapter_targets, device)
+        command = pytest_command(backend, mine, required, out_dir, extra, workers, adapter_targets, device, shard)
         checked = ", ".join(mine) if mine else "every framework but the other Keras 3 backends"
         print(f"\n== [{k}/{len(steps)}] Keras on {backend}: {checked}", flush=True)
         started = time.perf_counter()
@@ -114,7 +117,8 @@ def run(required=(), out_dir="results", extra=(), workers=2, selected=(), adapte
         if code == 1:
             failing_runs.append(backend)
         parts.append(out_dir / f"conformance-keras-{backend}.json")
-    complete = not (list(selected) + named) and not any(a == "--cases" or a.startswith("--cases=") for a in extra)
+    complete = not (list(selected) + named) and not shard and not any(
+        a == "--cases" or a.startswith("--cases=") for a in extra)
     status = summarize(parts, out_dir / "conformance.json", failing_runs, complete)
     for line in broken:
         print(f"ADAPTER ERROR {line}")

@@ -5,8 +5,10 @@ Each check becomes one test whose id carries the framework id. Results are recor
 process that runs them; under pytest-xdist the workers hand theirs to the controller, which
 alone writes the file.
 """
+import argparse
 import json
 import os
+import zlib
 from pathlib import Path
 
 import pytest
@@ -48,8 +50,36 @@ def pytest_addoption(parser):
                     help="check only this framework (repeatable)")
     group.addoption("--device", choices=("cpu", "cuda", "all"), default="all",
                     help="devices to check (default all: a device this machine lacks is recorded as no-device)")
+    group.addoption("--shard", metavar="K/N", type=_shard,
+                    help="run the K-th of N disjoint parts of the tests (CI fleets; merge the results)")
     group.addoption("--adapter", action="append", default=[], metavar="MODULE:ATTR",
                     help="also check this adapter (repeatable; see XENT_CONFORMANCE_ADAPTERS)")
+
+
+def _shard(text):
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard {text}: expected K/N, e.g. 2/4") from None
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"--shard {text}: K must be between 1 and N")
+    return k, n
+
+
+def in_shard(nodeid: str, shard) -> bool:
+    """Whether a test belongs to shard (K, N): by a stable hash of its id, so shards are
+    disjoint, cover everything, and need no coordination."""
+    k, n = shard
+    return zlib.crc32(nodeid.encode()) % n == k - 1
+
+
+def pytest_collection_modifyitems(config, items):
+    shard = config.getoption("shard")
+    if not shard:
+        return
+    kept = [item for item in items if in_shard(item.nodeid, shard)]
+    config.hook.pytest_deselected(items=[item for item in items if not in_shard(item.nodeid, shard)])
+    items[:] = kept
 
 
 def _framework_ids(names, option):
