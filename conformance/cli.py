@@ -138,6 +138,22 @@ def cmd_diff(args):
     return 1 if regressed else 0
 
 
+def cmd_schema(args):
+    from conformance import schemas
+
+    text = schemas.render(args.kind)
+    if not args.output:
+        print(text, end="")
+        return 0
+    try:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise InputError(f"{args.output}: cannot write ({exc.strerror})") from None
+    print(f"{args.kind} schema -> {args.output}")
+    return 0
+
+
 def parser():
     top = argparse.ArgumentParser(prog="xent-conformance", description=__doc__.splitlines()[0])
     sub = top.add_subparsers(dest="command", required=True)
@@ -179,6 +195,10 @@ def parser():
     p.add_argument("new")
     p.add_argument("--json", metavar="PATH", help="also write the changes as JSON")
     p.set_defaults(run=cmd_diff)
+    p = sub.add_parser("schema", help="the JSON Schema of case files or of results files")
+    p.add_argument("kind", choices=("cases", "results"))
+    p.add_argument("-o", "--output")
+    p.set_defaults(run=cmd_schema)
     return top
 
 

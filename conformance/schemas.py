@@ -1,0 +1,109 @@
+"""JSON Schemas generated from the suite's own schema data: one for case files (editors pick
+it up through a `# yaml-language-server: $schema=...` line) and one for results files.
+
+`validate` stays the authority on case files (it also checks shapes, label ranges and the
+options each op takes); the schema gives an editor completion and the same key checks.
+
+    xent-conformance schema cases [-o FILE]      xent-conformance schema results [-o FILE]
+"""
+from __future__ import annotations
+
+import json
+
+from conformance.cases import schema
+from conformance.results.records import OUTCOMES, SCHEMA
+from reference.dtypes import FLOAT_DTYPES
+from reference.registry import OPS, REDUCTIONS, SHARED_OPTIONS
+
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+JSON_TYPES = {"str": "string", "int": "integer", "bool": "boolean", "number": "number", "list": "array",
+              "mapping": "object"}
+OPTION_SCHEMAS = {  # the value each option takes; which op takes which is in OPS
+    "reduction": {"enum": list(REDUCTIONS)},
+    "axis": {"type": "integer"},
+    "label_smoothing": {"type": "number", "minimum": 0, "maximum": 1},
+    "weight": {"type": "array", "items": {"type": "number"}, "description": "one weight per class"},
+    "sample_weight": {"$ref": "#/$defs/array", "description": "one weight per unreduced loss"},
+    "pos_weight": {"type": "number", "exclusiveMinimum": 0},
+    "ignore_index": {"type": "integer"},
+    "half": {"type": "boolean"},
+    "z_loss": {"type": "number", "minimum": 0},
+}
+
+
+def _object(keys: dict, overrides: dict | None = None) -> dict:
+    """An object schema from a (type, required, description) table."""
+    properties = {}
+    for name, (kind, _, description) in keys.items():
+        properties[name] = {"type": JSON_TYPES[kind], "description": description}
+    properties.update(overrides or {})
+    return {"type": "object", "additionalProperties": False, "properties": properties,
+            "required": [name for name, (_, required, _) in keys.items() if required]}
+
+
+def case_file_schema() -> dict:
+    options = sorted({name for op in OPS.values() for name in op.options} | set(SHARED_OPTIONS))
+    missing = [name for name in options if name not in OPTION_SCHEMAS]
+    if missing:
+        raise ValueError(f"no JSON Schema for the option(s) {', '.join(missing)}: add them to OPTION_SCHEMAS")
+    inputs = sorted({op.prediction for op in OPS.values()} | {"labels"})
+    generator = _object(schema.GENERATOR_KEYS, {"generate": {"enum": list(schema.GENERATORS)},
+                                                "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                                                "seed": {"type": "integer", "minimum": 0}})
+    case = _object(schema.CASE_KEYS, {
+        "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_.-]*$", "description": schema.CASE_KEYS["name"][2]},
+        "op": {"enum": list(OPS), "description": schema.CASE_KEYS["op"][2]},
+        "inputs": {"type": "object", "additionalProperties": False,
+                   "properties": {name: {"$ref": "#/$defs/array"} for name in inputs}},
+        "options": {"type": "object", "additionalProperties": False,
+                    "properties": {name: OPTION_SCHEMAS[name] for name in options}},
+        "dtypes": {"type": "array", "items": {"enum": list(FLOAT_DTYPES)}, "minItems": 1, "uniqueItems": True},
+        "pinned": {"type": "array", "items": _object(schema.PINNED_KEYS, {"dtype": {"enum": list(FLOAT_DTYPES)}})},
+    })
+    return {
+        "$schema": DRAFT, "title": "xent-conformance case file", "type": "object", "additionalProperties": False,
+        "properties": {**_object(schema.FILE_KEYS)["properties"], "schema": {"const": 1},
+                       "cases": {"type": "array", "items": {"$ref": "#/$defs/case"}}},
+        "required": [name for name, (_, required, _) in schema.FILE_KEYS.items() if required],
+        "$defs": {
+            "case": case,
+            "generator": generator,
+            "array": {"description": "a number, a nested list of numbers, or a seeded generator",
+                      "anyOf": [{"type": "number"}, {"$ref": "#/$defs/nested"}, {"$ref": "#/$defs/generator"}]},
+            "nested": {"type": "array", "items": {"anyOf": [{"type": "number"}, {"$ref": "#/$defs/nested"}]}},
+        },
+    }
+
+
+def results_schema() -> dict:
+    number = {"description": "a float; NaN and infinities are the strings nan, inf and -inf",
+              "anyOf": [{"type": "number"}, {"enum": ["nan", "inf", "-inf"]}, {"type": "null"}]}
+    summary = {"type": ["object", "null"], "properties": {
+        "shape": {"type": "array", "items": {"type": "integer"}}, "dtype": {"type": "string"},
+        "worst": {"$ref": "#/$defs/number"}, "index": {"type": "array", "items": {"type": "integer"}},
+        "values": {"type": "array", "items": {"$ref": "#/$defs/number"}}}}
+    required = ["id", "case", "op", "quantity", "options", "framework", "framework_version", "dtype", "device",
+                "outcome", "expected", "actual", "max_abs_err", "max_ulp_err", "tolerance", "reason"]
+    record = {"type": "object", "required": required, "properties": {
+        "id": {"type": "string", "description": "stable across runs: case::quantity::framework::dtype::device"},
+        "quantity": {"enum": ["loss", "grad_logits", "grad_labels"]},
+        "dtype": {"enum": list(FLOAT_DTYPES)}, "device": {"enum": ["cpu", "cuda"]},
+        "outcome": {"enum": list(OUTCOMES)},
+        "reason": {"type": ["string", "null"], "description": "not-installed, no-device, not-offered, manifest, ..."},
+        "expected": summary, "actual": summary,
+        "max_abs_err": {"$ref": "#/$defs/number"}, "max_ulp_err": {"$ref": "#/$defs/number"},
+        "tolerance": {"type": ["object", "null"]},
+        "modes": {"type": "object", "description": "each mode's outcome and ULP error (jit, eager, compile, ...)"},
+    }}
+    return {"$schema": DRAFT, "title": "xent-conformance results", "type": "object",
+            "required": ["schema", "environment", "results"],
+            "properties": {"schema": {"const": SCHEMA}, "environment": {"type": "object"},
+                           "results": {"type": "array", "items": record}},
+            "$defs": {"number": number}}
+
+
+SCHEMAS = {"cases": case_file_schema, "results": results_schema}
+
+
+def render(kind: str) -> str:
+    return json.dumps(SCHEMAS[kind](), indent=1, sort_keys=False) + "\n"
