@@ -92,7 +92,7 @@ def cmd_run(args):
             raise InputError(str(exc)) from None
 
     return orchestrate.run(args.require, args.results_dir, args.pytest_args, args.workers, args.framework,
-                           args.adapter, args.device, args.shard)
+                           args.adapter, args.device, args.shard, args.history)
 
 
 def cmd_report(args):
@@ -138,6 +138,16 @@ def cmd_diff(args):
     return 1 if regressed else 0
 
 
+def cmd_history(args):
+    from pathlib import Path
+
+    from conformance.results import history
+
+    rows = history.table(Path(args.dir), args.pattern)
+    print(history.render(rows))
+    return 0 if rows else 1
+
+
 def cmd_schema(args):
     from conformance import schemas
 
@@ -176,6 +186,8 @@ def parser():
     p.add_argument("--device", choices=("cpu", "cuda", "all"), default="all",
                    help="devices to check; results of runs on different devices merge")
     p.add_argument("--shard", metavar="K/N", help="the K-th of N disjoint parts (CI jobs; `merge` joins them)")
+    p.add_argument("--history", default="results/history", metavar="DIR",
+                   help="keep a copy of the merged results here, named by date and versions ('' keeps none)")
     p.add_argument("--constraints", metavar="FILE",
                    help="first install the framework pins of this constraints file here (an upgrade gate)")
     p.add_argument("--results-dir", default="results")
@@ -195,6 +207,10 @@ def parser():
     p.add_argument("new")
     p.add_argument("--json", metavar="PATH", help="also write the changes as JSON")
     p.set_defaults(run=cmd_diff)
+    p = sub.add_parser("history", help="a check's outcome and ULP error across the runs kept")
+    p.add_argument("pattern", help="check id pattern, e.g. 'sparse-offset-1e4::loss::jax::*'")
+    p.add_argument("--dir", default="results/history")
+    p.set_defaults(run=cmd_history)
     p = sub.add_parser("schema", help="the JSON Schema of case files or of results files")
     p.add_argument("kind", choices=("cases", "results"))
     p.add_argument("-o", "--output")

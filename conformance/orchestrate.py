@@ -17,6 +17,7 @@ from pathlib import Path
 from conformance import adapters, frameworks
 from conformance.core import manifest as divergences
 from conformance.pytest import suite
+from conformance.results import history
 from conformance.results import records as results
 from conformance.results import summary
 
@@ -88,7 +89,7 @@ def pytest_command(backend, mine, required, out_dir, extra, workers, adapter_tar
 
 
 def run(required=(), out_dir="results", extra=(), workers=2, selected=(), adapter_targets=(), device="all",
-        shard=None):
+        shard=None, history_dir="results/history"):
     registry = adapters.configure(adapter_targets)
     broken = list(registry.broken)  # reported and failed at the end; every other check still runs
     for line in broken:
@@ -123,6 +124,8 @@ def run(required=(), out_dir="results", extra=(), workers=2, selected=(), adapte
     for line in broken:
         print(f"ADAPTER ERROR {line}")
     merged = out_dir / "conformance.json"
+    if history_dir and merged.exists():
+        print(f"kept as {history.keep(merged, Path(history_dir))} (xent-conformance history PATTERN)")
     print(f"\nnext: xent-conformance report {merged} --format html -o {out_dir / 'report.html'}"
           f"   (then open {out_dir / 'report.html'}; `diff` compares two runs)")
     return max(status, 1) if broken else status

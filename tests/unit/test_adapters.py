@@ -189,7 +189,8 @@ def test_run_with_a_broken_adapter_checks_the_rest_and_exits_1(tmp_path):
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run(
         [sys.executable, "-m", "conformance", "run", "--adapter", "no_such_module_xyz:Adapter", "--framework", "numpy",
-         "--workers", "1", "--results-dir", str(tmp_path), "--", "--cases", str(root / "cases/sparse.yaml")],
+         "--workers", "1", "--history", "", "--results-dir", str(tmp_path), "--", "--cases",
+         str(root / "cases/sparse.yaml")],
         capture_output=True, text=True, cwd=root, timeout=600)
     assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
     assert "ADAPTER ERROR adapter 'no_such_module_xyz:Adapter' from --adapter: cannot import" in done.stdout

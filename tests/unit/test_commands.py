@@ -104,3 +104,25 @@ def test_nan_and_infinity_are_written_as_strings(tmp_path):
     assert results.number(float("nan")) == "nan" and results.number(float("-inf")) == "-inf"
     summary = results.summarize([1.0, float("inf")])
     json.dumps(summary, allow_nan=False)
+
+
+def test_history_shows_a_check_across_the_runs_kept(tmp_path):
+    from datetime import datetime, timezone
+
+    from conformance.results import history
+
+    kept = tmp_path / "history"
+    for day, version, ulp in ((1, "2.13.0", 1.0), (2, "2.14.0", 7.5)):
+        env = {"frameworks": {"torch": {"packages": {"torch": version}}}}
+        path = tmp_path / f"run{day}.json"
+        results.write(path, env, [record("c::loss::torch::float32::cpu", ulp=ulp), record("other")])
+        name = history.run_name(env, datetime(2026, 12, day, tzinfo=timezone.utc))
+        assert name == f"2026-12-0{day}T000000Z--torch-{version}"
+        (kept / f"{name}.json").parent.mkdir(exist_ok=True)
+        (kept / f"{name}.json").write_text(path.read_text())
+    done = run("history", "c::loss::torch::*", "--dir", kept)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "c::loss::torch::float32::cpu" and "torch-2.13.0" in lines[1] and "7.5 ULP" in lines[2]
+    assert run("history", "nothing*", "--dir", kept).returncode == 1
+    assert run("history", "c*", "--dir", tmp_path / "none").returncode == 2

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run(tmp_path, folder, *args):
     done = subprocess.run([sys.executable, "-m", "conformance", "run", "--framework", "numpy", "--workers", "1",
-                           "--results-dir", str(tmp_path / folder), *args, "--", "--cases",
+                           "--history", "", "--results-dir", str(tmp_path / folder), *args, "--", "--cases",
                            str(ROOT / "cases/article.yaml")], capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     return tmp_path / folder / "conformance.json"
