@@ -148,6 +148,28 @@ def cmd_history(args):
     return 0 if rows else 1
 
 
+def cmd_divergences(args):
+    from conformance.core import manifest
+    from conformance.report import manifest_doc
+
+    try:
+        entries = manifest.load()
+    except manifest.ManifestError as exc:
+        raise InputError(str(exc)) from None
+    records = results.merge(_read_all(args.inputs))[1] if args.inputs else None
+    text = manifest_doc.render(entries, records)
+    if not args.output:
+        print(text, end="")
+        return 0
+    try:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise InputError(f"{args.output}: cannot write ({exc.strerror})") from None
+    print(f"{len(entries)} manifest entries -> {args.output}")
+    return 0
+
+
 def cmd_schema(args):
     from conformance import schemas
 
@@ -211,6 +233,10 @@ def parser():
     p.add_argument("pattern", help="check id pattern, e.g. 'sparse-offset-1e4::loss::jax::*'")
     p.add_argument("--dir", default="results/history")
     p.set_defaults(run=cmd_history)
+    p = sub.add_parser("divergences", help="the known divergences as markdown (docs/divergences.md)")
+    p.add_argument("inputs", nargs="*", help="results files: also table where each entry matched")
+    p.add_argument("-o", "--output")
+    p.set_defaults(run=cmd_divergences)
     p = sub.add_parser("schema", help="the JSON Schema of case files or of results files")
     p.add_argument("kind", choices=("cases", "results"))
     p.add_argument("-o", "--output")

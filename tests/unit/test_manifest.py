@@ -121,3 +121,24 @@ def test_the_runner_applies_a_matching_tolerance_override(monkeypatch):
     monkeypatch.setattr(tolerance, "table", lambda: loose)
     record = Runner(manifest=[]).run(check)
     assert record["outcome"] == "passed" and record["tolerance"]["abs"] == 1.0
+
+
+def test_the_divergence_document_is_generated_from_the_manifest():
+    from pathlib import Path
+
+    from conformance.report import manifest_doc
+
+    path = Path(__file__).resolve().parents[2] / "docs" / "divergences.md"
+    assert path.read_text() == manifest_doc.render(manifest.load()), (
+        "docs/divergences.md is stale: xent-conformance divergences -o docs/divergences.md")
+
+
+def test_the_divergence_document_tables_where_an_entry_matched(tmp_path):
+    from conformance.report import manifest_doc
+
+    entries = entry(tmp_path, '"optax>=0.2.0"')
+    records = [{"manifest": "optax-thing", "framework": "jax", "op": "sparse_softmax_cross_entropy",
+                "dtype": "float32", "modes": {"jit": {}, "eager": {}}}]
+    text = manifest_doc.render(entries, records)
+    assert "| jax | sparse_softmax_cross_entropy | float32 | eager, jit | 1 |" in text
+    assert "matched no check" in manifest_doc.render(entries, [])
