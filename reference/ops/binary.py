@@ -137,18 +137,28 @@ def binary_crossentropy(probs, labels) -> np.ndarray:
     return -loss.hi
 
 
-def binary_crossentropy_scale(probs, labels, loss, p_computed=0.0) -> np.ndarray:
-    """Log terms of p and of 1 - p.
+def log1m_sensitivity(probs) -> np.ndarray:
+    """How much log(1 - p) moves, in units of eps, when p moves by eps p: p / (1 - p).
 
-    1 - p is exact (Sterbenz) for p >= 1/2 and rounded once below. When p itself was computed
-    (a sigmoid, a renormalisation) with relative error k eps, 1 - p inherits an absolute error
-    k eps p, which is k eps p / (1 - p) relative: the cancellation every "sigmoid, then
-    log(1 - p)" implementation pays near p = 1.
+    This is the mathematics' own conditioning, so it is what a tolerance may allow. It is
+    about p for small p: an implementation that rounds 1 - p (log(1 - p) instead of log1p(-p))
+    loses eps / 2 absolute on a loss of about p, and fails, as an lse rounded at a common
+    offset does. Near p = 1 it grows like 1 / (1 - p), as the function does.
     """
     p = np.asarray(probs, np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        inherited = np.where(p < 1.0, p_computed * p / (1.0 - p), 0.0)
-    q_computed = np.where(p >= 0.5, 0.0, 1.0) + inherited
+        return np.where(p < 1.0, p / (1.0 - p), 0.0)
+
+
+def binary_crossentropy_scale(probs, labels, loss, p_computed=0.0) -> np.ndarray:
+    """Log terms of p and of 1 - p, each with the sensitivity of its log to p.
+
+    When p itself was computed (a sigmoid, a renormalisation: a variant's semantics) with
+    relative error k eps, 1 - p inherits an absolute error k eps p, k eps p / (1 - p) relative:
+    the cancellation every "sigmoid, then log(1 - p)" implementation pays near p = 1.
+    """
+    p = np.asarray(probs, np.float64)
+    q_computed = (1.0 + p_computed) * log1m_sensitivity(p)
     return np.abs(loss) + log_term(labels, p, p_computed) + log_term(1.0 - labels, 1.0 - p, q_computed)
 
 
@@ -256,8 +266,7 @@ def _bce_torch_scale(p, y, loss, dtype):
     with np.errstate(divide="ignore"):
         log_p = np.minimum(np.abs(np.log(p)), -TORCH_LOG_FLOOR)
         log_q = np.minimum(np.abs(np.log1p(-p)), -TORCH_LOG_FLOOR)
-    q_computed = np.where(p >= 0.5, 0.0, 1.0)
-    return np.abs(loss) + np.abs(times(y, log_p)) + np.abs(times(1.0 - y, log_q + q_computed))
+    return np.abs(loss) + np.abs(times(y, log_p)) + np.abs(times(1.0 - y, log_q + log1m_sensitivity(p)))
 
 
 def _bce_torch_grad(probs, labels, dtype):

@@ -91,3 +91,20 @@ def test_tolerances_are_data_with_a_row_per_dtype():
     for dtype in ("float16", "bfloat16", "float32", "float64"):
         t = tol.for_check(dtype)
         assert t.ulp > 0 and t.cond > 0
+
+
+@pytest.mark.parametrize("p", [1e-6, 1e-7])
+def test_log_of_one_minus_p_loses_to_cancellation_and_fails_where_log1p_passes(p):
+    """-log(1 - p) rounds 1 - p first: at p = 1e-6 in float32 that is a 1.3% error on the loss.
+    The scale comes from the mathematics (log(1 - p) moves by eps p / (1 - p)), not from the
+    1 - p an implementation chose to round."""
+    probs = np.array([p], np.float32).astype(np.float64)
+    inputs = {"probs": probs, "labels": np.array([0.0])}
+    expected = registry.evaluate_loss("binary_crossentropy", "exact", inputs, {}, "float32")
+    scale = registry.evaluate_scale("binary_crossentropy", "exact", inputs, {}, "float32")
+    x = probs.astype(np.float32)
+    naive = -np.log(np.float32(1) - x)
+    careful = -np.log1p(-x)
+    assert abs(naive[0] / expected[0] - 1) > 1e-3  # the cancellation is real: 1.3% at 1e-6, 19% at 1e-7
+    assert not compare(expected, naive, scale, "float32", tol.for_check("float32")).passed
+    assert compare(expected, careful, scale, "float32", tol.for_check("float32")).passed
