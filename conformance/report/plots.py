@@ -9,10 +9,11 @@ import math
 
 import numpy as np
 
+from conformance.report.model import ulp_text
 from reference.ops.binary import binary_crossentropy, sigmoid_cross_entropy_grad
 from reference.ops.squared_error import mean_squared_error, sigmoid_half_squared_error_grad
 
-# Colours shared with the HTML report (report.py), so a picture and a table agree.
+# Colours shared with the HTML report (html.py), so a picture and a table agree.
 FAILED = "#c62828"
 KNOWN = "#6a1b9a"
 CE_COLOUR = "#1565c0"
@@ -207,12 +208,7 @@ def _colormap():
 
 
 def _ulp_text(ulp):
-    if ulp is None:
-        return ""
-    if not math.isfinite(ulp):
-        return "inf"
-    if ulp == 0:
-        return "0"
-    if ulp < 10:
-        return f"{ulp:.2g}"
-    return f"{ulp:.3g}"
+    """model.ulp_text, shorter from 10 up (1.7e+03, not 1,700): it must fit in a heatmap cell."""
+    if ulp is not None and math.isfinite(ulp) and ulp >= 10:
+        return f"{ulp:.3g}"
+    return ulp_text(ulp)

@@ -14,6 +14,7 @@ import pytest
 
 from conformance.core import manifest as divergences
 from conformance.report import render as report
+from conformance.report import reproduce
 from conformance.results import records as results
 from conformance.cases import load_case_file
 from conformance.core.checks import generate
@@ -167,9 +168,24 @@ def test_reproduce_command_uses_the_pytest_id_of_the_check():
         fields = {"case": check.case.name, "framework": check.framework, "dtype": check.dtype,
                   "device": check.device, "quantity": check.quantity, "kind": "pinned" if check.pinned else "reference",
                   "id": check.id, "file": str(REPO / "cases" / "article.yaml")}
-        assert report.pytest_id(fields) == check.param_id
-    command = report.reproduce_command(dict(fields, framework="keras-jax"))
+        assert reproduce.pytest_id(fields) == check.param_id
+    command = reproduce.reproduce_command(dict(fields, framework="keras-jax"))
     assert command.startswith("KERAS_BACKEND=jax python -m pytest ") and "--framework keras-jax" in command
+
+
+def test_a_plugin_framework_id_is_a_column_of_the_matrix_and_the_accuracy_table():
+    records = [record("logits-small", "example-numpy", ulp=3.0), record("logits-small", "aa-kernel", ulp=5.0),
+               record("logits-small", "torch", ulp=2.0), record("logits-small", "numpy", ulp=0.0)]
+    text = report.render(environment(), records, "md", with_plots=False)
+    accuracy = text.split("## Accuracy")[1].split("\n## ")[0]
+    matrix = text.split("## Matrix")[1].split("\n## ")[0]
+    # built-in ids first, in conformance.frameworks order; plug-in ids after them, alphabetically
+    assert "| op | quantity | numpy | torch | aa-kernel | example-numpy |" in accuracy
+    assert "| `sigmoid_cross_entropy` | loss | 0 | 2 | 5 | 3 |" in accuracy
+    assert "| op | dtype | device | numpy | torch | aa-kernel | example-numpy |" in matrix
+    row = "| `sigmoid_cross_entropy` | float32 | cpu | 1P · 0 ulp | 1P · 2 ulp | 1P · 5 ulp | 1P · 3 ulp |"
+    assert row in matrix
+    assert "| `example-numpy` |" in text.split("## Environment")[1].split("\n## ")[0]
 
 
 def test_known_divergence_shows_what_was_observed():

@@ -1,0 +1,184 @@
+"""What the report reads from the merged records: orders, ULP errors, and how values are written.
+
+Records are the dicts of the results JSON. Nothing here builds a page: sections.py and the
+section modules turn this into blocks.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+
+from conformance.frameworks import order_key
+from conformance.results.records import FAILING
+
+OP_ORDER = ("sigmoid_cross_entropy", "binary_crossentropy", "softmax_cross_entropy", "categorical_crossentropy",
+            "sparse_softmax_cross_entropy", "sparse_categorical_crossentropy", "mean_squared_error")
+DTYPE_ORDER = ("float64", "float32", "float16", "bfloat16")
+DEVICE_ORDER = ("cpu", "cuda")
+QUANTITY_ORDER = ("loss", "grad_logits", "grad_labels")
+QUANTITY_LABELS = {"loss": "loss", "grad_logits": "gradient", "grad_labels": "gradient (labels)"}
+OUTCOME_WORDS = {"passed": "passed", "failed": "failed", "error": "error", "xfailed": "known divergence",
+                 "xpassed": "fixed divergence (xpassed)", "skipped": "skipped"}
+
+
+# --- order: known values first, in their order; any other value after them, never dropped ----
+
+
+def rank(value: object, order: tuple) -> tuple:
+    return (order.index(value), "") if value in order else (len(order), str(value))
+
+
+def in_order(values: Iterable, order: tuple) -> list:
+    """The distinct values, known ones in `order`, then the others alphabetically."""
+    return sorted(set(values), key=lambda value: rank(value, order))
+
+
+def sorted_frameworks(values: Iterable) -> list:
+    """Distinct framework ids: built-in ones in table order, then plug-in ids alphabetically."""
+    return sorted(set(values), key=order_key)
+
+
+def by_framework_then_id(records: Iterable[dict]) -> list[dict]:
+    return sorted(records, key=lambda r: (order_key(r.get("framework")), str(r["id"])))
+
+
+# --- which checks count ---------------------------------------------------------------------
+
+
+def ran(records: Iterable[dict]) -> list[dict]:
+    return [r for r in records if r["outcome"] != "skipped"]
+
+
+def record_ulp(record: dict) -> float | None:
+    """max_ulp_err as a float ('inf' and 'nan' strings included), or None when not measured."""
+    value = record.get("max_ulp_err")
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def compared_ulps(records: Iterable[dict]) -> list[float | None]:
+    """ULP errors that count as accuracy: reference checks that passed or failed (not known divergences)."""
+    return [record_ulp(r) for r in records
+            if r.get("kind", "reference") == "reference" and r["outcome"] in ("passed", "failed")]
+
+
+def max_ulp(values: Iterable[float | None]) -> float | None:
+    """The largest measured error; NaN when any is NaN (a NaN where the reference is finite)."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    if any(math.isnan(v) for v in values):
+        return math.nan
+    return max(values)
+
+
+# --- how values are written -------------------------------------------------------------------
+
+
+def ulp_text(ulp: float | None) -> str:
+    if ulp is None:
+        return ""
+    if math.isnan(ulp):
+        return "nan"
+    if math.isinf(ulp):
+        return "inf"
+    if ulp == 0:
+        return "0"
+    if ulp < 10:
+        return f"{ulp:.2g}"
+    if ulp < 1e5:
+        return f"{ulp:,.0f}"
+    return f"{ulp:.2e}"
+
+
+def ulp_class(ulp: float | None) -> str:
+    """The CSS colour band of an error (u0 exact ... u5 over 1000 ULPs or NaN)."""
+    if ulp is None:
+        return ""
+    if math.isnan(ulp) or ulp > 1e3:
+        return "u5"
+    for limit, cls in ((0, "u0"), (1, "u1"), (4, "u2"), (16, "u3"), (1e3, "u4")):
+        if ulp <= limit:
+            return cls
+    return "u5"
+
+
+def number_text(value: object, dtype: str | None = None) -> str:
+    """A recorded number with as many digits as its dtype holds."""
+    if isinstance(value, str) or value is None:
+        return str(value)
+    if isinstance(value, float):
+        digits = 17 if dtype == "float64" else 9 if dtype == "float32" else 5
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def array_summary(value: object, dtype: str | None = None) -> str:
+    """An array summary from a record (shape, worst, index, values) in one line."""
+    if not isinstance(value, dict):
+        return "-" if value is None else str(value)
+    values = value.get("values")
+    if values is not None and len(values) <= 4:
+        text = "[" + ", ".join(number_text(v, dtype) for v in values) + "]"
+    else:
+        text = f"{number_text(value.get('worst'), dtype)} at {tuple(value.get('index', ()))}"
+    shape = value.get("shape")
+    if shape is not None:
+        text += f" (shape {list(shape)}{', ' + value['dtype'] if value.get('dtype') else ''})"
+    return text
+
+
+def count_text(n: int, outcome: str) -> str:
+    """'3 passed', '1 known divergence', '2 known divergences'."""
+    word = OUTCOME_WORDS[outcome]
+    if n != 1 and word.endswith("divergence"):
+        word += "s"
+    elif n != 1 and "divergence (" in word:
+        word = word.replace("divergence (", "divergences (")
+    return f"{n} {word}"
+
+
+def first_line(text: str | None) -> str:
+    text = (text or "").strip()
+    return text.splitlines()[0] if text else ""
+
+
+# --- the data -------------------------------------------------------------------------------
+
+
+class ReportData:
+    """What the sections need, computed once from the merged records."""
+
+    def __init__(self, env: dict | None, records: list[dict], sources: list | None = None,
+                 manifest: list | None = None, manifest_error: str = ""):
+        self.env = env or {}
+        self.records = records
+        self.sources = sources or []  # (path, environment) of each results file
+        self.manifest = manifest or []  # the known-divergence entries this report reads
+        self.manifest_error = manifest_error
+        self.frameworks = sorted_frameworks(r.get("framework", "?") for r in records)
+        self.ops = in_order((r.get("op", "?") for r in records), OP_ORDER)
+        self.dtypes = in_order((r.get("dtype", "?") for r in records), DTYPE_ORDER)
+        self.devices = in_order((r.get("device", "?") for r in records), DEVICE_ORDER)
+        self.outcomes = Counter(r["outcome"] for r in records)
+        self.failures = [r for r in records if r["outcome"] in FAILING]
+
+
+def heatmap_cells(records: Iterable[dict]) -> dict:
+    """(framework, op) -> what plots.error_heatmap draws: max ULP error and counts by outcome."""
+    groups = defaultdict(list)
+    for r in records:
+        groups[(r.get("framework"), r.get("op"))].append(r)
+    cells = {}
+    for key, group in groups.items():
+        outcomes = Counter(r["outcome"] for r in group)
+        cells[key] = {"ulp": max_ulp(compared_ulps(group)),
+                      "failed": sum(outcomes[o] for o in FAILING),
+                      "known": outcomes["xfailed"],
+                      "ran": len(ran(group))}
+    return cells
