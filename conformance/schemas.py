@@ -94,6 +94,8 @@ def results_schema() -> dict:
         "max_abs_err": {"$ref": "#/$defs/number"}, "max_ulp_err": {"$ref": "#/$defs/number"},
         "tolerance": {"type": ["object", "null"]},
         "modes": {"type": "object", "description": "each mode's outcome and ULP error (jit, eager, compile, ...)"},
+        "refused": {"enum": ["raised", "nan"], "description": "how the framework refused undefined input"},
+        "undefined": {"type": "boolean", "description": "the case holds inputs outside the op's domain"},
     }}
     return {"$schema": DRAFT, "title": "xent-conformance results", "type": "object",
             "required": ["schema", "environment", "results"],

@@ -47,6 +47,7 @@ class Case:
     grad: bool = True
     pinned: tuple = ()
     description: str = ""
+    undefined: bool = False  # holds inputs outside the op's domain on purpose: refusing them conforms
 
     @property
     def prediction(self):
@@ -284,7 +285,7 @@ def _build_case(raw, path, index, fail_file, lines=None):
 
     return Case(name=name, op=op.name, path=str(path), inputs=arrays, options=dict(options),
                 dtypes=tuple(dtypes), grad=raw.get("grad", True), pinned=tuple(pinned),
-                description=raw.get("description", ""))
+                description=raw.get("description", ""), undefined=raw.get("invalid_labels", False))
 
 
 def load_case_file(path):

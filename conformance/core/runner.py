@@ -69,7 +69,7 @@ class Runner:
             "dtype": check.dtype, "device": check.device, "outcome": None, "reason": None,
             "expected": None, "actual": None, "max_abs_err": None, "max_ulp_err": None,
             "tolerance": None, "message": "", "source": check.pinned.source if check.pinned else None,
-            "file": case.path,
+            "file": case.path, "undefined": case.undefined,
         }
 
     def run(self, check):
@@ -123,8 +123,11 @@ class Runner:
                 result = adapter.grad(*args, wrt="labels" if check.quantity == "grad_labels" else "prediction")
         except adapters.NotOffered as exc:
             return finish("skipped", "not-offered", str(exc))
-        except Exception as exc:  # the framework raised: that is a finding, recorded as an error
+        except Exception as exc:  # the framework raised: a refusal of undefined input, else a finding
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[-1]
+            if check.case.undefined:
+                record["refused"] = "raised"
+                return _judge_refusal(entry, finish, f"{check.framework} refused the undefined input: {detail}")
             outcome = "xfailed" if entry and entry.action == "xfail" else "error"
             return finish(outcome, "manifest" if outcome == "xfailed" else "raised", f"{check.framework} raised {detail}")
         results = result.all_modes()
@@ -150,12 +153,22 @@ class Runner:
             record["modes"] = {each.mode: {"passed": v.passed, "max_ulp_err": number(v.max_ulp_err)}
                                for each, v in zip(results, verdicts)}
         passed = all(v.passed for v in verdicts)
+        if check.case.undefined and passed and np.isnan(expected).any():
+            record["refused"] = "nan"  # NaN exactly where the reference says the loss is undefined
         message = describe(check, variant, verdict, expected, result)
         if entry and entry.action == "xfail":
             if passed:
                 return finish("xpassed", "manifest", f"{entry.id} no longer diverges (strict xfail): {message}")
             return finish("xfailed", "manifest", f"{entry.id}: {entry.reason}")
         return finish("passed" if passed else "failed", None, "" if passed else message)
+
+
+def _judge_refusal(entry, finish, message):
+    """Raising on undefined input conforms; a strict xfail entry that expected otherwise is
+    now a fixed divergence."""
+    if entry and entry.action == "xfail":
+        return finish("xpassed", "manifest", f"{entry.id} no longer diverges (strict xfail): {message}")
+    return finish("passed", None, message)
 
 
 def _missing_modes(capability, results):

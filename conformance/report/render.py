@@ -7,10 +7,11 @@ Sections, in order:
   3. the accuracy table, in the style of libm's accuracy tables: the largest ULP error
      observed per framework x op x dtype, loss and gradient apart;
   4. the matrix: op x dtype x device rows, framework columns, outcomes and max ULP error;
-  5. the known divergences that matched (manifest entry, reason, what was observed, link),
+  5. who refuses undefined input (labels outside the classes) and how;
+  6. the known divergences that matched (manifest entry, reason, what was observed, link),
      and the manifest entries that matched nothing;
-  6. the failures, each with the input that reproduces it and a one-line pytest command;
-  7. the skipped checks, counted by framework and reason.
+  7. the failures, each with the input that reproduces it and a one-line pytest command;
+  8. the skipped checks, counted by framework and reason.
 
 The document is built once as a list of blocks and written out as GitHub-flavoured markdown
 or as one self-contained HTML file (inline CSS, pictures embedded as base64 PNG data URIs).
@@ -30,7 +31,7 @@ from conformance.report.markdown import to_markdown
 from conformance.report.matrix import matrix
 from conformance.report.model import ReportData, ulp_text
 from conformance.report.reproduce import case_file, pytest_id, reproduce_command
-from conformance.report.sections import environment, pictures, skipped, totals
+from conformance.report.sections import environment, pictures, refusals, skipped, totals
 
 __all__ = ["build", "case_file", "pytest_id", "render", "reproduce_command", "to_html", "to_markdown", "ulp_text"]
 
@@ -52,7 +53,7 @@ def build(env: dict | None, records: list[dict], sources: list | None = None, wi
     blocks = [Heading(1, "xent-conformance report", "top")]
     blocks += environment(data) + totals(data)
     blocks += pictures(data, plots, why)
-    blocks += accuracy(data) + matrix(data) + divergences(data) + failures(data) + skipped(data)
+    blocks += accuracy(data) + matrix(data) + refusals(data) + divergences(data) + failures(data) + skipped(data)
     return blocks
 
 

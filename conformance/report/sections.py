@@ -111,3 +111,20 @@ def skipped(data: ReportData) -> list:
     blocks.append(Table(["framework"] + reasons + ["total"], rows, "skips"))
     return blocks
 
+
+
+def refusals(data: ReportData) -> list:
+    """Who refuses undefined input (labels outside the classes), and how."""
+    undefined = [r for r in data.records if r.get("undefined") and r["outcome"] != "skipped"]
+    if not undefined:
+        return []
+    blocks = [Heading(2, "Undefined input", "refusals"),
+              Para("Cases that hold inputs outside the op's domain on purpose. A framework conforms when it "
+                   "raises or returns NaN there, and fails when it returns a finite number.")]
+    kinds = ("raised", "nan", "finite")
+    counts = Counter((r["framework"], r.get("refused") or ("finite" if r["outcome"] in ("failed", "xfailed")
+                                                           else "other")) for r in undefined)
+    rows = [[Cell(Code(f))] + [Cell(str(counts[(f, kind)]) if counts[(f, kind)] else "", "num") for kind in kinds]
+            for f in sorted_frameworks(r["framework"] for r in undefined)]
+    blocks.append(Table(["framework", "raised", "NaN", "a finite number"], rows, "refusals"))
+    return blocks

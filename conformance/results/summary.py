@@ -44,7 +44,19 @@ def counts(records):
     if reasons:
         lines.append("skipped, by framework and reason:")
         lines += [f"  {n:6d}  {f:17s} {reason}" for (f, reason), n in sorted(reasons.items())]
-    return lines + modes(records)
+    return lines + refusals(records) + modes(records)
+
+
+def refusals(records):
+    """Who refuses undefined input (labels outside the classes) and how: raised, NaN, or not."""
+    how = defaultdict(Counter)
+    for record in records:
+        if record.get("refused"):
+            how[record["refused"]][record["framework"]] += 1
+        elif record.get("undefined") and record["outcome"] in ("failed", "xfailed"):
+            how["accepted (a finite number)"][record["framework"]] += 1
+    return [f"undefined input {kind}: " + ", ".join(f"{f} ({n})" for f, n in sorted(counter.items()))
+            for kind, counter in sorted(how.items())]
 
 
 def modes(records):

@@ -1,0 +1,84 @@
+"""Undefined input (integer labels outside the classes) has its own verdict: raising or NaN
+conforms and says which; a finite number fails; raising on valid input is still an error."""
+import numpy as np
+import pytest
+
+from conformance import adapters
+from conformance.adapters.numpy_adapter import NumpyAdapter
+from conformance.cases import Case
+from conformance.core.checks import Check
+from conformance.core.runner import Runner
+from conformance.results import summary
+
+LOGITS = np.array([[1.0, 2.0, 3.0, 4.0]] * 3)
+
+
+class Behaving(NumpyAdapter):
+    """NumPy's sparse cross-entropy, with a chosen answer to a label outside the classes."""
+
+    def __init__(self, answer):
+        self.answer = answer
+
+    def loss(self, op, prediction, labels, options, dtype, device):
+        bad = (labels < 0) | (labels >= prediction.shape[-1])
+        if bad.any() and self.answer == "raise":
+            raise IndexError("Target 4 is out of bounds")
+        if bad.any() and self.answer == "clamp":
+            labels = np.clip(labels, 0, prediction.shape[-1] - 1)  # a finite, wrong loss
+        result = super().loss(op, prediction, np.where(bad, 0, labels), options, dtype, device)
+        if bad.any() and self.answer == "nan":
+            result.values = np.where(bad, np.nan, result.values)
+        return result
+
+
+def run(answer, labels, undefined=True):
+    case = Case(name="labels", op="sparse_softmax_cross_entropy", path="<test>", undefined=undefined,
+                inputs={"logits": LOGITS, "labels": np.array(labels)})
+    return Runner(manifest=[]).run(Check(case, "numpy", "float64", "cpu", "loss"))
+
+
+@pytest.fixture(autouse=True)
+def behaving(monkeypatch):
+    chosen = {}
+    monkeypatch.setattr(adapters, "load", lambda name: Behaving(chosen["answer"]))
+    return chosen
+
+
+@pytest.mark.parametrize("answer, outcome, refused", [("raise", "passed", "raised"), ("nan", "passed", "nan"),
+                                                      ("clamp", "failed", None)])
+def test_undefined_labels_conform_when_refused(behaving, answer, outcome, refused):
+    behaving["answer"] = answer
+    record = run(answer, [1, 4, -1])
+    assert record["outcome"] == outcome, record["message"]
+    assert record.get("refused") == refused
+    if answer == "raise":
+        assert "refused the undefined input: IndexError" in record["message"]
+
+
+def test_raising_on_valid_input_is_still_an_error(behaving, monkeypatch):
+    behaving["answer"] = "raise"
+    monkeypatch.setattr(Behaving, "loss", lambda self, *args: (_ for _ in ()).throw(RuntimeError("boom")))
+    record = run("raise", [1, 2, 3], undefined=False)
+    assert record["outcome"] == "error" and record["reason"] == "raised"
+
+
+def test_the_summary_says_who_refuses_how(behaving):
+    records = []
+    for answer in ("raise", "nan", "clamp"):
+        behaving["answer"] = answer
+        records.append({**run(answer, [1, 4, -1]), "framework": answer})
+    lines = summary.refusals(records)
+    assert "undefined input raised: raise (1)" in lines and "undefined input nan: nan (1)" in lines
+    assert "undefined input accepted (a finite number): clamp (1)" in lines
+
+
+def test_the_report_has_a_table_of_who_refuses_how():
+    from conformance.report import render
+
+    records = [{"id": f"c::loss::{f}::float32::cpu", "case": "c", "op": "sparse_softmax_cross_entropy",
+                "quantity": "loss", "framework": f, "dtype": "float32", "device": "cpu", "outcome": outcome,
+                "refused": refused, "undefined": True}
+               for f, outcome, refused in (("torch", "passed", "raised"), ("jax", "xfailed", None))]
+    text = render.render({}, records, "md", with_plots=False)
+    assert "## Undefined input" in text
+    assert "| `torch` | 1 |" in text and "| `jax` |  |  | 1 |" in text
