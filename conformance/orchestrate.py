@@ -70,7 +70,8 @@ def plan(selected, known):
 def pytest_command(backend, mine, required, out_dir, extra, workers, adapter_targets=(), device="all", shard=None):
     keras_id = "keras-" + backend
     # -rfE: the plugin counts skips and known divergences; pytest lists failures and errors only.
-    command = [sys.executable, "-m", "pytest", str(SUITE), "-q", "-rfE", "-p", "no:cacheprovider",
+    command = [sys.executable, "-m", "pytest", str(SUITE), "-q", "-rfE", "--disable-warnings",
+               "-p", "no:cacheprovider",
                "--results", str(out_dir / f"conformance-{keras_id}.json"),
                "--junitxml", str(out_dir / f"junit-{keras_id}.xml"), "-o", f"junit_suite_name={keras_id}"]
     if mine is not None:
