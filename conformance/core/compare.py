@@ -16,6 +16,7 @@ class Verdict:
     worst_index: tuple | None
     problems: list = field(default_factory=list)  # one line each: shape, dtype, NaN placement
     bound_at_worst: float = 0.0
+    inaccurate: int = 0  # elements finite in both that lie outside the bound
 
 
 def _special_mismatch(expected, actual):
@@ -64,4 +65,5 @@ def compare(expected, actual, scale, dtype, tolerance, actual_dtype=None):
         worst_index=worst,
         problems=problems,
         bound_at_worst=float(limit[worst]) if worst is not None else 0.0,
+        inaccurate=int((over & finite).sum()),
     )

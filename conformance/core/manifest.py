@@ -9,11 +9,12 @@ from packaging.version import InvalidVersion, Version
 
 from conformance import data
 from conformance.cases import yamlio
+from conformance.core.failure_kinds import KINDS
 
 MANIFEST_PATH = data.MANIFEST
 MATCH_FIELDS = ("case", "op", "quantity", "framework", "dtype", "device", "kind")  # kind: reference, pinned, invariant
 ACTIONS = ("xfail", "skip")
-ENTRY_KEYS = ("id", "match", "versions", "action", "reason", "observed", "link")
+ENTRY_KEYS = ("id", "match", "versions", "action", "expect", "reason", "observed", "link")
 
 
 class ManifestError(Exception):
@@ -30,6 +31,13 @@ class Entry:
     observed: str = ""
     link: str = ""
     _requirements: tuple = field(default=(), compare=False, repr=False)
+    expect: tuple = ()  # kinds of difference it excuses (failure_kinds.KINDS)
+
+    def excuses(self, kinds) -> bool:
+        """Whether the check's kinds of difference are the ones this entry describes."""
+        if not self.expect:
+            return True
+        return bool(kinds) and set(kinds) <= set(self.expect)
 
     def matches(self, fields, package_versions):
         """Every match pattern covers the check's fields, and every `versions` requirement
@@ -80,10 +88,20 @@ def load(path=MANIFEST_PATH):
         if not isinstance(raw["match"], dict) or any(k not in MATCH_FIELDS for k in raw["match"]):
             raise ManifestError(f"{where}: key 'match': a mapping over {', '.join(MATCH_FIELDS)}")
         requirements = _requirements(raw.get("versions"), where)
+        expect = _expect(raw.get("expect"), raw["action"], where)
         entries.append(Entry(str(raw["id"]), raw["match"], raw["action"], str(raw["reason"]).strip(),
                              str(raw.get("versions", "")), str(raw.get("observed", "")), str(raw.get("link", "")),
-                             requirements))
+                             requirements, expect))
     return entries
+
+
+def _expect(value, action, where):
+    """`expect: inaccurate` or a list of kinds: what the covered checks show (xfail entries)."""
+    kinds = value if isinstance(value, list) else [value] if value else []
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise ManifestError(f"{where}: key 'expect': {', '.join(map(str, unknown))} (known: {', '.join(KINDS)})")
+    return tuple(kinds)
 
 
 def _requirements(value, where):

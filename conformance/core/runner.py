@@ -8,6 +8,7 @@ from conformance import adapters
 from conformance.core import manifest as divergences
 from conformance.core import tolerance as tol
 from conformance.core.compare import compare
+from conformance.core.failure_kinds import classify
 from conformance.results.records import number, summarize
 from reference import registry
 from reference.dtypes import numpy_dtype
@@ -128,8 +129,11 @@ class Runner:
             if check.case.undefined:
                 record["refused"] = "raised"
                 return _judge_refusal(entry, finish, f"{check.framework} refused the undefined input: {detail}")
-            outcome = "xfailed" if entry and entry.action == "xfail" else "error"
-            return finish(outcome, "manifest" if outcome == "xfailed" else "raised", f"{check.framework} raised {detail}")
+            record["failure"] = ["raises"]
+            message = f"{check.framework} raised {detail}"
+            if entry and entry.action == "xfail":
+                return _judge_known(entry, {"raises"}, finish, message)
+            return finish("error", "raised", message)
         results = result.all_modes()
         missing = _missing_modes(capability, results)
         if missing:
@@ -156,11 +160,23 @@ class Runner:
         if check.case.undefined and passed and np.isnan(expected).any():
             record["refused"] = "nan"  # NaN exactly where the reference says the loss is undefined
         message = describe(check, variant, verdict, expected, result)
+        kinds = set().union(*(classify(expected, each.values, v, check.dtype, each.dtype)
+                              for each, v in zip(results, verdicts)))
+        if kinds:
+            record["failure"] = sorted(kinds)
         if entry and entry.action == "xfail":
             if passed:
                 return finish("xpassed", "manifest", f"{entry.id} no longer diverges (strict xfail): {message}")
-            return finish("xfailed", "manifest", f"{entry.id}: {entry.reason}")
+            return _judge_known(entry, kinds, finish, message)
         return finish("passed" if passed else "failed", None, "" if passed else message)
+
+
+def _judge_known(entry, kinds, finish, message):
+    """A known divergence only where the check differs the way its entry says it does."""
+    if entry.excuses(kinds):
+        return finish("xfailed", "manifest", f"{entry.id}: {entry.reason}")
+    return finish("failed", "manifest-mismatch", f"{entry.id} expects {', '.join(entry.expect)}, but this check shows "
+                                                 f"{', '.join(sorted(kinds)) or 'no difference'}: {message}")
 
 
 def _judge_refusal(entry, finish, message):
