@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 from conformance.cases import schema
+from conformance.core.failure_kinds import KINDS
 from conformance.results.records import OUTCOMES, SCHEMA
 from reference.dtypes import FLOAT_DTYPES
 from reference.registry import OPS, REDUCTIONS, SHARED_OPTIONS
@@ -96,6 +97,9 @@ def results_schema() -> dict:
         "modes": {"type": "object", "description": "each mode's outcome and ULP error (jit, eager, compile, ...)"},
         "refused": {"enum": ["raised", "nan"], "description": "how the framework refused undefined input"},
         "undefined": {"type": "boolean", "description": "the case holds inputs outside the op's domain"},
+        "failure": {"type": "array", "items": {"enum": list(KINDS)},
+                    "description": "how a check that differs differs (what a manifest entry expects)"},
+        "manifest": {"type": "string", "description": "the known-divergence entry that covers the check"},
     }}
     return {"$schema": DRAFT, "title": "xent-conformance results", "type": "object",
             "required": ["schema", "environment", "results"],

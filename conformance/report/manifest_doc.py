@@ -23,12 +23,13 @@ def _escape(text: str) -> str:
 
 
 def summary_table(entries: list[Entry]) -> list[str]:
-    lines = ["| entry | framework | op | quantity | dtype | versions | action |", "|---|---|---|---|---|---|---|"]
+    lines = ["| entry | framework | op | quantity | dtype | versions | action | shows |",
+             "|---|---|---|---|---|---|---|---|"]
     for entry in entries:
         m = entry.match
         lines.append(f"| [{entry.id}](#{entry.id}) | {_cell(m.get('framework'))} | {_cell(m.get('op'))} | "
                      f"{_cell(m.get('quantity'))} | {_cell(m.get('dtype'))} | {_escape(entry.versions) or 'any'} | "
-                     f"{entry.action} |")
+                     f"{entry.action} | {', '.join(entry.expect) or '-'} |")
     return lines
 
 

@@ -23,6 +23,7 @@ def entry(tmp_path, versions):
             match: {{framework: jax, op: sparse_*, quantity: loss}}
             versions: {versions}
             action: xfail
+            expect: inaccurate
             reason: why
     """)
 
@@ -52,11 +53,14 @@ def test_the_match_fields_are_patterns(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     ("schema: 1\nentrys: []\n", "a mapping with `schema: 1` and a list `entries`"),
-    ("schema: 1\nentries:\n  - {id: a, match: {framework: jax}, action: xfail, reason: r, versions: '>=0.2'}\n",
+    ("schema: 1\nentries:\n  - {id: a, match: {framework: jax}, action: xfail, expect: nan, reason: r, versions: '>=0.2'}\n",
      "key 'versions': '>=0.2' must name a package"),
-    ("schema: 1\nentries:\n  - {id: a, match: {framwork: jax}, action: xfail, reason: r}\n", "key 'match'"),
+    ("schema: 1\nentries:\n  - {id: a, match: {framwork: jax}, action: xfail, expect: nan, reason: r}\n", "key 'match'"),
+    ("schema: 1\nentries:\n  - {id: a, match: {framework: jax}, action: xfail, reason: r}\n", "key 'expect': missing"),
+    ("schema: 1\nentries:\n  - {id: a, match: {framework: jax}, action: xfail, expect: wrong, reason: r}\n",
+     "key 'expect': wrong"),
     ("schema: 1\nentries:\n  - {id: a, match: {framework: jax}, action: ignore, reason: r}\n", "key 'action'"),
-    ("schema: 1\nentries:\n  - {id: a, match: {framework: jax}, action: xfail}\n", "key 'reason': missing"),
+    ("schema: 1\nentries:\n  - {id: a, match: {framework: jax}, action: xfail, expect: nan}\n", "key 'reason': missing"),
 ])
 def test_a_malformed_manifest_is_refused_naming_the_key(tmp_path, text, message):
     with pytest.raises(manifest.ManifestError, match=message.replace("(", r"\(").replace(")", r"\)")):

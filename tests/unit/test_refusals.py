@@ -82,3 +82,38 @@ def test_the_report_has_a_table_of_who_refuses_how():
     text = render.render({}, records, "md", with_plots=False)
     assert "## Undefined input" in text
     assert "| `torch` | 1 |" in text and "| `jax` |  |  | 1 |" in text
+
+
+def entry_expecting(tmp_path, kind):
+    from conformance.core import manifest
+
+    path = tmp_path / "m.yaml"
+    path.write_text("schema: 1\nentries:\n  - {id: known, match: {framework: numpy, case: labels}, action: xfail, "
+                    f"expect: {kind}, reason: the behaviour this entry describes}}\n")
+    return manifest.load(path)
+
+
+@pytest.mark.parametrize("kind, answer, outcome", [
+    ("finite", "clamp", "xfailed"),  # described: excused
+    ("raises", "clamp", "failed"),  # it stopped raising and returns a finite number: noticed
+    ("nan", "clamp", "failed"),
+])
+def test_a_manifest_entry_excuses_only_the_behaviour_it_describes(tmp_path, behaving, kind, answer, outcome):
+    behaving["answer"] = answer
+    case = Case(name="labels", op="sparse_softmax_cross_entropy", path="<test>", undefined=True,
+                inputs={"logits": LOGITS, "labels": np.array([1, 4, -1])})
+    record = Runner(manifest=entry_expecting(tmp_path, kind)).run(Check(case, "numpy", "float64", "cpu", "loss"))
+    assert record["outcome"] == outcome, record["message"]
+    assert record["failure"] == ["finite"]
+    if outcome == "failed":
+        assert record["reason"] == "manifest-mismatch"
+        assert record["message"].startswith(f"known expects {kind}, but this check shows finite: numpy ")
+
+
+def test_an_entry_that_expects_raising_excuses_a_raise_on_valid_input(tmp_path, behaving, monkeypatch):
+    behaving["answer"] = "raise"
+    monkeypatch.setattr(Behaving, "loss", lambda self, *args: (_ for _ in ()).throw(RuntimeError("boom")))
+    case = Case(name="labels", op="sparse_softmax_cross_entropy", path="<test>",
+                inputs={"logits": LOGITS, "labels": np.array([1, 2, 3])})
+    record = Runner(manifest=entry_expecting(tmp_path, "raises")).run(Check(case, "numpy", "float64", "cpu", "loss"))
+    assert record["outcome"] == "xfailed" and record["failure"] == ["raises"]
