@@ -147,7 +147,19 @@ class Adapter:
         raise NotOffered(f"{self.framework} has no automatic differentiation")
 
     def kernels(self) -> Mapping[str, Any]:
-        """Benchmark kernels (name -> BenchKernel, see conformance/bench); none by default."""
+        """Benchmark kernels: implementation name ("fused", "naive", "fused-xla", ...) ->
+        conformance.bench.contract.BenchKernel, what `nox -s benchmark` times for this framework.
+
+        A BenchKernel has a kind (fused or naive: the report compares them per framework), a
+        one-line description, and build(problem) -> Timed: the framework's call on the
+        problem's inputs (logits already rounded to the dtype, int64 labels, the device, the
+        mode: fwd for the per-sample loss, fwdbwd for it and d sum(loss) / d logits through the
+        framework's autodiff), compiled and called once, whose call() runs one evaluation and
+        waits for the device. build raises NotOffered, Unavailable, contract.NoDevice or
+        contract.CompileFailed where the kernel cannot run; the benchmark is then skipped with
+        that reason. Build kernels from this module's own conversion, device and autodiff
+        helpers. None by default: the framework is counted as not-offered. See docs/benchmarks.md.
+        """
         return {}
 
 

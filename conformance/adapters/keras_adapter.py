@@ -3,12 +3,16 @@
 One class per backend (one framework id each): the backend decides how a tensor comes back
 to NumPy, how a call runs (jax: jit-compiled and eager) and how it is differentiated.
 """
+import contextlib
+import importlib
 import os
+from typing import Callable
 
 import numpy as np
 
 from conformance.adapters.api import BASIC_REDUCTIONS, Result, Unavailable, as_float
 from conformance.adapters.keras_common import KerasStyleAdapter, keras_capabilities
+from conformance.bench.contract import BenchKernel, GpuProbes, Timed, with_info
 from reference.dtypes import FLOAT_DTYPES
 
 VARIANTS = {
@@ -108,10 +112,59 @@ class KerasAdapter(KerasStyleAdapter):
                 return self.differentiate(lambda t: loss_of(t)(self._tensor(prediction, dtype)), y)
             return self.differentiate(loss_of(y), x)
 
+    # ------------------------------------------------------------ benchmark kernels
+
+    step_wrapper = ""  # how Keras runs a training step on this backend (tf.function, jax.jit, ...)
+
+    def kernels(self):
+        timed, gpu = self.bench_backend()
+        backend = importlib.import_module(self.backend)
+        info = {"framework_version": f"{self.keras.__version__} ({self.backend} {backend.__version__})",
+                "backend": self.keras.config.backend()}
+
+        def kernel(kind, description, loss):
+            def build(problem):
+                def placed(x, y):
+                    with self._bench_scope(problem.device):
+                        return loss(x, y)
+
+                return timed(placed, problem)
+
+            return with_info(BenchKernel(kind, f"{description}, {self.step_wrapper}", build, gpu=gpu), info)
+
+        return {
+            "fused": kernel("fused", "keras.losses.sparse_categorical_crossentropy(from_logits=True)",
+                            self._fused_loss),
+            "naive": kernel("naive", "-take_along_axis(keras.ops.log(keras.ops.softmax(z)), label)",
+                            self._naive_loss),
+        }
+
+    def _fused_loss(self, x, y):
+        return self.losses.sparse_categorical_crossentropy(y, x, from_logits=True)
+
+    def _naive_loss(self, x, y):
+        ops = self.keras.ops
+        logp = ops.log(ops.softmax(x, axis=-1))
+        return -ops.squeeze(ops.take_along_axis(logp, ops.expand_dims(y, -1), axis=-1), -1)
+
+    def _bench_scope(self, device):
+        return self._device(device)
+
+    def bench_backend(self) -> tuple[Callable[..., Timed], GpuProbes | None]:
+        """(builder timing loss_fn(logits, labels) the way the backend runs a step, its GPU probes),
+        after the backend's settings for timing (before its runtime starts)."""
+        raise NotImplementedError
+
 
 class KerasOnTensorflow(KerasAdapter):
     backend = "tensorflow"
     packages = ("keras", "tensorflow")
+    step_wrapper = "tf.function"
+
+    def bench_backend(self):
+        from conformance.adapters.tensorflow_adapter import GPU_PROBES, prepare_for_benchmarks, tf_timed
+        prepare_for_benchmarks()
+        return tf_timed, GPU_PROBES
 
     def devices(self):
         from conformance.adapters.tensorflow_adapter import tf_devices
@@ -130,6 +183,12 @@ class KerasOnJax(KerasAdapter):
     backend = "jax"
     packages = ("keras", "jax", "jaxlib")
     modes = ("jit", "eager")
+    step_wrapper = "jax.jit"
+
+    def bench_backend(self):
+        from conformance.adapters.jax_adapter import GPU_PROBES, jax_timed, prepare_for_benchmarks
+        prepare_for_benchmarks()
+        return jax_timed, GPU_PROBES
 
     def prepare_backend(self):
         from conformance.adapters import jax_adapter  # noqa: F401  (enables float64 first)
@@ -152,6 +211,11 @@ class KerasOnJax(KerasAdapter):
 class KerasOnTorch(KerasAdapter):
     backend = "torch"
     packages = ("keras", "torch")
+    step_wrapper = "eager"
+
+    def bench_backend(self):
+        from conformance.adapters.torch_adapter import GPU_PROBES, torch_timed
+        return torch_timed, GPU_PROBES
 
     def devices(self):
         from conformance.adapters.torch_adapter import torch_devices
@@ -171,3 +235,11 @@ class KerasOnNumpy(KerasAdapter):
     packages = ("keras", "numpy")
     dtypes = ("float16", "float32", "float64")
     differentiable = False  # keras-numpy has no automatic differentiation
+    step_wrapper = "plain call"
+
+    def _bench_scope(self, device):
+        return contextlib.nullcontext()
+
+    def bench_backend(self):
+        from conformance.adapters.numpy_adapter import numpy_timed
+        return (lambda loss_fn, problem: numpy_timed(loss_fn, problem, who=self.framework)), None

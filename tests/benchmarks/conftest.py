@@ -2,9 +2,9 @@
 
 `pytest`, `pytest tests/unit`, `pytest -k torch` never collect this folder: it runs when it
 (or a file in it) is named on the command line, or with XENT_BENCHMARKS=1. The usual entry
-point is `nox -s benchmark` (conformance/bench_run.py), which starts one process per framework
-and Keras 3 backend. Settings come from --bench-* options or the XENT_BENCH_* variables that
-bench_run sets: profile, framework, devices, dtypes, sizes.
+point is `nox -s benchmark` (conformance/bench/run.py), which starts one process per framework
+(and one for the reference's own cost). Settings come from --bench-* options or the
+XENT_BENCH_* variables that run.py sets: profile, framework, devices, dtypes, sizes.
 """
 import json
 import os
@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from conformance.bench import kernels as bench_kernels, measure as bench_measure
+from conformance.bench import machine
+from conformance.bench.kernels import reference_selected
+from conformance.bench.settings import REFERENCE, settings_for
 
 HERE = Path(__file__).resolve().parent
 
@@ -33,17 +35,19 @@ def pytest_ignore_collect(collection_path, config):
         return None
     if not _requested(config):
         return True
-    if path.name == "test_reference_cost.py":  # the reference's cost is measured in the numpy process
-        settings = bench_measure.settings_for(config)
-        frameworks = settings.frameworks or bench_kernels.frameworks_here()
-        return True if "numpy" not in frameworks or "cpu" not in settings.devices else None
+    settings = settings_for(config)
+    if path.name == "test_reference_cost.py":  # the reference's own process (or a run of everything)
+        wanted = reference_selected(settings.frameworks) and "cpu" in settings.devices
+        return None if wanted else True
+    if path.name == "test_kernels.py" and settings.frameworks:
+        return None if set(settings.frameworks) - {REFERENCE} else True
     return None
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("xent-benchmarks")
     group.addoption("--bench-profile", help="quick (default) or full; or XENT_BENCH_PROFILE")
-    group.addoption("--bench-framework", help="framework ids, comma-separated; or XENT_BENCH_FRAMEWORK")
+    group.addoption("--bench-framework", help="framework ids (or reference), comma-separated; or XENT_BENCH_FRAMEWORK")
     group.addoption("--bench-devices", help="cpu,cuda (default both; cuda skips without a GPU)")
     group.addoption("--bench-dtypes", help="float32 (default), bfloat16, float16, float64")
     group.addoption("--bench-sizes", help="explicit NxC sizes, e.g. 8192x32000,8192x128256")
@@ -64,7 +68,7 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def bench_settings(request):
-    return bench_measure.settings_for(request.config)
+    return settings_for(request.config)
 
 
 class Limits:
@@ -73,50 +77,12 @@ class Limits:
     def __init__(self):
         self._cache = {}
 
-    def get(self, device, framework):
-        if device not in self._cache:
-            self._cache[device] = bench_measure.cpu_limits() if device == "cpu" else _gpu_limits(framework)
-        return self._cache[device]
-
-
-def _gpu_limits(framework, nbytes=1 << 30, repeats=20):
-    """Device-to-device copy bandwidth (2 x bytes / t, the best of `repeats`) with this process's framework."""
-    import time
-
-    def timed(fn, sync):
-        fn(), sync()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            sync()
-            times.append(time.perf_counter() - start)
-        return min(times)
-
-    if "torch" in framework:
-        import torch
-
-        src = torch.ones(nbytes // 4, device="cuda")
-        dst = torch.empty_like(src)
-        t = timed(lambda: dst.copy_(src), torch.cuda.synchronize)
-        method = "torch copy_"
-    elif "jax" in framework:
-        import jax
-        import jax.numpy as jnp
-
-        src = jax.device_put(jnp.ones(nbytes // 4, jnp.float32), jax.devices("gpu")[0])
-        negate = jax.jit(jnp.negative).lower(src).compile()
-        t = timed(lambda: jax.block_until_ready(negate(src)), lambda: None)
-        method = "jax jit negative (one read, one write)"
-    else:
-        import tensorflow as tf
-
-        with tf.device("/GPU:0"):
-            src = tf.ones(nbytes // 4)
-        negate = tf.function(tf.negative)
-        t = timed(lambda: negate(src), tf.test.experimental.sync_devices)
-        method = "tf.negative in tf.function (one read, one write)"
-    return {"copy_gbps": 2 * nbytes / t / 1e9, "copy_method": f"{method} on {nbytes >> 20} MiB, 2 x bytes / best of {repeats}"}
+    def get(self, device, gpu_probes=None):
+        """cpu: NumPy over every core; cuda: with the GpuProbes of the framework being timed."""
+        key = device if device == "cpu" else (device, gpu_probes)
+        if key not in self._cache:
+            self._cache[key] = machine.cpu_limits() if device == "cpu" else machine.gpu_limits(gpu_probes)
+        return self._cache[key]
 
 
 @pytest.fixture(scope="session")
@@ -125,10 +91,12 @@ def physical_limits():
 
 
 def pytest_runtest_logreport(report):
-    """Remember every skip with its reason: the report lists them beside the timings."""
+    """Remember every skip with its reason (and framework): the report lists them beside the timings."""
     if report.skipped and report.when in ("setup", "call"):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        _skips.append({"nodeid": report.nodeid, "reason": reason.removeprefix("Skipped: ")})
+        skip = {"nodeid": report.nodeid, "reason": reason.removeprefix("Skipped: ")}
+        skip.update((k, v) for k, v in report.user_properties if k == "framework")
+        _skips.append(skip)
 
 
 _skips = []

@@ -2,29 +2,31 @@
 
 reference.ops.softmax.sparse_softmax_cross_entropy is written for accuracy and clarity, not memory:
 its double-double temporaries (z - max, exp in parts, the pairwise sum, ...) live together. `direct` times it as
-it is; `chunked` times bench_measure.reference_loss_chunked, the same function over blocks of
-rows, which the kernel benchmarks use. Where the direct form would not fit in this machine's
-memory (projected from the peak measured at a smaller N) it is skipped with the numbers.
-Runs in the numpy process.
+it is; `chunked` times conformance.bench.measure.reference_loss_chunked, the same function over
+blocks of rows, which the kernel benchmarks use. Where the direct form would not fit in this
+machine's memory (projected from the peak measured at a smaller N) it is skipped with the numbers.
+Runs in a process of its own (framework id `reference` in the runner), or in a run of everything.
 """
 import platform
 
 import numpy as np
 import pytest
 
-from conformance.bench import kernels as bk
+from conformance.bench import machine
 from conformance.bench import measure as bm
+from conformance.bench.kernels import reference_selected
+from conformance.bench.settings import REFERENCE, REFERENCE_CLASSES, REFERENCE_ROWS, settings_for
 from reference.ops.softmax import sparse_softmax_cross_entropy
 
-C = bm.REFERENCE_CLASSES
+C = REFERENCE_CLASSES
 METHODS = ("chunked", "direct")
 
 
 def pytest_generate_tests(metafunc):
     if "reference_case" in metafunc.fixturenames:
-        settings = bm.settings_for(metafunc.config)
-        frameworks = settings.frameworks or bk.frameworks_here()
-        rows = bm.REFERENCE_ROWS[settings.profile] if "numpy" in frameworks and "cpu" in settings.devices else ()
+        settings = settings_for(metafunc.config)
+        wanted = reference_selected(settings.frameworks) and "cpu" in settings.devices
+        rows = REFERENCE_ROWS[settings.profile] if wanted else ()
         params = [(n, method) for n in rows for method in METHODS]
         metafunc.parametrize("reference_case", params, ids=[f"reference-{m}-N{n}-C{C}" for n, m in params])
 
@@ -46,12 +48,12 @@ def test_reference_cost(reference_case, benchmark, bench_settings):
     input_bytes = n * C * 4
     if method == "direct":
         factor = _direct.get("x", 55.0)  # until measured at a smaller N: the reference of this writing
-        need, available = factor * input_bytes, bm.mem_available()
+        need, available = factor * input_bytes, machine.mem_available()
         if available is not None and need > 0.8 * available:
             source = f"measured at N={_direct['n']}" if _direct else "an earlier measurement"
             pytest.skip(f"[no-memory] the direct reference needs about {need / 2**30:.1f} GiB beyond its "
                         f"{input_bytes / 2**30:.1f} GiB input ({factor:.1f}x, {source}); "
-                        f"{available / 2**30:.1f} GiB available: use bench_measure.reference_loss_chunked")
+                        f"{available / 2**30:.1f} GiB available: use conformance.bench.measure.reference_loss_chunked")
     logits, labels = inputs(n)
     if method == "direct":
         def evaluate():
@@ -60,7 +62,7 @@ def test_reference_cost(reference_case, benchmark, bench_settings):
         def evaluate():
             return bm.reference_loss_chunked(logits, labels)
 
-    extra = bm.rss_peak_extra(evaluate)  # also the warm-up
+    extra = machine.rss_peak_extra(evaluate)  # also the warm-up
     if method == "chunked":  # the same values as the direct form, over the first few blocks
         rows = min(n, 4 * bm.chunk_rows(C))
         diff = np.max(np.abs(evaluate()[:rows] - sparse_softmax_cross_entropy(logits[:rows], labels[:rows])))
@@ -70,8 +72,8 @@ def test_reference_cost(reference_case, benchmark, bench_settings):
     benchmark.pedantic(evaluate, rounds=3, iterations=1, warmup_rounds=0)
     median = benchmark.stats.stats.median if benchmark.stats is not None else float("nan")
     benchmark.extra_info.update({
-        "framework": "reference", "impl": method, "kind": "reference", "mode": "fwd", "device": "cpu",
-        "device_name": bm.cpu_name(), "dtype": "float32", "N": n, "C": C, "profile": bench_settings.profile,
+        "framework": REFERENCE, "impl": method, "kind": "reference", "mode": "fwd", "device": "cpu",
+        "device_name": machine.cpu_name(), "dtype": "float32", "N": n, "C": C, "profile": bench_settings.profile,
         "median_s": median, "input_bytes": input_bytes,
         "gelem_per_s": n * C / median / 1e9,
         "peak_extra_bytes": extra if extra is not None else "n/a",
