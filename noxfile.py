@@ -37,10 +37,12 @@ def conformance(session):
 @nox.session
 def tests(session):
     """The suite's own tests (case loader, reference, tolerance model, adapters, CLI, pytest
-    plugin), then the package installed from a wheel into a fresh environment."""
+    plugin), then the package installed from a wheel into a fresh environment, then the HTML
+    report in headless Chromium (skipped, and counted, where Chromium is not installed)."""
     session.install("-c", BASELINE_CONSTRAINTS, "-e", ".[test]")
     session.run("pytest", "tests/unit", "-q", "-p", "no:cacheprovider", "-n", "2", *session.posargs)
     session.run("pytest", "tests/package", "-q", "-p", "no:cacheprovider", *session.posargs)
+    session.run("pytest", "tests/browser", "-q", "-p", "no:cacheprovider", *session.posargs)
 
 
 @nox.session

@@ -145,6 +145,17 @@ def cmd_history(args):
 
     rows = history.table(Path(args.dir), args.pattern)
     print(history.render(rows))
+    if args.plot and rows:
+        from conformance.report import plots
+
+        ok, why = plots.available()
+        if not ok:
+            raise InputError(f"--plot: {why}")
+        try:
+            Path(args.plot).write_bytes(plots.history(rows))
+        except OSError as exc:
+            raise InputError(f"{args.plot}: cannot write ({exc.strerror})") from None
+        print(f"plot -> {args.plot}")
     return 0 if rows else 1
 
 
@@ -232,6 +243,7 @@ def parser():
     p = sub.add_parser("history", help="a check's outcome and ULP error across the runs kept")
     p.add_argument("pattern", help="check id pattern, e.g. 'sparse-offset-1e4::loss::jax::*'")
     p.add_argument("--dir", default="results/history")
+    p.add_argument("--plot", metavar="FILE.png", help="also draw the checks' ULP error across the runs")
     p.set_defaults(run=cmd_history)
     p = sub.add_parser("divergences", help="the known divergences as markdown (docs/divergences.md)")
     p.add_argument("inputs", nargs="*", help="results files: also table where each entry matched")

@@ -212,3 +212,29 @@ def _ulp_text(ulp):
     if ulp is not None and math.isfinite(ulp) and ulp >= 10:
         return f"{ulp:.3g}"
     return ulp_text(ulp)
+
+
+def history(rows):
+    """PNG: each check's max ULP error across the runs kept (results/history), failures marked."""
+    figure = _figure(8.0, 3.8)
+    axes = figure.add_subplot()
+    runs = sorted({run for run, _, _, _ in rows})
+    for check in sorted({check for _, check, _, _ in rows}):
+        points = [(runs.index(run), ulp, outcome) for run, name, outcome, ulp in rows
+                  if name == check and isinstance(ulp, (int, float)) and math.isfinite(ulp)]
+        if not points:
+            continue
+        xs, ys, outcomes = zip(*points)
+        axes.plot(xs, [max(y, 1e-3) for y in ys], marker="o", linewidth=1.4, label=check)
+        for x, y, outcome in points:
+            if outcome in ("failed", "error", "xfailed"):
+                axes.plot([x], [max(y, 1e-3)], marker="X", markersize=10,
+                          color=FAILED if outcome != "xfailed" else KNOWN)
+    axes.set_yscale("log")
+    axes.set_xticks(range(len(runs)), [run.split("--")[0] for run in runs], rotation=30, ha="right", fontsize=7)
+    axes.set_ylabel("max error (ULP)")
+    axes.set_title("A check across the runs kept (X: failed, or a known divergence)", fontsize=10)
+    if len(axes.get_lines()):
+        axes.legend(fontsize=7, loc="upper left")
+    _style(axes)
+    return _png(figure)

@@ -125,4 +125,6 @@ def test_history_shows_a_check_across_the_runs_kept(tmp_path):
     lines = done.stdout.splitlines()
     assert lines[0] == "c::loss::torch::float32::cpu" and "torch-2.13.0" in lines[1] and "7.5 ULP" in lines[2]
     assert run("history", "nothing*", "--dir", kept).returncode == 1
+    drawn = run("history", "c::loss::*", "--dir", kept, "--plot", tmp_path / "h.png")
+    assert drawn.returncode == 0 and (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"
     assert run("history", "c*", "--dir", tmp_path / "none").returncode == 2
