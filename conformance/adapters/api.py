@@ -142,8 +142,11 @@ class Adapter:
         raise NotImplementedError
 
     def grad(self, op: str, prediction: np.ndarray, labels: np.ndarray, options: Mapping, dtype: str,
-             device: str, wrt: str = "prediction") -> Result:
-        """d sum(loss) / d prediction, or / d labels with wrt="labels"."""
+             device: str, wrt: str = "prediction", cotangent: np.ndarray | None = None) -> Result:
+        """d sum(loss) / d prediction, or / d labels with wrt="labels". With a cotangent (one
+        value per loss, reduction none), the vector-Jacobian product sum(cotangent * loss)'s
+        gradient, as a training step's backward computes it. An adapter whose grad takes no
+        `cotangent` is not offered those checks."""
         raise NotOffered(f"{self.framework} has no automatic differentiation")
 
     def kernels(self) -> Mapping[str, Any]:

@@ -48,6 +48,15 @@ def jit_and_eager(fn, *args):
     return compiled
 
 
+def vjp(fn, args, argnum, cotangent):
+    """The vector-Jacobian product of fn(*args) with respect to args[argnum]."""
+    def of_one(value):
+        return fn(*(value if i == argnum else a for i, a in enumerate(args)))
+
+    out, pullback = jax.vjp(of_one, args[argnum])
+    return pullback(jnp.asarray(cotangent, out.dtype))[0]
+
+
 def sigmoid_cross_entropy(x, y, options):
     return optax.sigmoid_binary_cross_entropy(x, y)
 
@@ -92,9 +101,13 @@ class JaxAdapter(Adapter):
         return jit_and_eager(self._function(op, options), to_array(prediction, dtype, device),
                              to_array(labels, dtype, device))
 
-    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction"):
+    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
         fn = self._function(op, options)
-        grad = jax.grad(lambda x, y: jnp.sum(fn(x, y)), argnums=1 if wrt == "labels" else 0)
+        argnum = 1 if wrt == "labels" else 0
+        if cotangent is None:
+            grad = jax.grad(lambda x, y: jnp.sum(fn(x, y)), argnums=argnum)
+        else:
+            grad = lambda x, y: vjp(fn, (x, y), argnum, cotangent)  # noqa: E731
         return jit_and_eager(grad, to_array(prediction, dtype, device), to_array(labels, dtype, device))
 
 

@@ -88,8 +88,9 @@ class KerasAdapter(KerasStyleAdapter):
     def evaluate(self, fn, x) -> Result:
         return self.to_result(fn(x))
 
-    def differentiate(self, fn, x) -> Result:
-        """d sum(fn(x)) / dx through the backend's autodiff."""
+    def differentiate(self, fn, x, cotangent=None) -> Result:
+        """d sum(fn(x)) / dx through the backend's autodiff (the vector-Jacobian product with
+        a cotangent of fn(x)'s shape when one is given)."""
         raise NotImplementedError
 
     def _setup(self, op, prediction, labels, options, dtype):
@@ -105,12 +106,12 @@ class KerasAdapter(KerasStyleAdapter):
             x, y, loss_of = self._setup(op, prediction, labels, options, dtype)
             return self.evaluate(loss_of(y), x)
 
-    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction"):
+    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
         with self._device(device):
             x, y, loss_of = self._setup(op, prediction, labels, options, dtype)
             if wrt == "labels":  # the loss as a function of the labels
-                return self.differentiate(lambda t: loss_of(t)(self._tensor(prediction, dtype)), y)
-            return self.differentiate(loss_of(y), x)
+                return self.differentiate(lambda t: loss_of(t)(self._tensor(prediction, dtype)), y, cotangent)
+            return self.differentiate(loss_of(y), x, cotangent)
 
     # ------------------------------------------------------------ benchmark kernels
 
@@ -174,9 +175,9 @@ class KerasOnTensorflow(KerasAdapter):
         from conformance.adapters.tensorflow_adapter import to_result
         return to_result(out)
 
-    def differentiate(self, fn, x):
+    def differentiate(self, fn, x, cotangent=None):
         from conformance.adapters.tensorflow_adapter import tape_grad
-        return self.to_result(tape_grad(fn, x)[1])
+        return self.to_result(tape_grad(fn, x, cotangent)[1])
 
 
 class KerasOnJax(KerasAdapter):
@@ -201,11 +202,13 @@ class KerasOnJax(KerasAdapter):
         from conformance.adapters.jax_adapter import jit_and_eager
         return jit_and_eager(fn, x)
 
-    def differentiate(self, fn, x):
+    def differentiate(self, fn, x, cotangent=None):
         import jax
 
-        from conformance.adapters.jax_adapter import jit_and_eager
-        return jit_and_eager(jax.grad(lambda t: self.keras.ops.sum(fn(t))), x)
+        from conformance.adapters.jax_adapter import jit_and_eager, vjp
+        if cotangent is None:
+            return jit_and_eager(jax.grad(lambda t: self.keras.ops.sum(fn(t))), x)
+        return jit_and_eager(lambda t: vjp(fn, (t,), 0, cotangent), x)
 
 
 class KerasOnTorch(KerasAdapter):
@@ -225,9 +228,9 @@ class KerasOnTorch(KerasAdapter):
         from conformance.adapters.torch_adapter import to_result
         return to_result(out)
 
-    def differentiate(self, fn, x):
+    def differentiate(self, fn, x, cotangent=None):
         from conformance.adapters.torch_adapter import autograd
-        return self.to_result(autograd(fn, x.requires_grad_(True))[1])
+        return self.to_result(autograd(fn, x.requires_grad_(True), cotangent)[1])
 
 
 class KerasOnNumpy(KerasAdapter):

@@ -35,12 +35,16 @@ def to_result(tensor):
     return Result(tf.cast(tensor, tf.float64).numpy(), tensor.dtype.name, device)
 
 
-def tape_grad(fn, x):
-    """d sum(fn(x)) / dx through tf.GradientTape; returns (loss, grad)."""
+def tape_grad(fn, x, cotangent=None):
+    """d sum(fn(x)) / dx through tf.GradientTape, or the vector-Jacobian product with a
+    cotangent of fn(x)'s shape; returns (loss, grad)."""
     with tf.GradientTape() as tape:
         tape.watch(x)
-        total = tf.reduce_sum(fn(x))
-    return total, tape.gradient(total, x)
+        out = fn(x)
+        total = tf.reduce_sum(out)
+    if cotangent is None:
+        return total, tape.gradient(total, x)
+    return total, tape.gradient(out, x, output_gradients=tf.cast(tf.constant(cotangent), out.dtype))
 
 
 def sigmoid_cross_entropy(x, y, options):
@@ -85,12 +89,12 @@ class TensorflowAdapter(Adapter):
             x, y = to_tensor(prediction, dtype), to_tensor(labels, dtype)
             return to_result(self._function(op, y, options)(x))
 
-    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction"):
+    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
         with tf_device(device):
             x, y = to_tensor(prediction, dtype), to_tensor(labels, dtype)
             if wrt == "labels":
-                return to_result(tape_grad(lambda t: self._function(op, t, options)(x), y)[1])
-            return to_result(tape_grad(self._function(op, y, options), x)[1])
+                return to_result(tape_grad(lambda t: self._function(op, t, options)(x), y, cotangent)[1])
+            return to_result(tape_grad(self._function(op, y, options), x, cotangent)[1])
 
 
     def kernels(self):

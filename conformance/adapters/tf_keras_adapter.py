@@ -45,12 +45,12 @@ class TfKerasAdapter(KerasStyleAdapter):
             x, y = to_tensor(prediction, dtype), to_tensor(labels, dtype)
             return to_result(self._function(op, y, options, dtype)(x))
 
-    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction"):
+    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
         with tf_device(device):
             x, y = to_tensor(prediction, dtype), to_tensor(labels, dtype)
             if wrt == "labels":
-                return to_result(tape_grad(lambda t: self._function(op, t, options, dtype)(x), y)[1])
-            return to_result(tape_grad(self._function(op, y, options, dtype), x)[1])
+                return to_result(tape_grad(lambda t: self._function(op, t, options, dtype)(x), y, cotangent)[1])
+            return to_result(tape_grad(self._function(op, y, options, dtype), x, cotangent)[1])
 
 
     def kernels(self):

@@ -28,10 +28,15 @@ def to_result(tensor):
                   tensor.device.type)
 
 
-def autograd(fn, x):
-    """d sum(fn(x)) / dx through torch.autograd; returns (loss, grad)."""
+def autograd(fn, x, cotangent=None):
+    """d sum(fn(x)) / dx through torch.autograd, or the vector-Jacobian product with a
+    cotangent of fn(x)'s shape; returns (loss, grad)."""
     out = fn(x)
-    (grad,) = torch.autograd.grad(out.sum(), x)
+    if cotangent is None:
+        (grad,) = torch.autograd.grad(out.sum(), x)
+    else:
+        (grad,) = torch.autograd.grad(out, x, grad_outputs=torch.as_tensor(cotangent, dtype=out.dtype,
+                                                                           device=out.device))
     return out, grad
 
 
@@ -110,12 +115,12 @@ class TorchAdapter(Adapter):
         with torch.no_grad():
             return to_result(self._function(op, y, options)(x))
 
-    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction"):
+    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
         on_labels = wrt == "labels"
         x, y = to_tensor(prediction, dtype, device, not on_labels), to_tensor(labels, dtype, device, on_labels)
         if on_labels:
-            return to_result(autograd(lambda t: self._function(op, t, options)(x), y)[1])
-        return to_result(autograd(self._function(op, y, options), x)[1])
+            return to_result(autograd(lambda t: self._function(op, t, options)(x), y, cotangent)[1])
+        return to_result(autograd(self._function(op, y, options), x, cotangent)[1])
 
 
     def kernels(self):

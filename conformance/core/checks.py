@@ -1,5 +1,13 @@
-"""One check = a case x framework x dtype x device x quantity; its id is stable across runs."""
+"""One check = a case x framework x dtype x device x quantity; its id is stable across runs.
+
+Quantities: loss; grad_logits and grad_labels, the gradient of the summed loss; vjp_logits
+and vjp_labels, the vector-Jacobian product with a seeded random cotangent (reduction none),
+which a backward that ignores its cotangent, or scales every row by the first one, fails.
+"""
+import zlib
 from dataclasses import dataclass
+
+import numpy as np
 
 from conformance.cases import Case, Pinned
 from reference.registry import OPS
@@ -13,7 +21,7 @@ class Check:
     framework: str
     dtype: str
     device: str
-    quantity: str  # loss, grad_logits (d/d prediction) or grad_labels (d/d soft labels)
+    quantity: str  # loss, grad_logits / grad_labels (d sum / d prediction or labels), vjp_logits / vjp_labels
     pinned: Pinned | None = None  # compared with a source's number instead of the reference
 
     @property
@@ -33,6 +41,29 @@ def has_reference_grad(op, quantity="grad_logits"):
     return any(getattr(v, field) is not None for v in OPS[op].variants.values())
 
 
+GRADIENT_OF = {"grad_logits": "grad_logits", "grad_labels": "grad_labels",
+               "vjp_logits": "grad_logits", "vjp_labels": "grad_labels"}
+
+
+def has_losses_to_weigh(case):
+    """Whether a vector-Jacobian product says more than the gradient: unreduced losses, more than one."""
+    if case.options.get("reduction", "none") != "none":
+        return False
+    prediction = case.prediction
+    shape = prediction.shape
+    if OPS[case.op].class_axis and prediction.ndim:
+        shape = np.delete(shape, case.options.get("axis", -1))
+    return int(np.prod(shape)) > 1
+
+
+def cotangent(case, dtype, shape):
+    """The seeded random cotangent of a case's losses, as float64 values the dtype holds."""
+    from reference.dtypes import round_to
+
+    rng = np.random.default_rng(zlib.crc32(f"{case.name}|{dtype}".encode()))
+    return round_to(rng.normal(0.0, 1.0, shape), dtype)
+
+
 def generate(cases, frameworks, devices=DEVICES):
     for case in cases:
         for framework in frameworks:
@@ -41,6 +72,9 @@ def generate(cases, frameworks, devices=DEVICES):
                     yield Check(case, framework, dtype, device, "loss")
                     for quantity in ("grad_logits", "grad_labels"):
                         if case.grad and has_reference_grad(case.op, quantity):
+                            yield Check(case, framework, dtype, device, quantity)
+                    for quantity in ("vjp_logits", "vjp_labels"):
+                        if case.grad and has_losses_to_weigh(case) and has_reference_grad(case.op, GRADIENT_OF[quantity]):
                             yield Check(case, framework, dtype, device, quantity)
                 for pinned in case.pinned:
                     yield Check(case, framework, pinned.dtype, device, "loss", pinned)

@@ -1,10 +1,12 @@
 """Run one check: reference value, adapter call, comparison, manifest -> a results record."""
+import inspect
 import time
 import traceback
 
 import numpy as np
 
 from conformance import adapters
+from conformance.core import checks
 from conformance.core import manifest as divergences
 from conformance.core import tolerance as tol
 from conformance.core.compare import compare
@@ -32,8 +34,18 @@ def reference_values(case, variant, cast, dtype, quantity):
     if quantity == "loss":
         return (registry.evaluate_loss(case.op, variant, as64, case.options, dtype),
                 registry.evaluate_scale(case.op, variant, as64, case.options, dtype))
-    wrt = "labels" if quantity == "grad_labels" else "prediction"
-    return registry.evaluate_grad(case.op, variant, as64, case.options, dtype, wrt)
+    wrt = "labels" if checks.GRADIENT_OF[quantity] == "grad_labels" else "prediction"
+    options = case.options
+    if quantity.startswith("vjp_"):  # d sum(c * L): the cotangent weighs each loss, as a sample weight does
+        c = case_cotangent(case, variant, as64, dtype)
+        options = {**options, "sample_weight": c * np.asarray(options.get("sample_weight", 1.0), np.float64)}
+    return registry.evaluate_grad(case.op, variant, as64, options, dtype, wrt)
+
+
+def case_cotangent(case, variant, as64, dtype):
+    """The seeded cotangent of this case's unreduced losses, in the dtype under test."""
+    shape = registry.evaluate_loss(case.op, variant, as64, {**case.options, "reduction": "none"}, dtype).shape
+    return checks.cotangent(case, dtype, shape)
 
 
 def expected_for(check, variant, cast, values=reference_values):
@@ -60,6 +72,17 @@ class Runner:
         if key not in self._references:
             self._references[key] = (case, reference_values(case, variant, cast, dtype, quantity))
         return self._references[key][1]
+
+    @staticmethod
+    def _gradient(adapter, check, args, variant, cast):
+        """adapter.grad for a gradient, or with the seeded cotangent for a vector-Jacobian product."""
+        wrt = "labels" if checks.GRADIENT_OF[check.quantity] == "grad_labels" else "prediction"
+        if not check.quantity.startswith("vjp_"):
+            return adapter.grad(*args, wrt=wrt)
+        if "cotangent" not in inspect.signature(adapter.grad).parameters:
+            raise adapters.NotOffered(f"{check.framework}'s grad takes no cotangent (vector-Jacobian products)")
+        c = case_cotangent(check.case, variant, _as64(cast), check.dtype)
+        return adapter.grad(*args, wrt=wrt, cotangent=c)  # float64 values the dtype holds; cast by the adapter
 
     def base_record(self, check):
         case = check.case
@@ -111,7 +134,8 @@ class Runner:
 
         variant = capability.variant
         record["variant"] = variant
-        if check.quantity != "loss" and not registry.has_grad(check.case.op, variant, check.quantity):
+        gradient = checks.GRADIENT_OF.get(check.quantity)
+        if gradient and not registry.has_grad(check.case.op, variant, gradient):
             return finish("skipped", "not-offered", f"no analytic {check.quantity} for the {variant} variant yet")
         cast = cast_inputs(check.case, check.dtype)
         expected, scale, tolerance = expected_for(check, variant, cast, self.reference_values)
@@ -121,7 +145,7 @@ class Runner:
             if check.quantity == "loss":
                 result = adapter.loss(*args)
             else:
-                result = adapter.grad(*args, wrt="labels" if check.quantity == "grad_labels" else "prediction")
+                result = self._gradient(adapter, check, args, variant, cast)
         except adapters.NotOffered as exc:
             return finish("skipped", "not-offered", str(exc))
         except Exception as exc:  # the framework raised: a refusal of undefined input, else a finding

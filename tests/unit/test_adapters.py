@@ -214,3 +214,33 @@ def test_run_with_a_framework_after_the_separator_runs_only_its_process(tmp_path
     assert orchestrate.take_framework_args(["-x", "--framework", "jax", "--framework=torch"]) == (["jax", "torch"], ["-x"])
     with pytest.raises(ValueError, match="unknown framework id"):
         orchestrate.plan(["kerass"], known)
+
+
+def test_vector_jacobian_products_are_checked_where_losses_are_unreduced():
+    from conformance.core import checks
+
+    logits = np.array([[1.0, 2.0, 0.5], [0.0, 1.0, 2.0]])
+    unreduced = Case(name="u", op="sparse_softmax_cross_entropy", path="<t>",
+                     inputs={"logits": logits, "labels": np.array([1, 2])})
+    mean = Case(name="m", op="sparse_softmax_cross_entropy", path="<t>", options={"reduction": "mean"},
+                inputs={"logits": logits, "labels": np.array([1, 2])})
+    quantities = {c.quantity for c in checks.generate([unreduced], ["plain-kernel"], ("cpu",))}
+    assert quantities == {"loss", "grad_logits", "vjp_logits"}
+    assert "vjp_logits" not in {c.quantity for c in checks.generate([mean], ["plain-kernel"], ("cpu",))}
+    first, again = checks.cotangent(unreduced, "float32", (2,)), checks.cotangent(unreduced, "float32", (2,))
+    assert np.array_equal(first, again) and np.array_equal(first, first.astype(np.float32))
+    assert first[0] != first[1]  # a cotangent that weighs the rows differently
+
+
+def test_an_adapter_whose_grad_takes_no_cotangent_is_not_offered_vjp(monkeypatch):
+    class OldStyle(Plain):
+        capabilities = {"sparse_softmax_cross_entropy": Capability(_sparse, dtypes=("float64",))}
+
+        def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction"):
+            raise AssertionError("not called")
+
+    case = Case(name="small", op="sparse_softmax_cross_entropy", path="<test>",
+                inputs={"logits": np.array([[1.0, 2.0, 0.5], [0.0, 1.0, 2.0]]), "labels": np.array([1, 2])})
+    monkeypatch.setattr(adapters, "load", lambda name: OldStyle())
+    record = Runner(manifest=[]).run(Check(case, "plain-kernel", "float64", "cpu", "vjp_logits"))
+    assert record["outcome"] == "skipped" and record["reason"] == "not-offered"

@@ -39,12 +39,13 @@ class ExampleKernelAdapter(Adapter):
         out = np.asarray(kernel.reduce(losses, labels, options.get("reduction", "none"), options.get("ignore_index")))
         return Result(out.astype(np.float64), str(out.dtype), "cpu")
 
-    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction"):
+    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
         self.capability(op)
         if wrt != "prediction":
             raise NotOffered("integer labels have no gradient")
         axis = options.get("axis", -1)
         grad = kernel.backward(self._classes_last(prediction, options), labels, options.get("reduction", "none"),
-                               options.get("ignore_index"), options.get("z_loss") or 0.0)
+                               options.get("ignore_index"), options.get("z_loss") or 0.0,
+                               1.0 if cotangent is None else cotangent)
         grad = np.moveaxis(grad, -1, axis)
         return Result(grad.astype(np.float64), str(grad.dtype), "cpu")

@@ -6,7 +6,9 @@ adds s * logsumexp(z)^2 per counted row, as PaLM and Liger-Kernel do.
 
 XENT_EXAMPLE_FAULT plants a known bug, to see the suite catch it:
 - "mean-grad": the backward of a mean forgets to divide by the number of counted rows;
-- "unshifted-lse": log-sum-exp without subtracting the row maximum (overflows to inf).
+- "unshifted-lse": log-sum-exp without subtracting the row maximum (overflows to inf);
+- "first-cotangent": the backward scales every row by the first row's cotangent (the bug
+  class of Liger-Kernel PR #1298, where grad_output[0] scaled every token).
 """
 import os
 
@@ -78,4 +80,9 @@ def backward(logits, labels, reduction, ignore_index=None, z_loss=0.0, cotangent
         if reduction == "mean" and _fault() != "mean-grad":
             counted = np.sum(valid) if ignore_index is not None else labels.size
             grad = grad / logits.dtype.type(counted)
+    cotangent = np.asarray(cotangent, logits.dtype)
+    if cotangent.ndim:  # one value per row (reduction none)
+        if _fault() == "first-cotangent":
+            cotangent = np.full_like(cotangent, cotangent.flat[0])
+        cotangent = cotangent[..., None]
     return (grad * cotangent).astype(logits.dtype)
