@@ -87,7 +87,7 @@ def results_schema() -> dict:
                 "outcome", "expected", "actual", "max_abs_err", "max_ulp_err", "tolerance", "reason"]
     record = {"type": "object", "required": required, "properties": {
         "id": {"type": "string", "description": "stable across runs: case::quantity::framework::dtype::device"},
-        "quantity": {"enum": ["loss", "grad_logits", "grad_labels", "vjp_logits", "vjp_labels"]},
+        "quantity": {"enum": ["loss", "grad_logits", "grad_labels", "vjp_logits", "vjp_labels", "jvp"]},
         "dtype": {"enum": list(FLOAT_DTYPES)}, "device": {"enum": ["cpu", "cuda"]},
         "outcome": {"enum": list(OUTCOMES)},
         "reason": {"type": ["string", "null"], "description": "not-installed, no-device, not-offered, manifest, ..."},

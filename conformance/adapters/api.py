@@ -149,6 +149,12 @@ class Adapter:
         `cotangent` is not offered those checks."""
         raise NotOffered(f"{self.framework} has no automatic differentiation")
 
+    def jvp(self, op: str, prediction: np.ndarray, labels: np.ndarray, options: Mapping, dtype: str,
+            device: str, direction: np.ndarray) -> Result:
+        """The forward-mode derivative of the loss (as reduced) along direction, one value per
+        prediction element (float64 values the dtype holds), through the framework's forward mode."""
+        raise NotOffered(f"{self.framework} has no forward-mode derivative")
+
     def kernels(self) -> Mapping[str, Any]:
         """Benchmark kernels: implementation name ("fused", "naive", "fused-xla", ...) ->
         conformance.bench.contract.BenchKernel, what `nox -s benchmark` times for this framework.

@@ -57,6 +57,11 @@ def vjp(fn, args, argnum, cotangent):
     return pullback(jnp.asarray(cotangent, out.dtype))[0]
 
 
+def forward(fn, x, direction):
+    """d fn(x) along direction through jax.jvp."""
+    return jax.jvp(fn, (x,), (jnp.asarray(direction, x.dtype),))[1]
+
+
 def sigmoid_cross_entropy(x, y, options):
     return optax.sigmoid_binary_cross_entropy(x, y)
 
@@ -100,6 +105,11 @@ class JaxAdapter(Adapter):
     def loss(self, op, prediction, labels, options, dtype, device):
         return jit_and_eager(self._function(op, options), to_array(prediction, dtype, device),
                              to_array(labels, dtype, device))
+
+    def jvp(self, op, prediction, labels, options, dtype, device, direction):
+        fn = self._function(op, options)
+        return jit_and_eager(lambda x, y: forward(lambda t: fn(t, y), x, direction),
+                             to_array(prediction, dtype, device), to_array(labels, dtype, device))
 
     def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
         fn = self._function(op, options)

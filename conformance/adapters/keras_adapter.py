@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from conformance.adapters.api import BASIC_REDUCTIONS, Result, Unavailable, as_float
+from conformance.adapters.api import BASIC_REDUCTIONS, NotOffered, Result, Unavailable, as_float
 from conformance.adapters.keras_common import KerasStyleAdapter, keras_capabilities
 from conformance.bench.contract import BenchKernel, GpuProbes, Timed, with_info
 from reference.dtypes import FLOAT_DTYPES
@@ -106,6 +106,15 @@ class KerasAdapter(KerasStyleAdapter):
             x, y, loss_of = self._setup(op, prediction, labels, options, dtype)
             return self.evaluate(loss_of(y), x)
 
+    def forward(self, fn, x, direction) -> Result:
+        """d fn(x) along direction through the backend's forward mode."""
+        raise NotOffered(f"{self.framework}: no forward mode here")
+
+    def jvp(self, op, prediction, labels, options, dtype, device, direction):
+        with self._device(device):
+            x, y, loss_of = self._setup(op, prediction, labels, options, dtype)
+            return self.forward(loss_of(y), x, direction)
+
     def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
         with self._device(device):
             x, y, loss_of = self._setup(op, prediction, labels, options, dtype)
@@ -179,6 +188,10 @@ class KerasOnTensorflow(KerasAdapter):
         from conformance.adapters.tensorflow_adapter import tape_grad
         return self.to_result(tape_grad(fn, x, cotangent)[1])
 
+    def forward(self, fn, x, direction):
+        from conformance.adapters.tensorflow_adapter import forward_jvp
+        return self.to_result(forward_jvp(fn, x, direction))
+
 
 class KerasOnJax(KerasAdapter):
     backend = "jax"
@@ -210,6 +223,10 @@ class KerasOnJax(KerasAdapter):
             return jit_and_eager(jax.grad(lambda t: self.keras.ops.sum(fn(t))), x)
         return jit_and_eager(lambda t: vjp(fn, (t,), 0, cotangent), x)
 
+    def forward(self, fn, x, direction):
+        from conformance.adapters.jax_adapter import forward, jit_and_eager
+        return jit_and_eager(lambda t: forward(fn, t, direction), x)
+
 
 class KerasOnTorch(KerasAdapter):
     backend = "torch"
@@ -231,6 +248,12 @@ class KerasOnTorch(KerasAdapter):
     def differentiate(self, fn, x, cotangent=None):
         from conformance.adapters.torch_adapter import autograd
         return self.to_result(autograd(fn, x.requires_grad_(True), cotangent)[1])
+
+    def forward(self, fn, x, direction):
+        import torch
+
+        v = torch.as_tensor(direction, dtype=x.dtype, device=x.device)
+        return self.to_result(torch.func.jvp(fn, (x,), (v,))[1])
 
 
 class KerasOnNumpy(KerasAdapter):

@@ -47,6 +47,16 @@ def tape_grad(fn, x, cotangent=None):
     return total, tape.gradient(out, x, output_gradients=tf.cast(tf.constant(cotangent), out.dtype))
 
 
+def forward_jvp(fn, x, direction):
+    """d fn(x) along direction through tf.autodiff.ForwardAccumulator."""
+    with tf.autodiff.ForwardAccumulator(x, tf.cast(tf.constant(direction), x.dtype)) as accumulator:
+        out = fn(x)
+    tangent = accumulator.jvp(out)
+    if tangent is None:
+        raise NotOffered("TensorFlow's forward mode does not reach this loss")
+    return tf.convert_to_tensor(tangent)  # a gather's tangent may come back as IndexedSlices
+
+
 def sigmoid_cross_entropy(x, y, options):
     if options.get("pos_weight") is not None:
         return tf.nn.weighted_cross_entropy_with_logits(labels=y, logits=x, pos_weight=options["pos_weight"])
@@ -88,6 +98,11 @@ class TensorflowAdapter(Adapter):
         with tf_device(device):
             x, y = to_tensor(prediction, dtype), to_tensor(labels, dtype)
             return to_result(self._function(op, y, options)(x))
+
+    def jvp(self, op, prediction, labels, options, dtype, device, direction):
+        with tf_device(device):
+            x, y = to_tensor(prediction, dtype), to_tensor(labels, dtype)
+            return to_result(forward_jvp(self._function(op, y, options), x, direction))
 
     def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
         with tf_device(device):

@@ -45,6 +45,13 @@ class TfKerasAdapter(KerasStyleAdapter):
             x, y = to_tensor(prediction, dtype), to_tensor(labels, dtype)
             return to_result(self._function(op, y, options, dtype)(x))
 
+    def jvp(self, op, prediction, labels, options, dtype, device, direction):
+        from conformance.adapters.tensorflow_adapter import forward_jvp
+
+        with tf_device(device):
+            x, y = to_tensor(prediction, dtype), to_tensor(labels, dtype)
+            return to_result(forward_jvp(self._function(op, y, options, dtype), x, direction))
+
     def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
         with tf_device(device):
             x, y = to_tensor(prediction, dtype), to_tensor(labels, dtype)

@@ -115,6 +115,11 @@ class TorchAdapter(Adapter):
         with torch.no_grad():
             return to_result(self._function(op, y, options)(x))
 
+    def jvp(self, op, prediction, labels, options, dtype, device, direction):
+        x, y = to_tensor(prediction, dtype, device), to_tensor(labels, dtype, device)
+        v = torch.as_tensor(direction, dtype=x.dtype, device=x.device)
+        return to_result(torch.func.jvp(self._function(op, y, options), (x,), (v,))[1])
+
     def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
         on_labels = wrt == "labels"
         x, y = to_tensor(prediction, dtype, device, not on_labels), to_tensor(labels, dtype, device, on_labels)

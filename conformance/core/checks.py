@@ -42,7 +42,7 @@ def has_reference_grad(op, quantity="grad_logits"):
 
 
 GRADIENT_OF = {"grad_logits": "grad_logits", "grad_labels": "grad_labels",
-               "vjp_logits": "grad_logits", "vjp_labels": "grad_labels"}
+               "vjp_logits": "grad_logits", "vjp_labels": "grad_labels", "jvp": "grad_logits"}
 
 
 def has_losses_to_weigh(case):
@@ -56,12 +56,18 @@ def has_losses_to_weigh(case):
     return int(np.prod(shape)) > 1
 
 
-def cotangent(case, dtype, shape):
-    """The seeded random cotangent of a case's losses, as float64 values the dtype holds."""
+def cotangent(case, dtype, shape, salt=""):
+    """The seeded random cotangent of a case's losses (or, salted, a direction for forward
+    mode), as float64 values the dtype holds."""
     from reference.dtypes import round_to
 
-    rng = np.random.default_rng(zlib.crc32(f"{case.name}|{dtype}".encode()))
+    rng = np.random.default_rng(zlib.crc32(f"{case.name}|{dtype}{salt}".encode()))
     return round_to(rng.normal(0.0, 1.0, shape), dtype)
+
+
+def direction(case, dtype):
+    """The seeded direction of a forward-mode derivative: one value per prediction element."""
+    return cotangent(case, dtype, case.prediction.shape, salt="|direction")
 
 
 def generate(cases, frameworks, devices=DEVICES):
@@ -76,5 +82,7 @@ def generate(cases, frameworks, devices=DEVICES):
                     for quantity in ("vjp_logits", "vjp_labels"):
                         if case.grad and has_losses_to_weigh(case) and has_reference_grad(case.op, GRADIENT_OF[quantity]):
                             yield Check(case, framework, dtype, device, quantity)
+                    if case.grad and has_reference_grad(case.op, "grad_logits"):
+                        yield Check(case, framework, dtype, device, "jvp")
                 for pinned in case.pinned:
                     yield Check(case, framework, pinned.dtype, device, "loss", pinned)

@@ -13,6 +13,7 @@ from conformance.core.compare import compare
 from conformance.core.failure_kinds import classify
 from conformance.results.records import number, summarize
 from reference import registry
+from reference.numerics.conditioning import summation
 from reference.dtypes import numpy_dtype
 
 
@@ -34,12 +35,31 @@ def reference_values(case, variant, cast, dtype, quantity):
     if quantity == "loss":
         return (registry.evaluate_loss(case.op, variant, as64, case.options, dtype),
                 registry.evaluate_scale(case.op, variant, as64, case.options, dtype))
+    if quantity == "jvp":
+        return forward_reference(case, variant, as64, dtype)
     wrt = "labels" if checks.GRADIENT_OF[quantity] == "grad_labels" else "prediction"
     options = case.options
     if quantity.startswith("vjp_"):  # d sum(c * L): the cotangent weighs each loss, as a sample weight does
         c = case_cotangent(case, variant, as64, dtype)
         options = {**options, "sample_weight": c * np.asarray(options.get("sample_weight", 1.0), np.float64)}
     return registry.evaluate_grad(case.op, variant, as64, options, dtype, wrt)
+
+
+def forward_reference(case, variant, as64, dtype):
+    """The directional derivative of the (reduced) loss along the seeded direction v:
+    sum_j dL_i/dz_ij v_ij per loss (reduction none), or sum dL/dz v; and its scale."""
+    grad, scale = registry.evaluate_grad(case.op, variant, as64, case.options, dtype, "prediction")
+    v = checks.direction(case, dtype)
+    terms = grad * v
+    with np.errstate(invalid="ignore"):
+        sizes = np.abs(scale * v)
+    sizes = np.where(~np.isfinite(sizes) & (terms == 0), 0.0, sizes)  # a masked (-inf) logit adds exactly 0
+    if case.options.get("reduction", "none") != "none":
+        return np.asarray(np.sum(terms)), np.asarray(np.sum(sizes) + summation(terms))
+    if registry.OPS[case.op].class_axis and grad.ndim:
+        axis = case.options.get("axis", -1)
+        return np.sum(terms, axis=axis), np.sum(sizes, axis=axis) + summation(terms, axis)
+    return terms, sizes
 
 
 def case_cotangent(case, variant, as64, dtype):
@@ -76,6 +96,8 @@ class Runner:
     @staticmethod
     def _gradient(adapter, check, args, variant, cast):
         """adapter.grad for a gradient, or with the seeded cotangent for a vector-Jacobian product."""
+        if check.quantity == "jvp":
+            return adapter.jvp(*args, direction=checks.direction(check.case, check.dtype))
         wrt = "labels" if checks.GRADIENT_OF[check.quantity] == "grad_labels" else "prediction"
         if not check.quantity.startswith("vjp_"):
             return adapter.grad(*args, wrt=wrt)

@@ -98,3 +98,19 @@ def test_mean_is_sum_over_n(framework, dtype, agree):
     total = loss(adapter, "sparse_softmax_cross_entropy", x, LABELS, dtype, reduction="sum")
     inputs = {"logits": x.astype(np.float64), "labels": LABELS}
     agree(np.asarray(total) / len(LABELS), mean, "sparse_softmax_cross_entropy", inputs, dtype, {"reduction": "mean"})
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_forward_mode_along_a_common_shift_is_zero(framework, dtype, agree):
+    """Softmax cross-entropy does not move when every logit of a row moves together: its
+    directional derivative along ones is 0 (a softmax JVP that does not sum to zero fails)."""
+    adapter = adapter_or_skip(framework)
+    x = LOGITS.astype(dtype)
+    try:
+        adapter.check_offered("sparse_softmax_cross_entropy", dtype, "cpu", "jvp")
+        tangent = adapter.jvp("sparse_softmax_cross_entropy", x, LABELS, {}, dtype, "cpu",
+                              direction=np.ones(LOGITS.shape)).values
+    except NotOffered as exc:
+        pytest.skip(f"[not-offered] {exc}")
+    agree(np.zeros(len(LABELS)), tangent, "sparse_softmax_cross_entropy",
+          {"logits": x.astype(np.float64), "labels": LABELS}, dtype)

@@ -39,6 +39,14 @@ class ExampleKernelAdapter(Adapter):
         out = np.asarray(kernel.reduce(losses, labels, options.get("reduction", "none"), options.get("ignore_index")))
         return Result(out.astype(np.float64), str(out.dtype), "cpu")
 
+    def jvp(self, op, prediction, labels, options, dtype, device, direction):
+        self.capability(op)
+        out = np.asarray(kernel.forward_derivative(
+            self._classes_last(prediction, options), labels,
+            np.moveaxis(np.asarray(direction), options.get("axis", -1), -1), options.get("reduction", "none"),
+            options.get("ignore_index"), options.get("z_loss") or 0.0))
+        return Result(out.astype(np.float64), str(out.dtype), "cpu")
+
     def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
         self.capability(op)
         if wrt != "prediction":

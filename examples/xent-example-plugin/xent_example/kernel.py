@@ -8,7 +8,9 @@ XENT_EXAMPLE_FAULT plants a known bug, to see the suite catch it:
 - "mean-grad": the backward of a mean forgets to divide by the number of counted rows;
 - "unshifted-lse": log-sum-exp without subtracting the row maximum (overflows to inf);
 - "first-cotangent": the backward scales every row by the first row's cotangent (the bug
-  class of Liger-Kernel PR #1298, where grad_output[0] scaled every token).
+  class of Liger-Kernel PR #1298, where grad_output[0] scaled every token);
+- "tangent-without-label": forward mode forgets the label's term of the directional
+  derivative, sum_j p_j v_j instead of sum_j p_j v_j - v_label.
 """
 import os
 
@@ -86,3 +88,15 @@ def backward(logits, labels, reduction, ignore_index=None, z_loss=0.0, cotangent
             cotangent = np.full_like(cotangent, cotangent.flat[0])
         cotangent = cotangent[..., None]
     return (grad * cotangent).astype(logits.dtype)
+
+
+def forward_derivative(logits, labels, direction, reduction, ignore_index=None, z_loss=0.0):
+    """d reduce(forward) along direction (forward mode): per row sum_j (p_j - onehot_j) v_j
+    (+ 2 s lse sum_j p_j v_j with a z-loss), reduced as the loss is."""
+    direction = np.asarray(direction, logits.dtype)
+    grad = backward(logits, labels, "none", ignore_index, z_loss)
+    if _fault() == "tangent-without-label":
+        valid, _ = _valid_rows(labels, logits.shape[-1], ignore_index)
+        grad = grad + np.where(valid[..., None], np.eye(logits.shape[-1], dtype=logits.dtype)[np.where(valid, labels, 0)], 0)
+    per_row = np.sum(grad * direction, axis=-1)
+    return reduce(per_row.astype(logits.dtype), labels, reduction, ignore_index)
