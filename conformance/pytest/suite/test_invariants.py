@@ -46,10 +46,13 @@ def agree(request, framework):
     runner = runner_of_this_run(request.config)
     invariant = "invariant-" + request.node.originalname.removeprefix("test_").replace("_", "-")
 
-    def check(a, b, op, inputs, dtype, options=None):
-        scale = registry.evaluate_scale(op, "exact", inputs, options or {}, dtype)
+    def check(a, b, op, inputs, dtype, options=None, quantity="loss"):
+        if quantity == "loss":
+            scale = registry.evaluate_scale(op, "exact", inputs, options or {}, dtype)
+        else:
+            scale = registry.evaluate_grad(op, "exact", inputs, options or {}, dtype)[1]
         verdict = compare(np.asarray(a, np.float64), b, 2 * scale, dtype, tol.for_check(dtype))
-        fields = {"case": invariant, "op": op, "quantity": "loss", "framework": framework, "dtype": dtype,
+        fields = {"case": invariant, "op": op, "quantity": quantity, "framework": framework, "dtype": dtype,
                   "device": "cpu", "kind": "invariant"}
         entry = divergences.find_fields(runner.manifest, fields, adapters.load(framework).package_versions())
         if entry is None:
@@ -114,3 +117,22 @@ def test_forward_mode_along_a_common_shift_is_zero(framework, dtype, agree):
         pytest.skip(f"[not-offered] {exc}")
     agree(np.zeros(len(LABELS)), tangent, "sparse_softmax_cross_entropy",
           {"logits": x.astype(np.float64), "labels": LABELS}, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sparse_and_one_hot_gradients_agree_in_every_mode(framework, dtype, agree):
+    """The gradient of the sparse form equals the one-hot form's, mode by mode (optax #1335:
+    the integer-label gradient drifted from the dense one)."""
+    adapter = adapter_or_skip(framework)
+    x = LOGITS.astype(dtype)
+    try:
+        for op in ("sparse_softmax_cross_entropy", "softmax_cross_entropy"):
+            adapter.check_offered(op, dtype, "cpu", "grad_logits")
+        sparse = adapter.grad("sparse_softmax_cross_entropy", x, LABELS, {}, dtype, "cpu").all_modes()
+        dense = adapter.grad("softmax_cross_entropy", x, ONEHOT.astype(dtype), {}, dtype, "cpu").all_modes()
+    except NotOffered as exc:
+        pytest.skip(f"[not-offered] {exc}")
+    inputs = {"logits": x.astype(np.float64), "labels": LABELS}
+    for s, d in zip(sparse, dense):
+        assert s.mode == d.mode
+        agree(s.values, d.values, "sparse_softmax_cross_entropy", inputs, dtype, quantity="grad_logits")
