@@ -100,6 +100,8 @@ def results_schema() -> dict:
         "failure": {"type": "array", "items": {"enum": list(KINDS)},
                     "description": "how a check that differs differs (what a manifest entry expects)"},
         "manifest": {"type": "string", "description": "the known-divergence entry that covers the check"},
+        "manifest_also": {"type": "array", "items": {"type": "string"},
+                          "description": "further entries that cover the check, each for another cause"},
     }}
     return {"$schema": DRAFT, "title": "xent-conformance results", "type": "object",
             "required": ["schema", "environment", "results"],

@@ -38,6 +38,10 @@ class Op:
     # The op that evaluates this one once its integer labels are made dense (one-hot), which
     # label smoothing and class weights need; it has this op's variants.
     dense_form: str | None = None
+    # Inputs whose values are probabilities of one event, defined on [0, 1]: an example with a
+    # value outside has no loss (NaN). Ops with a class axis declare none: their loss is linear
+    # in the label weights (the article's labels [1, 2]) and Keras normalises predicted rows.
+    unit_interval: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.prediction not in PREDICTIONS:
@@ -51,6 +55,8 @@ class Op:
         needs_dense = self.integer_labels and ({"label_smoothing", "weight"} & set(self.options))
         if needs_dense and self.dense_form is None:
             raise ValueError(f"{self.name}: label smoothing or class weights on integer labels need a dense_form")
+        if not set(self.unit_interval) <= {self.prediction, "labels"}:
+            raise ValueError(f"{self.name}: unit_interval names inputs the op does not take: {self.unit_interval}")
         for variant_name, variant in self.variants.items():
             for role, positional in _POSITIONAL.items():
                 function = getattr(variant, role)

@@ -8,7 +8,8 @@ variants' own functions, which stay the plain definitions.
   probability labels a mean still divides by the number of examples;
 - ignore_index: the example's loss is 0 and it leaves the mean's denominator;
 - a label outside [0, classes) (other than ignore_index) has no loss: NaN, and so is any
-  reduction over it;
+  reduction over it; so has an example whose input leaves the [0, 1] an op declares for it
+  (binary targets and predicted probabilities: pytorch raises there);
 - sample weights (one per unreduced loss) multiply the losses; a mean still divides by their
   number, a weighted_mean by the sum of the weights;
 - reduction: none keeps the unreduced losses, sum adds them, mean divides the sum by the
@@ -42,6 +43,7 @@ class Prepared:
     dense: bool  # integer labels were made one-hot: the op's dense form evaluates them
     example_weights: np.ndarray | None  # multiplies each unreduced loss; None: all 1
     mean_weights: np.ndarray | None  # summed for a mean's denominator; None: the count
+    prediction: np.ndarray  # as given, but 1/2 where an example is undefined (its weight is NaN)
 
 
 def prepare(op: "Op", prediction: np.ndarray, labels: np.ndarray, options: Mapping[str, object]) -> Prepared:
@@ -52,7 +54,14 @@ def prepare(op: "Op", prediction: np.ndarray, labels: np.ndarray, options: Mappi
     example_weights = mean_weights = None
     dense = False
 
-    if op.integer_labels:
+    if not op.integer_labels:
+        outside = _outside_unit_interval(op, prediction, labels)
+        if outside is not None and outside.any():
+            # The variants evaluate a harmless 1/2 there (no log of a negative); NaN marks the loss.
+            example_weights = np.where(outside, np.nan, 1.0)
+            prediction = np.where(outside, 0.5, prediction) if op.prediction == "probs" else prediction
+            labels = np.where(outside, 0.5, labels)
+    else:
         valid = np.ones(np.shape(labels), bool) if ignore is None else labels != ignore
         classes = prediction.shape[axis] if prediction.ndim else 0
         undefined = valid & ((labels < 0) | (labels >= classes))
@@ -81,7 +90,18 @@ def prepare(op: "Op", prediction: np.ndarray, labels: np.ndarray, options: Mappi
         labels = labels * (1.0 - smoothing) + smoothing / classes
     if weight is not None:
         labels = labels * np.reshape(np.asarray(weight, np.float64), along(axis, prediction.ndim))
-    return Prepared(labels, dense, example_weights, mean_weights)
+    return Prepared(labels, dense, example_weights, mean_weights, prediction)
+
+
+def _outside_unit_interval(op: "Op", prediction: np.ndarray, labels: np.ndarray):
+    """Per example: an input the op defines on [0, 1] holds a value outside; None where none is."""
+    inputs = {op.prediction: prediction, "labels": labels}
+    outside = None
+    for name in op.unit_interval:
+        values = np.asarray(inputs[name], np.float64)
+        here = (values < 0) | (values > 1)
+        outside = here if outside is None else outside | here
+    return outside
 
 
 def per_example(values: np.ndarray, weights: np.ndarray | None, axis: int | None = None) -> np.ndarray:

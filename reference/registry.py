@@ -73,6 +73,7 @@ def _setup(op_name: str, variant: str, inputs, options: Mapping[str, object]):
     prediction = np.asarray(inputs[op.prediction], np.float64)
     labels = np.asarray(inputs["labels"], np.int64 if op.integer_labels else np.float64)
     prepared = pipeline.prepare(op, prediction, labels, options)
+    prediction = prepared.prediction
     evaluated = OPS[op.dense_form] if prepared.dense else op  # same variant names (checked above)
     function_options = {k: options.get(k, evaluated.options[k]) for k in evaluated.function_options}
     return prediction, prepared, evaluated.variants[variant], function_options

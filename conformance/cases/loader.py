@@ -193,6 +193,15 @@ def _check_options(op, options, prediction, fail):
             fail(f"weight must be a list of {classes} numbers, one per class", "options.weight")
 
 
+def _check_domains(op, arrays, raw, fail):
+    """Inputs the op defines on [0, 1] stay there unless the case holds undefined input on purpose."""
+    for name in op.unit_interval:
+        values, opt_in = arrays[name], "invalid_labels" if name == "labels" else "invalid_probabilities"
+        if values.size and (np.nanmin(values) < 0 or np.nanmax(values) > 1) and not raw.get(opt_in):
+            fail(f"a value outside [0, 1], where {op.name} is undefined (set {opt_in}: true if that is the point)",
+                 "inputs." + name)
+
+
 def _check_shapes(op, prediction, labels, axis, fail, ignore_index=None, invalid_labels=False):
     if op.class_axis and prediction.ndim == 0:
         fail(f"{op.prediction} needs a class axis, got a scalar", "inputs." + op.prediction)
@@ -254,6 +263,7 @@ def _build_case(raw, path, index, fail_file, lines=None):
     axis = options.get("axis", -1)
     _check_shapes(op, arrays[op.prediction], arrays["labels"], axis, fail, options.get("ignore_index"),
                   raw.get("invalid_labels", False))
+    _check_domains(op, arrays, raw, fail)
     if op.integer_labels:
         arrays["labels"] = arrays["labels"].astype(np.int64)
 
@@ -285,7 +295,7 @@ def _build_case(raw, path, index, fail_file, lines=None):
 
     return Case(name=name, op=op.name, path=str(path), inputs=arrays, options=dict(options),
                 dtypes=tuple(dtypes), grad=raw.get("grad", True), pinned=tuple(pinned),
-                description=raw.get("description", ""), undefined=raw.get("invalid_labels", False))
+                description=raw.get("description", ""), undefined=bool(raw.get("invalid_labels") or raw.get("invalid_probabilities")))
 
 
 def load_case_file(path):

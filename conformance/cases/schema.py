@@ -18,7 +18,10 @@ CASE_KEYS = {
     "options": ("mapping", False, "op options: reduction, axis, half, label_smoothing, weight, pos_weight, ignore_index"),
     "dtypes": ("list", False, "float dtypes to check, default [float32, float64]"),
     "grad": ("bool", False, "also check the gradient (default true where defined)"),
-    "invalid_labels": ("bool", False, "integer labels outside [0, classes) on purpose (their loss is NaN)"),
+    "invalid_labels": ("bool", False, "labels outside their domain on purpose: integer labels outside [0, classes), "
+                                      "binary targets outside [0, 1] (their loss is undefined: NaN)"),
+    "invalid_probabilities": ("bool", False, "binary predicted probabilities outside [0, 1] on purpose (their loss is "
+                                             "undefined: NaN)"),
     "pinned": ("list", False, "values stated by a source, each checked against the reference"),
 }
 

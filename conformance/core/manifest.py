@@ -53,6 +53,54 @@ class Entry:
         return any(fnmatch.fnmatchcase(framework, str(p)) for p in patterns)
 
 
+@dataclass(frozen=True)
+class Coverage:
+    """Every entry that covers one check, one per cause: a check may both be computed in
+    float32 under a float64 dtype and accept undefined input. A difference is known when each
+    kind it shows is one some entry expects; a skip entry skips the check."""
+
+    entries: tuple
+
+    @property
+    def primary(self) -> Entry:
+        skips = [e for e in self.entries if e.action == "skip"]
+        return (skips or list(self.entries))[0]
+
+    @property
+    def id(self) -> str:
+        return self.primary.id
+
+    @property
+    def ids(self) -> list:
+        return [e.id for e in self.entries]
+
+    @property
+    def action(self) -> str:
+        return self.primary.action
+
+    @property
+    def reason(self) -> str:
+        return " | ".join(f"{e.id}: {e.reason.strip()}" for e in self.entries)
+
+    @property
+    def expect(self) -> tuple:
+        return tuple(k for k in KINDS if any(k in e.expect for e in self.entries))
+
+    def excuses(self, kinds) -> bool:
+        return bool(kinds) and set(kinds) <= set(self.expect)
+
+    def expecting(self, kind) -> list:
+        """The entries that say the check shows this kind of difference."""
+        return [e for e in self.entries if kind in e.expect]
+
+
+def covering(entries, check, package_versions):
+    """The Coverage of a check by every entry that matches it, or None."""
+    fields = check_fields(check)
+    found = tuple(e for e in entries if e.matches(fields, package_versions))
+    return Coverage(found) if found else None
+
+
 def check_fields(check):
     return {"case": check.case.name, "op": check.case.op, "quantity": check.quantity,
             "framework": check.framework, "dtype": check.dtype, "device": check.device,

@@ -140,12 +140,14 @@ class Runner:
                 return finish("error", "not-installed", f"required framework unavailable: {exc}")
             return finish("skipped", "not-installed", str(exc))
         record["framework_version"] = adapter.version()
-        entry = divergences.find(self.manifest, check, adapter.package_versions())
+        entry = divergences.covering(self.manifest, check, adapter.package_versions())
         if entry:
-            self.matched_entries.add(entry.id)
+            self.matched_entries.update(entry.ids)
             record["manifest"] = entry.id
+            if len(entry.ids) > 1:
+                record["manifest_also"] = [i for i in entry.ids if i != entry.id]
             if entry.action == "skip":
-                return finish("skipped", "manifest", f"{entry.id}: {entry.reason}")
+                return finish("skipped", "manifest", f"{entry.id}: {entry.primary.reason}")
         if check.device not in adapter.devices():
             return finish("skipped", "no-device", f"{check.framework} sees no {check.device} device here")
         try:
@@ -220,16 +222,18 @@ class Runner:
 def _judge_known(entry, kinds, finish, message):
     """A known divergence only where the check differs the way its entry says it does."""
     if entry.excuses(kinds):
-        return finish("xfailed", "manifest", f"{entry.id}: {entry.reason}")
-    return finish("failed", "manifest-mismatch", f"{entry.id} expects {', '.join(entry.expect)}, but this check shows "
-                                                 f"{', '.join(sorted(kinds)) or 'no difference'}: {message}")
+        return finish("xfailed", "manifest", entry.reason)
+    return finish("failed", "manifest-mismatch", f"{', '.join(entry.ids)} expect {', '.join(entry.expect)}, but this "
+                                                 f"check shows {', '.join(sorted(kinds)) or 'no difference'}: {message}")
 
 
 def _judge_refusal(entry, finish, message):
-    """Raising on undefined input conforms; a strict xfail entry that expected otherwise is
-    now a fixed divergence."""
-    if entry and entry.action == "xfail":
-        return finish("xpassed", "manifest", f"{entry.id} no longer diverges (strict xfail): {message}")
+    """Raising on undefined input conforms; an entry that said the framework accepts it (a
+    finite number) is now a fixed divergence. Entries about the numbers of valid elements
+    (a dtype, an accuracy) say nothing about a refusal."""
+    stale = entry.expecting("finite") if entry and entry.action == "xfail" else []
+    if stale:
+        return finish("xpassed", "manifest", f"{stale[0].id} no longer diverges (strict xfail): {message}")
     return finish("passed", None, message)
 
 

@@ -7,7 +7,7 @@ Sections, in order:
   3. the accuracy table, in the style of libm's accuracy tables: the largest ULP error
      observed per framework x op x dtype, loss and gradient apart;
   4. the matrix: op x dtype x device rows, framework columns, outcomes and max ULP error;
-  5. who refuses undefined input (labels outside the classes) and how;
+  5. who refuses undefined input (labels outside the classes or [0, 1]) and how;
   6. the known divergences that matched (manifest entry, reason, what was observed, link),
      and the manifest entries that matched nothing;
   7. the failures, each with the input that reproduces it and a one-line pytest command;

@@ -114,7 +114,8 @@ def skipped(data: ReportData) -> list:
 
 
 def refusals(data: ReportData) -> list:
-    """Who refuses undefined input (labels outside the classes), and how."""
+    """Who refuses undefined input (labels outside the classes, binary targets or probabilities
+    outside [0, 1]), and how."""
     undefined = [r for r in data.records if r.get("undefined") and r["outcome"] != "skipped"]
     if not undefined:
         return []

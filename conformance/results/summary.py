@@ -48,7 +48,7 @@ def counts(records):
 
 
 def refusals(records):
-    """Who refuses undefined input (labels outside the classes) and how: raised, NaN, or not."""
+    """Who refuses undefined input (outside the classes or [0, 1]) and how: raised, NaN, or not."""
     how = defaultdict(Counter)
     for record in records:
         if record.get("refused"):

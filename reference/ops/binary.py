@@ -285,6 +285,7 @@ def _bce_torch_label_grad(p, y, dtype):
 SIGMOID_CROSS_ENTROPY = Op(
     name="sigmoid_cross_entropy", prediction="logits", integer_labels=False, class_axis=False,
     options={"reduction": "none", "label_smoothing": 0.0, "pos_weight": None},
+    unit_interval=("labels",),
     variants={
         "exact": Variant(loss=_sigmoid_exact_loss, scale=_sigmoid_exact_scale, grad=_sigmoid_exact_grad,
                          grad_labels=_sigmoid_exact_label_grad),
@@ -295,6 +296,7 @@ SIGMOID_CROSS_ENTROPY = Op(
 BINARY_CROSSENTROPY = Op(
     name="binary_crossentropy", prediction="probs", integer_labels=False, class_axis=False,
     options={"reduction": "none", "label_smoothing": 0.0},
+    unit_interval=("probs", "labels"),
     variants={
         "exact": Variant(loss=_bce_exact_loss, scale=_bce_exact_scale, grad=_bce_exact_grad,
                          grad_labels=_bce_exact_label_grad),

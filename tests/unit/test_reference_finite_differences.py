@@ -95,10 +95,14 @@ def _largest_steps(op, name, x):
     return steps
 
 
-def central_difference(objective, x, index, step):
+def central_difference(objective, x, index, step, domain=(-np.inf, np.inf)):
+    """Central, or one-sided at a bound of the op's domain (a target of 1 in a binary loss
+    defined on [0, 1]): the side that stays inside."""
     up, down = x.copy(), x.copy()
-    up[index] += step
-    down[index] -= step
+    if x[index] + step <= domain[1]:
+        up[index] += step
+    if x[index] - step >= domain[0]:
+        down[index] -= step
     return (objective(up) - objective(down)) / (up[index] - down[index])
 
 
@@ -114,12 +118,13 @@ def assert_matches_finite_differences(op, variant, inputs, options, wrt):
     grad, _ = evaluate_grad(op, variant, inputs, options, DTYPE, wrt)
     x = inputs[name]
     largest = _largest_steps(OPS[op], name, x)
+    domain = (0.0, 1.0) if name in OPS[op].unit_interval else (-np.inf, np.inf)
     assert grad.shape == x.shape, f"{op} {variant} d/d{name}: shape {grad.shape}, not {x.shape}"
     for index in np.ndindex(x.shape):
         estimates = []
         for step in largest[index] * 10.0 ** np.array([0, -2, -4, -6]):
             with np.errstate(invalid="ignore", divide="ignore"):
-                estimates.append(central_difference(objective, x, index, step))
+                estimates.append(central_difference(objective, x, index, step, domain))
             if abs(grad[index] - estimates[-1]) <= RTOL * abs(estimates[-1]) + ATOL:
                 break
         else:

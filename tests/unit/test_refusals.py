@@ -107,7 +107,7 @@ def test_a_manifest_entry_excuses_only_the_behaviour_it_describes(tmp_path, beha
     assert record["failure"] == ["finite"]
     if outcome == "failed":
         assert record["reason"] == "manifest-mismatch"
-        assert record["message"].startswith(f"known expects {kind}, but this check shows finite: numpy ")
+        assert record["message"].startswith(f"known expect {kind}, but this check shows finite: numpy ")
 
 
 def test_an_entry_that_expects_raising_excuses_a_raise_on_valid_input(tmp_path, behaving, monkeypatch):
@@ -117,3 +117,43 @@ def test_an_entry_that_expects_raising_excuses_a_raise_on_valid_input(tmp_path, 
                 inputs={"logits": LOGITS, "labels": np.array([1, 2, 3])})
     record = Runner(manifest=entry_expecting(tmp_path, "raises")).run(Check(case, "numpy", "float64", "cpu", "loss"))
     assert record["outcome"] == "xfailed" and record["failure"] == ["raises"]
+
+
+def entries(tmp_path, *kinds):
+    """One xfail entry per kind, all covering the same check (one entry per cause)."""
+    from conformance.core import manifest
+
+    path = tmp_path / "m.yaml"
+    lines = [f"  - {{id: cause-{i}, match: {{framework: numpy, case: labels}}, action: xfail, expect: {kind}, "
+             f"reason: cause {i}}}" for i, kind in enumerate(kinds)]
+    path.write_text("schema: 1\nentries:\n" + "\n".join(lines) + "\n")
+    return manifest.load(path)
+
+
+def test_entries_for_different_causes_excuse_together_what_each_alone_would_not(tmp_path, behaving, monkeypatch):
+    behaving["answer"] = "clamp"
+    clamping = Behaving.loss
+    monkeypatch.setattr(Behaving, "loss", lambda self, *args: _downcast(clamping(self, *args)))
+    case = Case(name="labels", op="sparse_softmax_cross_entropy", path="<test>", undefined=True,
+                inputs={"logits": LOGITS, "labels": np.array([1, 4, -1])})
+    check = Check(case, "numpy", "float64", "cpu", "loss")
+    alone = Runner(manifest=entries(tmp_path, "finite")).run(check)
+    assert alone["outcome"] == "failed" and alone["reason"] == "manifest-mismatch"
+    together = Runner(manifest=entries(tmp_path, "finite", "dtype")).run(check)
+    assert together["outcome"] == "xfailed", together["message"]
+    assert together["manifest"] == "cause-0" and together["manifest_also"] == ["cause-1"]
+    assert "cause-0: cause 0 | cause-1: cause 1" == together["message"]
+
+
+def _downcast(result):
+    result.dtype = "float32"  # a second, independent difference: the dtype the framework returned
+    return result
+
+
+@pytest.mark.parametrize("kinds, outcome", [(("finite",), "xpassed"), (("dtype",), "passed"), ((), "passed")])
+def test_a_refusal_contradicts_only_an_entry_that_said_the_input_was_accepted(tmp_path, behaving, kinds, outcome):
+    behaving["answer"] = "raise"
+    case = Case(name="labels", op="sparse_softmax_cross_entropy", path="<test>", undefined=True,
+                inputs={"logits": LOGITS, "labels": np.array([1, 4, -1])})
+    record = Runner(manifest=entries(tmp_path, *kinds) if kinds else []).run(Check(case, "numpy", "float64", "cpu", "loss"))
+    assert record["outcome"] == outcome and record["refused"] == "raised", record["message"]
