@@ -155,6 +155,15 @@ class Adapter:
         prediction element (float64 values the dtype holds), through the framework's forward mode."""
         raise NotOffered(f"{self.framework} has no forward-mode derivative")
 
+    def composed(self) -> "Adapter | None":
+        """The same framework computing softmax cross-entropy from its public building blocks
+        (log_softmax, then nll_loss or a gather; -sum y log_softmax for dense labels), with the
+        same modes and autodiff: an Adapter whose `composition` says how. The relational checks
+        compare it with the fused functions mode by mode. None where there is no such composition."""
+        return None
+
+    composition: str = ""  # on a composed adapter: the building blocks, in a line
+
     def kernels(self) -> Mapping[str, Any]:
         """Benchmark kernels: implementation name ("fused", "naive", "fused-xla", ...) ->
         conformance.bench.contract.BenchKernel, what `nox -s benchmark` times for this framework.

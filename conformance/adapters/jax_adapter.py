@@ -78,6 +78,14 @@ def mean_squared_error(a, y, options):
     return optax.l2_loss(a, y) if options.get("half") else optax.squared_error(a, y)
 
 
+def gather_of_log_softmax(z, labels, options):
+    return -jnp.take_along_axis(jax.nn.log_softmax(z, axis=-1), labels[..., None], axis=-1)[..., 0]
+
+
+def dense_of_log_softmax(z, y, options):
+    return -jnp.sum(y * jax.nn.log_softmax(z, axis=-1), axis=-1)
+
+
 MODES = ("jit", "eager")
 
 
@@ -93,6 +101,9 @@ class JaxAdapter(Adapter):
 
     def version(self):
         return f"{jax.__version__} (optax {optax.__version__})"
+
+    def composed(self):
+        return JaxComposed()
 
     def devices(self):
         return jax_devices()
@@ -128,6 +139,15 @@ class JaxAdapter(Adapter):
         naive = BenchKernel("naive", "-take_along_axis(log(jax.nn.softmax(z)), label), jax.jit",
                             lambda p: jax_timed(naive_loss, p), gpu=GPU_PROBES)
         return {"fused": fused, "naive": naive}
+
+
+class JaxComposed(JaxAdapter):
+    composition = "jax.nn.log_softmax, then take_along_axis (dense labels: -sum(y * log_softmax))"
+    capabilities = {"sparse_softmax_cross_entropy": Capability(gather_of_log_softmax, modes=MODES),
+                    "softmax_cross_entropy": Capability(dense_of_log_softmax, modes=MODES)}
+
+    def composed(self):
+        return None
 
 
 # ---------------------------------------------------------------- benchmark kernels

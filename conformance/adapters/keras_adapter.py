@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from conformance.adapters.api import BASIC_REDUCTIONS, NotOffered, Result, Unavailable, as_float
+from conformance.adapters.api import BASIC_REDUCTIONS, Capability, NotOffered, Result, Unavailable, as_float
 from conformance.adapters.keras_common import KerasStyleAdapter, keras_capabilities
 from conformance.bench.contract import BenchKernel, GpuProbes, Timed, with_info
 from reference.dtypes import FLOAT_DTYPES
@@ -60,6 +60,9 @@ class KerasAdapter(KerasStyleAdapter):
 
     def version(self):
         return self.keras.__version__
+
+    def composed(self):
+        return type("Composed" + type(self).__name__, (ComposedKeras, type(self)), {})()
 
     def environment(self):
         return {**super().environment(), "backend": self.keras.config.backend()}
@@ -191,6 +194,33 @@ class KerasOnTensorflow(KerasAdapter):
     def forward(self, fn, x, direction):
         from conformance.adapters.tensorflow_adapter import forward_jvp
         return self.to_result(forward_jvp(fn, x, direction))
+
+
+class ComposedKeras:
+    """Mixed into one backend's adapter: softmax cross-entropy from keras.ops building blocks."""
+
+    composition = "keras.ops.log_softmax, then take_along_axis (dense labels: -sum(y * log_softmax))"
+
+    def __init__(self):
+        super().__init__()
+        self.capabilities = {op: Capability(op, reductions=("none",), dtypes=self.dtypes, modes=self.modes,
+                                            differentiable=self.differentiable)
+                             for op in ("sparse_softmax_cross_entropy", "softmax_cross_entropy")}
+
+    def function(self, op, y, options, dtype, expand):
+        self.capability(op)
+        ops = self.keras.ops
+
+        def fn(x):
+            log_p = ops.log_softmax(x, axis=-1)
+            if op == "sparse_softmax_cross_entropy":
+                return -ops.squeeze(ops.take_along_axis(log_p, expand(y), axis=-1), -1)
+            return -ops.sum(y * log_p, axis=-1)
+
+        return fn
+
+    def composed(self):
+        return None
 
 
 class KerasOnJax(KerasAdapter):

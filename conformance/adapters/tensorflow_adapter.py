@@ -73,6 +73,14 @@ def sparse_softmax_cross_entropy(z, labels, options):
     return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=z)
 
 
+def gather_of_log_softmax(z, labels, options):
+    return -tf.gather(tf.nn.log_softmax(z, axis=-1), labels, axis=-1, batch_dims=labels.shape.rank)
+
+
+def dense_of_log_softmax(z, y, options):
+    return -tf.reduce_sum(y * tf.nn.log_softmax(z, axis=-1), axis=-1)
+
+
 class TensorflowAdapter(Adapter):
     framework = "tensorflow"
     packages = ("tensorflow",)
@@ -84,6 +92,9 @@ class TensorflowAdapter(Adapter):
 
     def version(self):
         return tf.__version__
+
+    def composed(self):
+        return TensorflowComposed()
 
     def devices(self):
         return tf_devices()
@@ -132,6 +143,15 @@ class TensorflowAdapter(Adapter):
             "fused-xla": tf_kernel("fused", f"{sparse} in tf.function(jit_compile=True)", fused, jit_compile=True),
             "naive": tf_kernel("naive", "-tf.gather(log(tf.nn.softmax(z)), label) in tf.function", naive),
         }
+
+
+class TensorflowComposed(TensorflowAdapter):
+    composition = "tf.nn.log_softmax, then tf.gather (dense labels: -reduce_sum(y * log_softmax))"
+    capabilities = {"sparse_softmax_cross_entropy": Capability(gather_of_log_softmax),
+                    "softmax_cross_entropy": Capability(dense_of_log_softmax)}
+
+    def composed(self):
+        return None
 
 
 # ---------------------------------------------------------------- benchmark kernels

@@ -3,7 +3,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from conformance.adapters.api import Adapter, Capability, Result, as_float, move_class_axis
+from conformance.adapters.api import Adapter, Capability, Result, as_float, elementwise_reduce, move_class_axis
 from conformance.bench.contract import (BenchKernel, CompileFailed, GpuProbes, NoDevice, Problem, Timed, first_call,
                                         loss_and_grad, rotating)
 
@@ -88,6 +88,15 @@ def mean_squared_error(a, y, options):
     return F.mse_loss(a, y, reduction=options.get("reduction", "none"))
 
 
+def nll_of_log_softmax(z, labels, options):
+    return F.nll_loss(F.log_softmax(z, dim=1), labels, reduction=options.get("reduction", "none"))
+
+
+def dense_of_log_softmax(z, y, options):
+    return elementwise_reduce(-(y * F.log_softmax(z, dim=1)).sum(dim=1), options.get("reduction", "none"),
+                              torch.sum, torch.mean)
+
+
 class TorchAdapter(Adapter):
     framework = "torch"
     packages = ("torch",)
@@ -102,6 +111,9 @@ class TorchAdapter(Adapter):
 
     def version(self):
         return torch.__version__
+
+    def composed(self):
+        return TorchComposed()
 
     def devices(self):
         return torch_devices()
@@ -138,6 +150,15 @@ class TorchAdapter(Adapter):
             "naive": BenchKernel("naive", "-log(softmax(z)).gather(label), eager", lambda p: torch_timed(naive_loss, p),
                                  gpu=GPU_PROBES),
         }
+
+
+class TorchComposed(TorchAdapter):
+    composition = "F.log_softmax, then F.nll_loss (dense labels: -(y * F.log_softmax).sum)"
+    capabilities = {"sparse_softmax_cross_entropy": Capability(nll_of_log_softmax),
+                    "softmax_cross_entropy": Capability(dense_of_log_softmax)}
+
+    def composed(self):
+        return None
 
 
 # ---------------------------------------------------------------- benchmark kernels

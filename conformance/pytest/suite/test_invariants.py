@@ -2,7 +2,8 @@
 
 They catch what a shared mistake in the reference would hide: softmax cross-entropy does not
 change when every logit of a row moves by the same amount; the sparse form equals the one-hot
-form; mean reduction is sum / N.
+form; mean reduction is sum / N; the fused function equals the framework's own composition of
+log_softmax and nll_loss (or a gather), loss and gradient, mode by mode.
 """
 import numpy as np
 import pytest
@@ -136,3 +137,31 @@ def test_sparse_and_one_hot_gradients_agree_in_every_mode(framework, dtype, agre
     for s, d in zip(sparse, dense):
         assert s.mode == d.mode
         agree(s.values, d.values, "sparse_softmax_cross_entropy", inputs, dtype, quantity="grad_logits")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("quantity", ["loss", "grad_logits"])
+@pytest.mark.parametrize("op", ["sparse_softmax_cross_entropy", "softmax_cross_entropy"])
+def test_fused_equals_log_softmax_composition_in_every_mode(framework, op, quantity, dtype, agree):
+    """The fused cross-entropy equals log_softmax followed by nll_loss (or a gather), and so
+    do their gradients, in every mode the framework runs (TF's fused kernel and its backprop,
+    optax's custom formula, torch's fused cross_entropy against their own building blocks)."""
+    adapter = adapter_or_skip(framework)
+    composed = adapter.composed()
+    if composed is None:
+        pytest.skip(f"[not-offered] {framework} declares no log_softmax composition")
+    x = LOGITS.astype(dtype)
+    labels = LABELS if op == "sparse_softmax_cross_entropy" else ONEHOT.astype(dtype)
+    try:
+        for each in (adapter, composed):
+            each.check_offered(op, dtype, "cpu", quantity)
+        compute = (lambda a: a.loss(op, x, labels, {}, dtype, "cpu")) if quantity == "loss" else \
+            (lambda a: a.grad(op, x, labels, {}, dtype, "cpu"))
+        fused, built = compute(adapter).all_modes(), compute(composed).all_modes()
+    except NotOffered as exc:
+        pytest.skip(f"[not-offered] {exc}")
+    inputs = {"logits": x.astype(np.float64), "labels": labels.astype(np.float64) if labels.dtype.kind == "f"
+              else labels}
+    assert [f.mode for f in fused] == [b.mode for b in built]
+    for f, b in zip(fused, built):
+        agree(b.values, f.values, op, inputs, dtype, quantity=quantity)
