@@ -1,9 +1,10 @@
-"""nox sessions: conformance (the matrix), tests (the suite's own), report.
+"""nox sessions: conformance (the matrix), tests (the suite's own), hunt, report, benchmark.
 
     nox -s conformance                         # the matrix; results in results/
     nox -s conformance -- --require all        # a missing framework fails instead of skipping
     nox -s conformance -- --constraints candidates.txt   # try candidate framework versions
     nox -s tests                               # the suite's own tests
+    nox -s hunt                                # a short search for the worst input (see README)
 """
 import nox
 
@@ -43,6 +44,19 @@ def tests(session):
     session.run("pytest", "tests/unit", "-q", "-p", "no:cacheprovider", "-n", "2", *session.posargs)
     session.run("pytest", "tests/package", "-q", "-p", "no:cacheprovider", *session.posargs)
     session.run("pytest", "tests/browser", "-q", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session
+def hunt(session):
+    """A search for the worst input of one framework, op and dtype (`xent-conformance hunt`);
+    by default a short one on PyTorch's sigmoid cross-entropy, written to results/.
+
+        nox -s hunt -- --framework jax --op sparse_softmax_cross_entropy --dtype bfloat16 --budget 300
+    """
+    args = session.posargs or ["--framework", "torch", "--op", "sigmoid_cross_entropy", "--dtype", "float32",
+                               "--budget", "20", "--out", "results/hunt-torch-sigmoid_cross_entropy-float32.yaml"]
+    session.install("-c", BASELINE_CONSTRAINTS, "-e", ".[all,hunt]")
+    session.run("python", "-m", "conformance", "hunt", *args)
 
 
 @nox.session

@@ -1,4 +1,4 @@
-"""xent-conformance (or python -m conformance) run | validate | merge | summary | gate | report | diff
+"""xent-conformance (or python -m conformance) run | validate | merge | summary | gate | report | diff | hunt | ...
 
 Exit codes: 0 fine, 1 a regression or invalid case found by diff, 2 a missing, unreadable or
 invalid input (with a one-line reason, never a traceback).
@@ -197,6 +197,15 @@ def cmd_schema(args):
     return 0
 
 
+def cmd_hunt(args):
+    from conformance.hunt.command import hunt, HuntInputError
+
+    try:
+        return hunt(args.framework, args.op, args.dtype, args.quantity, args.budget, args.seed, args.out)
+    except HuntInputError as exc:
+        raise InputError(str(exc)) from None
+
+
 def parser():
     top = argparse.ArgumentParser(prog="xent-conformance", description=__doc__.splitlines()[0])
     sub = top.add_subparsers(dest="command", required=True)
@@ -253,6 +262,15 @@ def parser():
     p.add_argument("kind", choices=("cases", "results"))
     p.add_argument("-o", "--output")
     p.set_defaults(run=cmd_schema)
+    p = sub.add_parser("hunt", help="search for the input a framework gets most wrong; write it as a case file")
+    p.add_argument("--framework", required=True)
+    p.add_argument("--op", required=True)
+    p.add_argument("--dtype", required=True)
+    p.add_argument("--quantity", default="loss", help="loss or grad_logits")
+    p.add_argument("--budget", default="30", help="seconds to search (shrinking takes a fifth of them)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="case file to write (default hunt-<framework>-<op>-<dtype>.yaml here)")
+    p.set_defaults(run=cmd_hunt)
     return top
 
 

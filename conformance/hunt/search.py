@@ -1,0 +1,140 @@
+"""The search: hypothesis's targeted phase pushes up error / tolerance; the worst input is
+then shrunk by hand (fewer rows, shorter decimals) while it stays that bad."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from hypothesis import HealthCheck, Phase, given, seed, settings, target
+
+from conformance.adapters.api import Adapter
+from conformance.cases import Case
+from conformance.core import tolerance as tol
+from conformance.core.checks import Check
+from conformance.core.runner import cast_inputs, expected_for
+from conformance.hunt.inputs import problem
+from reference.registry import OPS
+
+QUANTITIES = ("loss", "grad_logits")
+CEILING = 1e12  # a NaN, an infinity or a raise where a number was due: worse than any error
+
+
+@dataclass
+class Finding:
+    score: float  # the largest error / tolerance over elements and modes; > 1 fails the check
+    inputs: dict
+    expected: np.ndarray | None = None
+    actual: np.ndarray | None = None
+    mode: str = ""
+    raised: str = ""
+
+
+class _OutOfTime(Exception):
+    pass
+
+
+def evaluate(adapter: Adapter, framework: str, op: str, dtype: str, quantity: str, inputs: dict) -> Finding:
+    """How far the framework is from the reference on these inputs, in tolerances."""
+    case = Case(name="hunt", op=op, path="<hunt>", inputs=inputs)
+    capability = adapter.check_offered(op, dtype, "cpu", quantity)
+    cast = cast_inputs(case, dtype)
+    check = Check(case, framework, dtype, "cpu", quantity)
+    expected, scale, tolerance = expected_for(check, capability.variant, cast)
+    prediction, labels = cast[OPS[op].prediction], cast["labels"]
+    try:
+        if quantity == "loss":
+            result = adapter.loss(op, prediction, labels, {}, dtype, "cpu")
+        else:
+            result = adapter.grad(op, prediction, labels, {}, dtype, "cpu")
+    except Exception as exc:  # raising on valid input is as bad as it gets
+        return Finding(CEILING, inputs, expected, raised=f"{type(exc).__name__}: {exc}".splitlines()[0])
+    worst = Finding(0.0, inputs, expected)
+    for each in result.all_modes():
+        ratio = _ratio(expected, np.asarray(each.values, np.float64), scale, dtype, tolerance)
+        if ratio >= worst.score:
+            worst = Finding(ratio, inputs, expected, each.values, each.mode)
+    return worst
+
+
+def _ratio(expected, actual, scale, dtype, tolerance) -> float:
+    if actual.shape != expected.shape:
+        return CEILING
+    both_nan = np.isnan(expected) & np.isnan(actual)
+    same_inf = np.isinf(expected) & (actual == expected)
+    finite = np.isfinite(expected) & np.isfinite(actual)
+    if np.any(~finite & ~both_nan & ~same_inf):
+        return CEILING
+    limit = tol.bound(expected, np.where(np.isfinite(scale), scale, 0.0), dtype, tolerance)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratios = np.where(finite, np.abs(actual - expected) / limit, 0.0)
+    return float(min(np.max(ratios, initial=0.0), CEILING))
+
+
+def search(adapter: Adapter, framework: str, op: str, dtype: str, quantity: str, budget: float,
+           seed_value: int = 0) -> tuple[Finding, int]:
+    """The worst input found within budget seconds, and how many inputs were tried."""
+    deadline = time.monotonic() + budget
+    best = Finding(-1.0, {})
+    tried = 0
+
+    @seed(seed_value)
+    @settings(max_examples=10**9, deadline=None, database=None, phases=(Phase.generate, Phase.target),
+              suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
+    @given(problem(OPS[op], dtype))
+    def probe(inputs):
+        nonlocal best, tried
+        if time.monotonic() > deadline:
+            raise _OutOfTime
+        tried += 1
+        found = evaluate(adapter, framework, op, dtype, quantity, inputs)
+        target(found.score, label="error / tolerance")
+        if found.score > best.score:
+            best = found
+
+    try:
+        probe()
+    except _OutOfTime:
+        pass
+    return best, tried
+
+
+def shrink(adapter: Adapter, framework: str, op: str, dtype: str, quantity: str, found: Finding,
+           budget: float) -> Finding:
+    """Fewer rows and shorter decimals, keeping the score at least min(found, 1) (a failure
+    stays a failure) or half of it (an input merely close to the bound)."""
+    keep = 1.0 if found.score > 1.0 else found.score / 2
+    deadline = time.monotonic() + budget
+    best = found
+
+    def still_bad(inputs):
+        if time.monotonic() > deadline:
+            return None
+        candidate = evaluate(adapter, framework, op, dtype, quantity, inputs)
+        return candidate if candidate.score >= keep else None
+
+    rows = len(best.inputs["labels"])
+    for row in reversed(range(rows)):
+        if len(best.inputs["labels"]) > 1:
+            fewer = {k: np.delete(v, row, axis=0) for k, v in best.inputs.items()}
+            best = still_bad(fewer) or best
+    for name, values in list(best.inputs.items()):
+        if values.dtype.kind != "f":
+            continue
+        for index in np.ndindex(values.shape):
+            for digits in range(1, 9):
+                shorter = best.inputs[name].copy()
+                shorter[index] = _round_to(shorter[index], digits, dtype)
+                if shorter[index] == best.inputs[name][index]:
+                    break
+                candidate = still_bad({**best.inputs, name: shorter})
+                if candidate:
+                    best = candidate
+                    break
+    return best
+
+
+def _round_to(value: float, digits: int, dtype: str) -> float:
+    from reference.dtypes import numpy_dtype
+
+    return float(np.asarray(float(f"{value:.{digits}g}")).astype(numpy_dtype(dtype)).astype(np.float64))
