@@ -76,8 +76,11 @@ def hunt(framework: str, op: str, dtype: str, quantity: str, budget, seed: int, 
     path = Path(out or f"hunt-{framework}-{op}-{dtype}.yaml")
     command = f"xent-conformance hunt --framework {framework} --op {op} --dtype {dtype}" + (
         f" --quantity {quantity}" if quantity != "loss" else "") + f" --budget {seconds:g} --seed {seed}"
-    case_path, stub_path = output.write(found, path, framework, op, dtype, quantity, command,
-                                        adapter.package_versions())
+    try:
+        case_path, stub_path = output.write(found, path, framework, op, dtype, quantity, command,
+                                            adapter.package_versions())
+    except OSError as exc:
+        raise HuntInputError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         load_case_file(case_path)  # what it wrote is a case the suite reads
     except CaseError as exc:

@@ -91,6 +91,7 @@ def manifest_stub(found: Finding, framework: str, op: str, dtype: str, quantity:
 
 def write(found: Finding, out: Path, framework: str, op: str, dtype: str, quantity: str, command: str,
           package_versions: dict) -> tuple[Path, Path]:
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(case_file(found, framework, op, dtype, quantity, command))
     stub = out.with_name(out.stem + ".manifest-stub.yaml")
     stub.write_text(manifest_stub(found, framework, op, dtype, quantity, package_versions))

@@ -74,3 +74,15 @@ def test_bad_input_exits_2_with_one_line(args, message, capsys):
     assert cli.main(["hunt", *args]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
+
+
+def test_the_case_file_goes_into_a_new_folder_and_an_unwritable_one_is_one_line(tmp_path, capsys):
+    args = ["hunt", "--framework", "numpy", "--op", "binary_crossentropy", "--dtype", "float64", "--budget", "2"]
+    assert cli.main([*args, "--out", str(tmp_path / "new" / "found.yaml")]) == 0
+    assert load_case_file(tmp_path / "new" / "found.yaml")
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    capsys.readouterr()
+    assert cli.main([*args, "--out", str(blocked / "found.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot write" in err
