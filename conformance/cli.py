@@ -168,32 +168,26 @@ def cmd_divergences(args):
     except manifest.ManifestError as exc:
         raise InputError(str(exc)) from None
     records = results.merge(_read_all(args.inputs))[1] if args.inputs else None
-    text = manifest_doc.render(entries, records)
-    if not args.output:
-        print(text, end="")
-        return 0
-    try:
-        with open(args.output, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    except OSError as exc:
-        raise InputError(f"{args.output}: cannot write ({exc.strerror})") from None
-    print(f"{len(entries)} manifest entries -> {args.output}")
-    return 0
+    return _print_or_write(manifest_doc.render(entries, records), args.output, f"{len(entries)} manifest entries")
 
 
 def cmd_schema(args):
     from conformance import schemas
 
-    text = schemas.render(args.kind)
-    if not args.output:
+    return _print_or_write(schemas.render(args.kind), args.output, f"{args.kind} schema")
+
+
+def _print_or_write(text, output, what):
+    """text on stdout, or into output with a line saying what went where."""
+    if not output:
         print(text, end="")
         return 0
     try:
-        with open(args.output, "w", encoding="utf-8") as handle:
+        with open(output, "w", encoding="utf-8") as handle:
             handle.write(text)
     except OSError as exc:
-        raise InputError(f"{args.output}: cannot write ({exc.strerror})") from None
-    print(f"{args.kind} schema -> {args.output}")
+        raise InputError(f"{output}: cannot write ({exc.strerror})") from None
+    print(f"{what} -> {output}")
     return 0
 
 

@@ -19,7 +19,7 @@ class Verdict:
     inaccurate: int = 0  # elements finite in both that lie outside the bound
 
 
-def _special_mismatch(expected, actual):
+def special_mismatch(expected, actual):
     """NaN passes only where the reference is NaN; an infinity only where it has the same one."""
     exp_nan, act_nan = np.isnan(expected), np.isnan(actual)
     exp_inf, act_inf = np.isinf(expected), np.isinf(actual)
@@ -39,7 +39,7 @@ def compare(expected, actual, scale, dtype, tolerance, actual_dtype=None):
         problems.append(f"shape {actual.shape}, expected {expected.shape}")
         return Verdict(False, float("nan"), float("nan"), expected.size, expected.size, None, problems)
 
-    special = _special_mismatch(expected, actual)
+    special = special_mismatch(expected, actual)
     finite = np.isfinite(expected) & np.isfinite(actual)
     with np.errstate(invalid="ignore"):
         err = np.where(finite, np.abs(actual - expected), 0.0)

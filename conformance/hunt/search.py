@@ -11,9 +11,11 @@ from hypothesis import HealthCheck, Phase, given, seed, settings, target
 from conformance.adapters.api import Adapter
 from conformance.cases import Case
 from conformance.core import tolerance as tol
+from conformance.core.compare import special_mismatch
 from conformance.core.checks import Check
 from conformance.core.runner import cast_inputs, expected_for
 from conformance.hunt.inputs import problem
+from reference.dtypes import numpy_dtype
 from reference.registry import OPS
 
 QUANTITIES = ("loss", "grad_logits")
@@ -60,11 +62,9 @@ def evaluate(adapter: Adapter, framework: str, op: str, dtype: str, quantity: st
 def _ratio(expected, actual, scale, dtype, tolerance) -> float:
     if actual.shape != expected.shape:
         return CEILING
-    both_nan = np.isnan(expected) & np.isnan(actual)
-    same_inf = np.isinf(expected) & (actual == expected)
-    finite = np.isfinite(expected) & np.isfinite(actual)
-    if np.any(~finite & ~both_nan & ~same_inf):
+    if special_mismatch(expected, actual).any():
         return CEILING
+    finite = np.isfinite(expected) & np.isfinite(actual)
     limit = tol.bound(expected, np.where(np.isfinite(scale), scale, 0.0), dtype, tolerance)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratios = np.where(finite, np.abs(actual - expected) / limit, 0.0)
@@ -135,6 +135,4 @@ def shrink(adapter: Adapter, framework: str, op: str, dtype: str, quantity: str,
 
 
 def _round_to(value: float, digits: int, dtype: str) -> float:
-    from reference.dtypes import numpy_dtype
-
     return float(np.asarray(float(f"{value:.{digits}g}")).astype(numpy_dtype(dtype)).astype(np.float64))
