@@ -2,9 +2,11 @@
 
 A framework id names one implementation under test: its adapter ("module:attr", the same
 target its `xent_conformance.adapters` entry point names), the modules it imports, the
-distributions whose versions results record and manifest ranges name, and, for Keras 3, the
-backend its process must set before importing keras. Plug-ins are not listed here: their
-adapters say the same things about themselves, and they run in the main process.
+distributions whose versions results record and manifest ranges name, and the process that
+checks it. Keras 3 fixes its backend at import, so each backend has a process with
+KERAS_BACKEND set first; a framework whose native libraries cannot share a process with
+TensorFlow's gets a process of its own. Plug-ins are not listed here: their adapters say the
+same things about themselves, and they run in the main process.
 """
 from __future__ import annotations
 
@@ -20,10 +22,13 @@ class Framework:
     imports: tuple[str, ...]  # modules it cannot run without
     packages: tuple[str, ...]  # distributions: versions recorded, named by manifest ranges
     keras_backend: str | None = None  # Keras 3 only: KERAS_BACKEND of the process that runs it
+    own_process: bool = False  # checked in a process of its own, named by the id
 
     @property
     def process(self) -> str:
-        """The KERAS_BACKEND of the process that checks this framework."""
+        """The name of the process that checks this framework: a Keras backend, or its own id."""
+        if self.own_process:
+            return self.id
         return self.keras_backend or MAIN_PROCESS
 
 
@@ -41,11 +46,21 @@ BUILTIN: dict[str, Framework] = {f.id: f for f in (
     Framework("keras-numpy", _KERAS + "KerasOnNumpy", ("keras",), ("keras", "numpy"), "numpy"),
     Framework("tf_keras", "conformance.adapters.tf_keras_adapter:TfKerasAdapter", ("tf_keras",),
               ("tf-keras", "tensorflow")),
+    Framework("onnxruntime", "conformance.adapters.onnxruntime_adapter:OnnxRuntimeAdapter",
+              ("onnxruntime", "onnx"), ("onnxruntime", "onnx")),
+    Framework("mlx", "conformance.adapters.mlx_adapter:MlxAdapter", ("mlx",), ("mlx",)),
+    # libpaddle.so crashes (SIGSEGV) when it is loaded after TensorFlow's libraries
+    Framework("paddle", "conformance.adapters.paddle_adapter:PaddleAdapter", ("paddle",), ("paddlepaddle",),
+              own_process=True),
+    Framework("tinygrad", "conformance.adapters.tinygrad_adapter:TinygradAdapter", ("tinygrad",), ("tinygrad",)),
 )}
 BUILTIN_IDS: tuple[str, ...] = tuple(BUILTIN)
 KERAS_BACKENDS: tuple[str, ...] = tuple(f.keras_backend for f in BUILTIN.values() if f.keras_backend)
+OWN_PROCESSES: tuple[str, ...] = tuple(f.id for f in BUILTIN.values() if f.own_process)
+PROCESSES: tuple[str, ...] = KERAS_BACKENDS + OWN_PROCESSES  # the main one first
+PROCESS_VARIABLE = "XENT_CONFORMANCE_PROCESS"  # names a process of its own; else KERAS_BACKEND names it
 # Words a case name may not contain, so that `pytest -k NAME` selects by framework only.
-RESERVED_WORDS = ("numpy", "tensorflow", "torch", "jax", "keras")
+RESERVED_WORDS = ("numpy", "tensorflow", "torch", "jax", "keras", "onnxruntime", "mlx", "paddle", "tinygrad")
 
 
 def order_key(framework_id: str) -> tuple:
@@ -56,6 +71,19 @@ def order_key(framework_id: str) -> tuple:
 
 
 def process_of(framework_id: str) -> str:
-    """The KERAS_BACKEND of the process that checks framework_id (plug-ins: the main one)."""
+    """The name of the process that checks framework_id (plug-ins: the main one)."""
     known = BUILTIN.get(framework_id)
     return known.process if known else MAIN_PROCESS
+
+
+def process_environment(process: str) -> dict[str, str]:
+    """The variables that make a process the named one: its Keras backend (a process of its
+    own keeps the main backend and never imports Keras 3), and the process name."""
+    if process in OWN_PROCESSES:
+        return {"KERAS_BACKEND": MAIN_PROCESS, PROCESS_VARIABLE: process}
+    return {"KERAS_BACKEND": process, PROCESS_VARIABLE: ""}
+
+
+def process_label(process: str) -> str:
+    """How results files and progress lines name a process."""
+    return process if process in OWN_PROCESSES else "keras-" + process

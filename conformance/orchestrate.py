@@ -1,8 +1,9 @@
-"""Run the whole conformance matrix: one pytest process per Keras 3 backend, then merge.
+"""Run the whole conformance matrix: one pytest process per Keras 3 backend, and one per
+framework that needs its own (conformance/frameworks.py), then merge.
 
 Keras fixes its backend when it is imported, so keras-jax, keras-torch and keras-numpy each
 need a process with KERAS_BACKEND set before import. The main process (tensorflow backend)
-checks every other framework, plug-ins included. `--framework X` (given to `run` or after its
+checks every other framework, plug-ins included, but those with a process of their own. `--framework X` (given to `run` or after its
 `--`) runs only the processes that check X. `--require all` fails any framework that cannot
 be imported, in whichever process checks it.
 """
@@ -52,23 +53,27 @@ def take_framework_args(extra):
 
 
 def plan(selected, known):
-    """[(keras backend, framework ids for its process or None for the default set)]."""
+    """[(process name, framework ids for it or None for the main process's default set)]."""
     if not selected:
-        return [(backend, None if backend == frameworks.MAIN_PROCESS else ["keras-" + backend])
-                for backend in frameworks.KERAS_BACKENDS]
+        return [(process, None if process == frameworks.MAIN_PROCESS else frameworks_of(process, known))
+                for process in frameworks.PROCESSES]
     unknown = [f for f in selected if f not in known and f != "keras"]
     if unknown:
         raise ValueError(f"--framework {unknown[0]}: unknown framework id (known: {', '.join(known)})")
     steps = []
-    for backend in frameworks.KERAS_BACKENDS:
-        mine = [f for f in selected if f in known and frameworks.process_of(f) == backend]
+    for process in frameworks.PROCESSES:
+        mine = [f for f in selected if f in known and frameworks.process_of(f) == process]
         if mine:
-            steps.append((backend, mine))
+            steps.append((process, mine))
     return steps
 
 
+def frameworks_of(process, known):
+    return [f for f in known if frameworks.process_of(f) == process]
+
+
 def pytest_command(backend, mine, required, out_dir, extra, workers, adapter_targets=(), device="all", shard=None):
-    keras_id = "keras-" + backend
+    keras_id = frameworks.process_label(backend)
     # -rfE: the plugin counts skips and known divergences; pytest lists failures and errors only.
     command = [sys.executable, "-m", "pytest", str(SUITE), "-q", "-rfE", "--disable-warnings",
                "-p", "no:cacheprovider",
@@ -108,17 +113,21 @@ def run(required=(), out_dir="results", extra=(), workers=2, selected=(), adapte
     parts, failing_runs = [], []
     for k, (backend, mine) in enumerate(steps, 1):
         command = pytest_command(backend, mine, required, out_dir, extra, workers, adapter_targets, device, shard)
-        checked = ", ".join(mine) if mine else "every framework but the other Keras 3 backends"
-        print(f"\n== [{k}/{len(steps)}] Keras on {backend}: {checked}", flush=True)
+        checked = ", ".join(mine) if mine else "every framework but those with a process of their own"
+        title = f"[{k}/{len(steps)}] " + (f"{backend}'s own process" if backend in frameworks.OWN_PROCESSES
+                                          else f"Keras on {backend}")
+        print(f"\n== {title}: {checked}", flush=True)
         started = time.perf_counter()
-        code = subprocess.call(command, env={"TF_CPP_MIN_LOG_LEVEL": "3", **os.environ, "KERAS_BACKEND": backend})
-        print(f"== [{k}/{len(steps)}] Keras on {backend}: done in {time.perf_counter() - started:.0f} s", flush=True)
+        env = {"TF_CPP_MIN_LOG_LEVEL": "3", **os.environ, **frameworks.process_environment(backend)}
+        code = subprocess.call(command, env=env)
+        print(f"== {title}: done in {time.perf_counter() - started:.0f} s", flush=True)
         if code not in (0, 1):  # 1 is failing checks, reported below; anything else is broken
-            print(f"pytest exited {code} for KERAS_BACKEND={backend}: {' '.join(command[2:])}", file=sys.stderr)
+            print(f"pytest exited {code} for the {frameworks.process_label(backend)} process: "
+                  f"{' '.join(command[2:])}", file=sys.stderr)
             return 2
         if code == 1:
             failing_runs.append(backend)
-        parts.append(out_dir / f"conformance-keras-{backend}.json")
+        parts.append(out_dir / f"conformance-{frameworks.process_label(backend)}.json")
     complete = not (list(selected) + named) and not shard and not any(
         a == "--cases" or a.startswith("--cases=") for a in extra)
     status = summarize(parts, out_dir / "conformance.json", failing_runs, complete)
@@ -151,5 +160,5 @@ def summarize(parts, merged, failing_runs, complete=True):
     for record in bad:
         print(f"{record['outcome'].upper():8s} {record['id']}")
     for backend in failing_runs:  # invariant and property tests leave no records: their failures count here
-        print(f"FAILED   tests in the KERAS_BACKEND={backend} process (see its output above)")
+        print(f"FAILED   tests in the {frameworks.process_label(backend)} process (see its output above)")
     return 1 if bad or failing_runs else 0

@@ -4,7 +4,8 @@ A process holds one Registry, configured by the pytest plugin or the commands wi
 `--adapter` targets it was given; `load(framework_id)` returns its adapter.
 """
 from conformance.adapters.api import Adapter, Capability, NotOffered, Result, Unavailable
-from conformance.adapters.discovery import Registry, keras_backend_here
+from conformance import frameworks
+from conformance.adapters.discovery import Registry, keras_backend_here, process_here
 from conformance.adapters.validation import AdapterError
 
 _registry: Registry | None = None
@@ -31,12 +32,24 @@ def keras_framework_id() -> str:
 
 
 def framework_ids_here() -> list[str]:
-    """Frameworks this process checks: every non-Keras-3 one (plug-ins too), and Keras 3 on
-    this process's backend."""
-    here = keras_backend_here()
+    """Frameworks this process checks: in a framework's own process that framework only;
+    elsewhere every framework without a process of its own (plug-ins too), and Keras 3 on this
+    process's backend."""
+    here = process_here()
     ids = registry().known_ids()
-    return [f for f in ids if not f.startswith("keras-") or f == "keras-" + here]
+    if here in frameworks.OWN_PROCESSES:
+        return [f for f in ids if frameworks.process_of(f) == here]
+    return [f for f in ids if (not f.startswith("keras-") or f == "keras-" + here)
+            and frameworks.process_of(f) not in frameworks.OWN_PROCESSES]
+
+
+def how_to_check(framework: str) -> str:
+    """What to set so that a process checks framework."""
+    process = frameworks.process_of(framework)
+    if process in frameworks.OWN_PROCESSES:
+        return f"set {frameworks.PROCESS_VARIABLE}={process} (its own process), or use `xent-conformance run`"
+    return f"set KERAS_BACKEND={process}"
 
 
 __all__ = ["Adapter", "AdapterError", "Capability", "NotOffered", "Result", "Unavailable", "configure", "load",
-           "registry", "framework_ids_here", "keras_framework_id"]
+           "registry", "framework_ids_here", "how_to_check", "keras_framework_id", "process_here"]

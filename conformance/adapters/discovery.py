@@ -120,9 +120,9 @@ class Registry:
     def known_ids(self) -> list[str]:
         return sorted(self.sources, key=frameworks.order_key)
 
-    def ids_for_process(self, keras_backend: str) -> list[str]:
-        """Frameworks a process with this KERAS_BACKEND checks."""
-        return [f for f in self.known_ids() if frameworks.process_of(f) == keras_backend]
+    def ids_for_process(self, process: str) -> list[str]:
+        """Frameworks the named process (a Keras backend, or a framework's own) checks."""
+        return [f for f in self.known_ids() if frameworks.process_of(f) == process]
 
     def load(self, framework: str) -> Adapter:
         """The adapter for a framework id; raises Unavailable or AdapterError (cached)."""
@@ -151,3 +151,10 @@ class Registry:
 def keras_backend_here() -> str:
     """The Keras 3 backend of this process: fixed by KERAS_BACKEND before keras is imported."""
     return os.environ.get("KERAS_BACKEND", frameworks.MAIN_PROCESS)
+
+
+def process_here() -> str:
+    """This process's name: a framework's own process where XENT_CONFORMANCE_PROCESS names
+    one, else its Keras backend."""
+    named = os.environ.get(frameworks.PROCESS_VARIABLE, "")
+    return named if named in frameworks.OWN_PROCESSES else keras_backend_here()

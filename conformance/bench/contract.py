@@ -129,3 +129,22 @@ def with_info(kernel: BenchKernel, info: dict) -> BenchKernel:
         return timed
 
     return replace(kernel, build=build)
+
+
+def plain_timed(problem: Problem, inputs: Callable[[], tuple], step: Callable[..., tuple],
+                to_numpy: Callable[[Any], np.ndarray], info: dict | None = None) -> Timed:
+    """A Timed for a framework whose call needs no compile step of its own: `inputs()` makes
+    one (logits, labels) copy, `step(x, y)` runs one evaluation to completion and returns its
+    outputs (loss, and the gradient in fwdbwd mode), `to_numpy` reads one output back."""
+    copies = [inputs() for _ in range(problem.copies)]
+    take = rotating([c[0] for c in copies], [c[1] for c in copies])
+
+    def call():
+        return step(*take())
+
+    def read(out):
+        return loss_and_grad([to_numpy(o) for o in out])
+
+    timed = Timed(call, read, lambda out: problem.device, info={"label_dtype": "int64", **(info or {})})
+    _, timed.first_call_s = first_call(call)
+    return timed

@@ -91,7 +91,7 @@ def process_env(framework, threads):
     (the reference's process is the main one), and the plug-in that provides it when only
     --adapter names it (entry points are found in every process)."""
     env = {**thread_env(threads), "XENT_BENCH_FRAMEWORK": framework,
-           "KERAS_BACKEND": framework_table.process_of(framework)}
+           **framework_table.process_environment(framework_table.process_of(framework))}
     source = adapters.registry().sources.get(framework)
     if source is not None and source.origin == "--adapter":
         env[ENV_VARIABLE] = ",".join(filter(None, (os.environ.get(ENV_VARIABLE), source.target)))

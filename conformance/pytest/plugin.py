@@ -102,11 +102,11 @@ def pytest_configure(config):
     wanted = _framework_ids(config.getoption("framework"), "--framework")
     for name in wanted:
         if name not in here:
-            raise pytest.UsageError(f"--framework {name}: this process checks {adapters.keras_framework_id()}; "
-                                    f"set KERAS_BACKEND={name.removeprefix('keras-')} for {name}")
+            raise pytest.UsageError(f"--framework {name}: this process checks {', '.join(here)}; "
+                                    f"{adapters.how_to_check(name)} for {name}")
     for name in session.required:
         if name not in here:
-            raise pytest.UsageError(f"--require {name}: set KERAS_BACKEND={name.removeprefix('keras-')} to check it")
+            raise pytest.UsageError(f"--require {name}: {adapters.how_to_check(name)} to check it")
     session.frameworks = [f for f in here if f in wanted] if wanted else here
     _load_plugins(session.frameworks)
     try:

@@ -164,6 +164,24 @@ def test_the_pyproject_entry_points_hold_the_table():
         assert target.startswith("conformance.adapters."), f"{framework_id}: built-in adapters live in the package"
 
 
+def test_a_framework_with_its_own_process_is_checked_there_and_only_there(monkeypatch):
+    """Paddle crashes when loaded after TensorFlow: the main process never loads it, and its
+    own process loads nothing else."""
+    adapters_package = adapters
+    adapters_package.configure(environ={})
+    monkeypatch.delenv(frameworks.PROCESS_VARIABLE, raising=False)
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    main = adapters_package.framework_ids_here()
+    assert "paddle" not in main and {"torch", "tinygrad", "keras-tensorflow"} <= set(main)
+    monkeypatch.setenv(frameworks.PROCESS_VARIABLE, "paddle")
+    assert adapters_package.framework_ids_here() == ["paddle"]
+    assert frameworks.process_environment("paddle") == {"KERAS_BACKEND": "tensorflow",
+                                                        frameworks.PROCESS_VARIABLE: "paddle"}
+    assert frameworks.process_environment("jax")["KERAS_BACKEND"] == "jax"
+    assert "XENT_CONFORMANCE_PROCESS=paddle" in adapters_package.how_to_check("paddle")
+    assert frameworks.process_label("paddle") == "paddle" and frameworks.process_label("jax") == "keras-jax"
+
+
 def test_an_unknown_id_is_an_adapter_error_not_a_skip():
     with pytest.raises(AdapterError, match="unknown framework id 'kerass'"):
         discovery.Registry(environ={}).load("kerass")
@@ -210,7 +228,8 @@ def test_run_with_a_framework_after_the_separator_runs_only_its_process(tmp_path
     known = frameworks.BUILTIN_IDS
     assert orchestrate.plan(["keras-jax"], known) == [("jax", ["keras-jax"])]
     assert orchestrate.plan(["torch", "keras-torch"], known) == [("tensorflow", ["torch"]), ("torch", ["keras-torch"])]
-    assert [step[0] for step in orchestrate.plan([], known)] == list(frameworks.KERAS_BACKENDS)
+    assert [step[0] for step in orchestrate.plan([], known)] == list(frameworks.PROCESSES)
+    assert orchestrate.plan(["paddle", "torch"], known) == [("tensorflow", ["torch"]), ("paddle", ["paddle"])]
     assert orchestrate.take_framework_args(["-x", "--framework", "jax", "--framework=torch"]) == (["jax", "torch"], ["-x"])
     with pytest.raises(ValueError, match="unknown framework id"):
         orchestrate.plan(["kerass"], known)

@@ -1,0 +1,202 @@
+"""MLX: mlx.nn.losses, run eagerly and under mx.compile, differentiated with mx.grad, mx.vjp
+and mx.jvp.
+
+Its defaults differ from PyTorch's, so every call passes them explicitly: cross_entropy and
+nll_loss default to reduction "none", binary_cross_entropy to with_logits=True and "mean".
+MLX has no ignore_index and no class weights; `weights` are per-loss weights.
+"""
+from __future__ import annotations
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.nn.losses as losses
+import numpy as np
+
+from conformance.adapters.api import Adapter, Capability, NotOffered, Result, as_float
+from conformance.bench.contract import BenchKernel, NoDevice, Problem, Timed, plain_timed
+
+DTYPES = {"float16": mx.float16, "bfloat16": mx.bfloat16, "float32": mx.float32, "float64": mx.float64}
+MODES = ("eager", "compile")
+
+
+def mlx_devices() -> tuple[str, ...]:
+    # MLX's GPU on Linux is its CUDA backend (mlx[cuda]); Metal exists on macOS only
+    return ("cpu", "cuda") if mx.is_available(mx.gpu) and not mx.metal.is_available() else ("cpu",)
+
+
+def _device(device: str):
+    return mx.gpu if device == "cuda" else mx.cpu
+
+
+def to_array(array, dtype):
+    array = np.asarray(array)
+    if array.dtype.kind in "iu":
+        return mx.array(array.astype(np.int64))
+    # mx.array turns a float64 NumPy array into float32 unless it is told the dtype
+    array = as_float(array)
+    return mx.array(array, dtype=DTYPES[str(array.dtype)]).astype(DTYPES[dtype])
+
+
+def to_result(array, device, mode):
+    dtype = str(array.dtype).removeprefix("mlx.core.")
+    wide = array if array.dtype == mx.float64 else array.astype(mx.float32)
+    return Result(np.asarray(wide).astype(np.float64), dtype, device, mode)
+
+
+def _weights(options, dtype):
+    weight = options.get("sample_weight")
+    return None if weight is None else to_array(np.asarray(weight, np.float64), dtype)
+
+
+def wide(values, dtype):
+    """float64 values (a cotangent, a direction) as an MLX array of dtype."""
+    return mx.array(np.asarray(values, np.float64), dtype=mx.float64).astype(dtype)
+
+
+def sigmoid_cross_entropy(x, y, options, weights):
+    return losses.binary_cross_entropy(x, y, weights=weights, with_logits=True, reduction=options["reduction"])
+
+
+def binary_crossentropy(p, y, options, weights):
+    return losses.binary_cross_entropy(p, y, weights=weights, with_logits=False, reduction=options["reduction"])
+
+
+def softmax_cross_entropy(z, y, options, weights):
+    return losses.cross_entropy(z, y, weights=weights, axis=options.get("axis", -1),
+                                label_smoothing=options.get("label_smoothing") or 0.0, reduction=options["reduction"])
+
+
+def mean_squared_error(a, y, options, weights):
+    return losses.mse_loss(a, y, reduction=options["reduction"])
+
+
+def nll_of_log_softmax(z, labels, options, weights):
+    axis = options.get("axis", -1)
+    return losses.nll_loss(nn.log_softmax(z, axis=axis), labels, axis=axis, reduction=options["reduction"])
+
+
+def dense_of_log_softmax(z, y, options, weights):
+    loss = -mx.sum(y * nn.log_softmax(z, axis=options.get("axis", -1)), axis=options.get("axis", -1))
+    return {"none": loss, "sum": mx.sum(loss), "mean": mx.mean(loss)}[options["reduction"]]
+
+
+class MlxAdapter(Adapter):
+    framework = "mlx"
+    packages = ("mlx", "mlx-cpu")
+    capabilities = {
+        "sigmoid_cross_entropy": Capability(sigmoid_cross_entropy, options={"sample_weight"}, modes=MODES),
+        "binary_crossentropy": Capability(binary_crossentropy, variant="torch_clamp_log", options={"sample_weight"},
+                                          modes=MODES),
+        "softmax_cross_entropy": Capability(softmax_cross_entropy, options={"sample_weight", "label_smoothing"},
+                                            modes=MODES),
+        "sparse_softmax_cross_entropy": Capability(softmax_cross_entropy, options={"sample_weight", "label_smoothing"},
+                                                   modes=MODES),
+        "mean_squared_error": Capability(mean_squared_error, modes=MODES),
+    }
+
+    def version(self):
+        return mx.__version__
+
+    def devices(self):
+        return mlx_devices()
+
+    def composed(self):
+        return MlxComposed()
+
+    def _function(self, op, options, dtype):
+        implementation = self.capability(op).implementation
+        options = {**options, "reduction": options.get("reduction", "none")}
+        weights = _weights(options, dtype)
+        return lambda x, y: implementation(x, y, options, weights)
+
+    def _both_modes(self, fn, args, device):
+        """fn(*args) eagerly and under mx.compile, on the device's stream."""
+        with mx.stream(_device(device)):
+            eager = fn(*args)
+            compiled = mx.compile(fn)(*args)
+            mx.eval(eager, compiled)
+        first = to_result(eager, device, "eager")
+        first.others = [to_result(compiled, device, "compile")]
+        return first
+
+    def _inputs(self, prediction, labels, dtype):
+        return to_array(prediction, dtype), to_array(labels, dtype)
+
+    def loss(self, op, prediction, labels, options, dtype, device):
+        return self._both_modes(self._function(op, options, dtype), self._inputs(prediction, labels, dtype), device)
+
+    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
+        fn = self._function(op, options, dtype)
+        argnum = 1 if wrt == "labels" else 0
+        x, y = self._inputs(prediction, labels, dtype)
+        if argnum == 1 and y.dtype in (mx.int64, mx.int32):
+            raise NotOffered("integer labels have no gradient")
+        if cotangent is None:
+            derivative = mx.grad(lambda a, b: mx.sum(fn(a, b)), argnums=argnum)
+        else:
+            def derivative(a, b):
+                primals = [a, b]
+                out = fn(a, b)
+                seed = wide(cotangent, out.dtype)
+                pulled = mx.vjp(lambda t: fn(*(t if i == argnum else p for i, p in enumerate(primals))),
+                                [primals[argnum]], [seed])[1]
+                return pulled[0]
+        return self._both_modes(derivative, (x, y), device)
+
+    def jvp(self, op, prediction, labels, options, dtype, device, direction):
+        fn = self._function(op, options, dtype)
+        x, y = self._inputs(prediction, labels, dtype)
+        tangent = wide(direction, x.dtype)
+
+        def forward(a, b):
+            return mx.jvp(lambda t: fn(t, b), [a], [tangent])[1][0]
+
+        return self._both_modes(forward, (x, y), device)
+
+
+    def kernels(self):
+        return {
+            "fused": BenchKernel("fused", "losses.cross_entropy, mx.compile",
+                                 lambda p: mlx_timed(lambda z, y: losses.cross_entropy(z, y), p)),
+            "naive": BenchKernel("naive", "-log(mx.softmax(z))[label], mx.compile",
+                                 lambda p: mlx_timed(naive_loss, p)),
+        }
+
+
+class MlxComposed(MlxAdapter):
+    composition = "nn.log_softmax, then losses.nll_loss (dense labels: -sum(y * nn.log_softmax))"
+    capabilities = {"sparse_softmax_cross_entropy": Capability(nll_of_log_softmax, modes=MODES),
+                    "softmax_cross_entropy": Capability(dense_of_log_softmax, modes=MODES)}
+
+    def composed(self):
+        return None
+
+
+# ---------------------------------------------------------------- benchmark kernels
+
+def naive_loss(z, y):
+    return -mx.take_along_axis(mx.log(mx.softmax(z, axis=-1)), y[:, None], axis=-1)[:, 0]
+
+
+def mlx_timed(loss_fn, problem: Problem) -> Timed:
+    """loss_fn(logits, labels) under mx.compile; forward+backward through mx.value_and_grad."""
+    if problem.device not in mlx_devices():
+        raise NoDevice("MLX has no GPU here")
+    if problem.mode == "fwd":
+        step = mx.compile(lambda z, y: (loss_fn(z, y),))
+    else:
+        value_and_grad = mx.value_and_grad(lambda z, y: mx.sum(loss_fn(z, y)))
+
+        def both(z, y):
+            return loss_fn(z, y), value_and_grad(z, y)[1]
+
+        step = mx.compile(both)
+
+    def run(z, y):
+        with mx.stream(_device(problem.device)):
+            out = step(z, y)
+            mx.eval(out)
+        return out
+
+    return plain_timed(problem, lambda: (to_array(problem.logits, problem.dtype), to_array(problem.labels, "")),
+                       run, lambda a: np.asarray(a if a.dtype == mx.float64 else a.astype(mx.float32)))

@@ -1,0 +1,194 @@
+"""tinygrad: Tensor.binary_crossentropy(_logits), cross_entropy and
+sparse_categorical_crossentropy, run eagerly (lazily, realised at once) and under TinyJit,
+differentiated with Tensor.gradient.
+
+Its CPU device compiles every kernel with clang, which must be installed. The default
+ignore_index=-1 of sparse_categorical_crossentropy means "ignore nothing" (a label of -1 then
+costs 0 and still counts in the mean), so a case without ignore_index is passed that default.
+cross_entropy puts the classes on axis 1, sparse_categorical_crossentropy on the last axis.
+"""
+from __future__ import annotations
+
+import numpy as np
+from tinygrad import Device, Tensor, TinyJit, dtypes
+
+from conformance.adapters.api import Adapter, Capability, NotOffered, Result, as_float, move_class_axis
+from conformance.bench.contract import BenchKernel, NoDevice, Problem, Timed, plain_timed
+
+DTYPES = {"float16": dtypes.float16, "float32": dtypes.float32, "float64": dtypes.float64}
+# bfloat16 kernels do not compile with Debian 12's clang 14 (__builtin_bit_cast of __bf16)
+OFFERED_DTYPES = tuple(DTYPES)
+MODES = ("eager", "jit")
+JIT_CALLS = 3  # TinyJit runs the first two calls itself and replays its captured kernels from the third
+
+
+def tinygrad_devices() -> tuple[str, ...]:
+    return ("cpu", "cuda") if Device.DEFAULT in ("CUDA", "NV") else ("cpu",)
+
+
+def to_tensor(array, dtype):
+    array = np.asarray(array)
+    if array.dtype.kind in "iu":
+        return Tensor(array.astype(np.int32), dtype=dtypes.int32)
+    return Tensor(np.ascontiguousarray(as_float(array).astype(np.float64)), dtype=dtypes.float64).cast(DTYPES[dtype])
+
+
+def to_result(tensor, device, mode):
+    name = {dtypes.float16: "float16", dtypes.float32: "float32", dtypes.float64: "float64"}.get(tensor.dtype,
+                                                                                              str(tensor.dtype))
+    return Result(tensor.cast(dtypes.float64).numpy(), name, device, mode)
+
+
+def _reduction(options):
+    return options.get("reduction", "none")
+
+
+def _class_axis_last(t, options):
+    axis = options.get("axis", -1) % t.ndim
+    return t if axis == t.ndim - 1 else t.permute(*[i for i in range(t.ndim) if i != axis], axis)
+
+
+def _class_axis_second(t, options):
+    return t.permute(*move_class_axis(t.ndim, options.get("axis", -1))) if t.ndim > 1 else t
+
+
+def sigmoid_cross_entropy(x, y, options):
+    pos = options.get("pos_weight")
+    pos = None if pos is None else to_tensor(np.asarray(pos, np.float64), _name(x.dtype))
+    return x.binary_crossentropy_logits(y, reduction=_reduction(options), pos_weight=pos)
+
+
+def binary_crossentropy(p, y, options):
+    return p.binary_crossentropy(y, reduction=_reduction(options))
+
+
+def softmax_cross_entropy(z, y, options):
+    return _class_axis_second(z, options).cross_entropy(_class_axis_second(y, options), reduction=_reduction(options),
+                                                        label_smoothing=options.get("label_smoothing") or 0.0)
+
+
+def sparse_softmax_cross_entropy(z, labels, options):
+    ignore_index = options.get("ignore_index")
+    return _class_axis_last(z, options).sparse_categorical_crossentropy(
+        labels, ignore_index=-1 if ignore_index is None else ignore_index,
+        label_smoothing=options.get("label_smoothing") or 0.0, reduction=_reduction(options))
+
+
+def mean_squared_error(a, y, options):
+    loss = (a - y).square()
+    return {"none": loss, "sum": loss.sum(), "mean": loss.mean()}[_reduction(options)]
+
+
+def nll_of_log_softmax(z, labels, options):
+    return _class_axis_second(z, options).log_softmax(axis=1 if z.ndim > 1 else 0).nll_loss(
+        labels, reduction=_reduction(options))
+
+
+def dense_of_log_softmax(z, y, options):
+    loss = -(y * z.log_softmax(axis=options.get("axis", -1))).sum(axis=options.get("axis", -1))
+    return {"none": loss, "sum": loss.sum(), "mean": loss.mean()}[_reduction(options)]
+
+
+def _name(dtype):
+    return {dtypes.float16: "float16", dtypes.float32: "float32", dtypes.float64: "float64"}[dtype]
+
+
+class TinygradAdapter(Adapter):
+    framework = "tinygrad"
+    packages = ("tinygrad",)
+    capabilities = {
+        "sigmoid_cross_entropy": Capability(sigmoid_cross_entropy, options={"pos_weight"}, dtypes=OFFERED_DTYPES,
+                                            modes=MODES),
+        "binary_crossentropy": Capability(binary_crossentropy, dtypes=OFFERED_DTYPES, modes=MODES),
+        "softmax_cross_entropy": Capability(softmax_cross_entropy, options={"label_smoothing"},
+                                            dtypes=OFFERED_DTYPES, modes=MODES),
+        "sparse_softmax_cross_entropy": Capability(sparse_softmax_cross_entropy,
+                                                   options={"label_smoothing", "ignore_index"},
+                                                   dtypes=OFFERED_DTYPES, modes=MODES),
+        "mean_squared_error": Capability(mean_squared_error, dtypes=OFFERED_DTYPES, modes=MODES),
+    }
+
+    def version(self):
+        from importlib import metadata
+        return metadata.version("tinygrad")
+
+    def devices(self):
+        return tinygrad_devices()
+
+    def composed(self):
+        return TinygradComposed()
+
+    def _each_mode(self, compute, device, *arrays):
+        """compute(*tensors) realised eagerly, then through TinyJit (replayed from its third call)."""
+        first = to_result(compute(*arrays).realize(), device, "eager")
+        jitted = TinyJit(lambda *tensors: compute(*tensors).realize())
+        for _ in range(JIT_CALLS):
+            out = jitted(*[a.clone().realize() for a in arrays])
+        first.others = [to_result(out, device, "jit")]
+        return first
+
+    def loss(self, op, prediction, labels, options, dtype, device):
+        implementation = self.capability(op).implementation
+        return self._each_mode(lambda x, y: implementation(x, y, options), device, to_tensor(prediction, dtype),
+                               to_tensor(labels, dtype))
+
+    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
+        implementation = self.capability(op).implementation
+        on_labels = wrt == "labels"
+
+        def derivative(x, y):
+            out = implementation(x, y, options)
+            target = y if on_labels else x
+            if cotangent is None:
+                return out.sum().gradient(target)[0]
+            return out.gradient(target, gradient=to_tensor(np.asarray(cotangent, np.float64), _name(out.dtype)))[0]
+
+        return self._each_mode(derivative, device, to_tensor(prediction, dtype), to_tensor(labels, dtype))
+
+
+    def kernels(self):
+        return {
+            "fused": BenchKernel("fused", "Tensor.sparse_categorical_crossentropy, TinyJit",
+                                 lambda p: tinygrad_timed(fused_loss, p)),
+            "naive": BenchKernel("naive", "-log(softmax(z))[label] through a one-hot, TinyJit",
+                                 lambda p: tinygrad_timed(naive_loss, p)),
+        }
+
+
+class TinygradComposed(TinygradAdapter):
+    composition = "Tensor.log_softmax, then Tensor.nll_loss (dense labels: -(y * log_softmax).sum)"
+    capabilities = {"sparse_softmax_cross_entropy": Capability(nll_of_log_softmax, dtypes=OFFERED_DTYPES, modes=MODES),
+                    "softmax_cross_entropy": Capability(dense_of_log_softmax, dtypes=OFFERED_DTYPES, modes=MODES)}
+
+    def composed(self):
+        return None
+
+
+# ---------------------------------------------------------------- benchmark kernels
+
+def fused_loss(z, y):
+    return z.sparse_categorical_crossentropy(y, reduction="none")
+
+
+def naive_loss(z, y):
+    return -(z.softmax(axis=-1).log() * y.one_hot(z.shape[-1])).sum(axis=-1)
+
+
+def tinygrad_timed(loss_fn, problem: Problem) -> Timed:
+    """loss_fn(logits, labels) under TinyJit (its compiled kernels replayed from the third call);
+    the gradient through Tensor.gradient."""
+    if problem.device not in tinygrad_devices():
+        raise NoDevice("tinygrad's default device is not a GPU here")
+    if problem.dtype not in OFFERED_DTYPES:
+        raise NotOffered(f"tinygrad does not compute {problem.dtype} here")
+    fwdbwd = problem.mode == "fwdbwd"
+
+    def evaluate(z, y):
+        loss = loss_fn(z, y)
+        outputs = (loss, loss.sum().gradient(z)[0]) if fwdbwd else (loss,)
+        return tuple(o.realize() for o in outputs)
+
+    jitted = TinyJit(evaluate)
+    return plain_timed(problem, lambda: (to_tensor(problem.logits, problem.dtype).realize(),
+                                         to_tensor(problem.labels, problem.dtype).realize()),
+                       jitted, lambda t: t.cast(dtypes.float64 if t.dtype == dtypes.float64 else dtypes.float32).numpy())
