@@ -26,10 +26,12 @@ def _constraints(posargs):
 
 @nox.session
 def conformance(session):
-    """Every framework, Keras 3 on each backend in its own process, merged into results/conformance.json."""
+    """Every framework, Keras 3 on each backend and PaddlePaddle each in a process of its own,
+    merged into results/conformance.json."""
     constraints, args = _constraints(session.posargs)
-    session.log(f"installing TensorFlow, tf-keras, Keras, PyTorch, JAX and optax as pinned in {constraints} "
-                "(about 3 GB; minutes on a fresh machine, seconds once the session exists; `nox -v` shows pip)")
+    session.log(f"installing TensorFlow, tf-keras, Keras, PyTorch, JAX, optax, ONNX Runtime, MLX, "
+                f"PaddlePaddle and tinygrad as pinned in {constraints} "
+                "(about 4 GB; minutes on a fresh machine, seconds once the session exists; `nox -v` shows pip)")
     # The example plug-in is installed as a user would install one, and checked with the rest.
     session.install("-c", constraints, "-e", ".[all,test]", "./examples/xent-example-plugin")
     session.run("python", "-m", "conformance", "run", *args)
