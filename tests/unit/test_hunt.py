@@ -86,3 +86,15 @@ def test_the_case_file_goes_into_a_new_folder_and_an_unwritable_one_is_one_line(
     assert cli.main([*args, "--out", str(blocked / "found.yaml")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot write" in err
+
+
+def test_the_deadline_inside_a_hypothesis_replay_group_ends_the_search_quietly():
+    from hypothesis.errors import FlakyFailure
+
+    from conformance.hunt import search as searching
+
+    deadline = searching._OutOfTime()
+    assert searching._out_of_time(deadline)
+    assert searching._out_of_time(FlakyFailure("replayed", [deadline]))
+    assert not searching._out_of_time(FlakyFailure("replayed", [deadline, ValueError("a real bug")]))
+    assert not searching._out_of_time(ValueError("a real bug"))
