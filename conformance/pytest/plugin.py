@@ -248,6 +248,11 @@ def pytest_terminal_summary(terminalreporter, config):
     else:
         for entry_id in unmatched:
             write(f"  manifest entry {entry_id!r} matched no check in this run")
+    if not config.getoption("framework"):
+        elsewhere = [f for f in adapters.registry().known_ids() if f not in adapters.framework_ids_here()]
+        if elsewhere:
+            write("checked in other processes, not here: " + "; ".join(
+                f"{f} ({adapters.how_to_check(f)})" for f in elsewhere))
     path = config.getoption("results")
     if path:
         write(f"results: {path}")

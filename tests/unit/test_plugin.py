@@ -78,3 +78,12 @@ def test_device_selects_the_checks_of_one_device(suite, device, present, absent)
                                         "--collect-only", "-q")
     ids = [line for line in result.outlines if "test_check[" in line]
     assert ids and all(present in i and absent not in i for i in ids)
+
+
+def test_a_plain_run_names_the_frameworks_other_processes_check(suite, monkeypatch):
+    """Paddle and the other Keras 3 backends are never silently missing from a plain pytest run."""
+    monkeypatch.setenv("KERAS_BACKEND", "numpy")
+    monkeypatch.delenv("XENT_CONFORMANCE_PROCESS", raising=False)
+    result = suite.runpytest_subprocess("--cases", "cases.yaml", "-k", "keras-numpy", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["checked in other processes, not here: *keras-jax (set KERAS_BACKEND=jax)*"
+                                 "paddle (set XENT_CONFORMANCE_PROCESS=paddle*"])
