@@ -34,6 +34,7 @@ class Pinned:
     dtype: str
     variant: str
     source: str
+    digits: int | None = None  # significant digits printed: reproduced when rounding or truncating gives value
 
 
 @dataclass(frozen=True)
@@ -220,6 +221,17 @@ def _check_shapes(op, prediction, labels, axis, fail, ignore_index=None, invalid
         fail(f"shape {labels.shape} does not match {op.prediction} {prediction.shape}", "inputs.labels")
 
 
+def _check_printed(value, digits, fail, key):
+    """A printed number says how many digits it has; one that has more than `digits` was not
+    printed to that precision (an infinite or zero value has no digits to count)."""
+    if not 1 <= digits <= schema.MAX_PRINTED_DIGITS:
+        fail(f"expected 1 to {schema.MAX_PRINTED_DIGITS} significant digits, got {digits}", key + ".digits")
+    if not math.isfinite(value) or value == 0:
+        fail(f"{value!r} has no significant digits to count; leave digits out", key + ".digits")
+    if float(f"{value:.{digits}g}") != value:
+        fail(f"{value!r} has more than {digits} significant digits", key + ".digits")
+
+
 def _line(lines, path):
     """The line of the longest prefix of path that the file has (a key may be missing)."""
     while path:
@@ -289,9 +301,10 @@ def _build_case(raw, path, index, fail_file, lines=None):
                  key + ".variant")
         if not entry["source"].strip():
             fail("a pinned number must name its source", key + ".source")
-        if not math.isfinite(entry["value"]):
-            pass  # an infinite pinned value is legitimate (log 0)
-        pinned.append(Pinned(float(entry["value"]), entry["dtype"], entry["variant"], entry["source"]))
+        digits = entry.get("digits")
+        if digits is not None:
+            _check_printed(entry["value"], digits, fail, key)
+        pinned.append(Pinned(float(entry["value"]), entry["dtype"], entry["variant"], entry["source"], digits))
 
     return Case(name=name, op=op.name, path=str(path), inputs=arrays, options=dict(options),
                 dtypes=tuple(dtypes), grad=raw.get("grad", True), pinned=tuple(pinned),

@@ -30,7 +30,10 @@ PINNED_KEYS = {
     "dtype": ("str", True, "the dtype the source computed in"),
     "variant": ("str", True, "the reference variant that explains the value"),
     "source": ("str", True, "where the number comes from"),
+    "digits": ("int", False, "significant digits the source printed: the value is reproduced when it rounds "
+                             "or truncates to the printed number (default: the number is exact to 4 ULP)"),
 }
+MAX_PRINTED_DIGITS = 17  # a float64 needs at most 17 significant digits
 
 GENERATOR_KEYS = {
     "generate": ("str", True, "normal, uniform, integers, simplex, bernoulli"),

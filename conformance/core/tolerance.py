@@ -109,3 +109,11 @@ def bound(expected, scale, dtype, tolerance):
     return (tolerance.ulp * ulp(expected, dtype)
             + tolerance.cond * eps(dtype) * np.abs(np.asarray(scale, np.float64))
             + tolerance.abs)
+
+
+def printed_interval(value: float, digits: int) -> tuple[float, float]:
+    """(centre, half-width) of the numbers that print as `value` to `digits` significant
+    digits, rounded to nearest (within half a unit of the last digit) or truncated toward
+    zero (up to one unit further from zero): value + sign(value) * [-u/2, u]."""
+    unit = 10.0 ** (np.floor(np.log10(abs(value))) - digits + 1)
+    return value + np.sign(value) * unit / 4, 3 * unit / 4
