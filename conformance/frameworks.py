@@ -76,6 +76,11 @@ def process_of(framework_id: str) -> str:
     return known.process if known else MAIN_PROCESS
 
 
+def ids_in_process(process: str, ids) -> list[str]:
+    """The framework ids among ids that the named process checks."""
+    return [f for f in ids if process_of(f) == process]
+
+
 def process_environment(process: str) -> dict[str, str]:
     """The variables that make a process the named one: its Keras backend (a process of its
     own keeps the main backend and never imports Keras 3), and the process name."""

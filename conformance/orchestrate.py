@@ -3,8 +3,8 @@ framework that needs its own (conformance/frameworks.py), then merge.
 
 Keras fixes its backend when it is imported, so keras-jax, keras-torch and keras-numpy each
 need a process with KERAS_BACKEND set before import. The main process (tensorflow backend)
-checks every other framework, plug-ins included, but those with a process of their own. `--framework X` (given to `run` or after its
-`--`) runs only the processes that check X. `--require all` fails any framework that cannot
+checks every other framework, plug-ins included, but those with a process of their own.
+`--framework X` (given to `run` or after its `--`) runs only the processes that check X. `--require all` fails any framework that cannot
 be imported, in whichever process checks it.
 """
 from __future__ import annotations
@@ -55,30 +55,26 @@ def take_framework_args(extra):
 def plan(selected, known):
     """[(process name, framework ids for it or None for the main process's default set)]."""
     if not selected:
-        return [(process, None if process == frameworks.MAIN_PROCESS else frameworks_of(process, known))
+        return [(process, None if process == frameworks.MAIN_PROCESS else frameworks.ids_in_process(process, known))
                 for process in frameworks.PROCESSES]
     unknown = [f for f in selected if f not in known and f != "keras"]
     if unknown:
         raise ValueError(f"--framework {unknown[0]}: unknown framework id (known: {', '.join(known)})")
     steps = []
     for process in frameworks.PROCESSES:
-        mine = [f for f in selected if f in known and frameworks.process_of(f) == process]
+        mine = frameworks.ids_in_process(process, [f for f in selected if f in known])
         if mine:
             steps.append((process, mine))
     return steps
 
 
-def frameworks_of(process, known):
-    return [f for f in known if frameworks.process_of(f) == process]
-
-
 def pytest_command(backend, mine, required, out_dir, extra, workers, adapter_targets=(), device="all", shard=None):
-    keras_id = frameworks.process_label(backend)
+    label = frameworks.process_label(backend)
     # -rfE: the plugin counts skips and known divergences; pytest lists failures and errors only.
     command = [sys.executable, "-m", "pytest", str(SUITE), "-q", "-rfE", "--disable-warnings",
                "-p", "no:cacheprovider",
-               "--results", str(out_dir / f"conformance-{keras_id}.json"),
-               "--junitxml", str(out_dir / f"junit-{keras_id}.xml"), "-o", f"junit_suite_name={keras_id}"]
+               "--results", str(out_dir / f"conformance-{label}.json"),
+               "--junitxml", str(out_dir / f"junit-{label}.xml"), "-o", f"junit_suite_name={label}"]
     if mine is not None:
         command += [f"--framework={f}" for f in mine]
     required_here = [r for r in required if frameworks.process_of(r) == backend and (mine is None or r in mine)]

@@ -38,7 +38,7 @@ def framework_ids_here() -> list[str]:
     here = process_here()
     ids = registry().known_ids()
     if here in frameworks.OWN_PROCESSES:
-        return [f for f in ids if frameworks.process_of(f) == here]
+        return frameworks.ids_in_process(here, ids)
     return [f for f in ids if (not f.startswith("keras-") or f == "keras-" + here)
             and frameworks.process_of(f) not in frameworks.OWN_PROCESSES]
 

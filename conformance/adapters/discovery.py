@@ -122,7 +122,7 @@ class Registry:
 
     def ids_for_process(self, process: str) -> list[str]:
         """Frameworks the named process (a Keras backend, or a framework's own) checks."""
-        return [f for f in self.known_ids() if frameworks.process_of(f) == process]
+        return frameworks.ids_in_process(process, self.known_ids())
 
     def load(self, framework: str) -> Adapter:
         """The adapter for a framework id; raises Unavailable or AdapterError (cached)."""

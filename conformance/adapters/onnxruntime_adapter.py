@@ -73,7 +73,6 @@ COMPOSED = ("LogSoftmax", "NegativeLogLikelihoodLoss")
 class OnnxRuntimeAdapter(Adapter):
     framework = "onnxruntime"
     packages = ("onnxruntime", "onnx")
-    nodes = FUSED
     capabilities = {
         "sparse_softmax_cross_entropy": Capability(FUSED, options={"weight", "ignore_index"}, dtypes=DTYPES,
                                                    modes=tuple(MODES), differentiable=False),
@@ -89,7 +88,7 @@ class OnnxRuntimeAdapter(Adapter):
         return OnnxRuntimeComposed()
 
     def loss(self, op, prediction, labels, options, dtype, device):
-        self.capability(op)
+        nodes = self.capability(op).implementation  # the chain of operators the model holds
         unbatched = prediction.ndim == 1  # the operators need a batch axis: one example becomes [1, C]
         if unbatched:
             prediction, labels = prediction[None], np.asarray(labels)[None]
@@ -102,7 +101,7 @@ class OnnxRuntimeAdapter(Adapter):
         reduction = options.get("reduction", "none")
         results = []
         for mode in MODES:
-            run = session(self.nodes, dtype, scores.ndim, reduction, options.get("ignore_index"), weight is not None, mode, device)
+            run = session(nodes, dtype, scores.ndim, reduction, options.get("ignore_index"), weight is not None, mode, device)
             (out,) = run.run(None, feeds)
             where = "cuda" if run.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
             if unbatched and reduction == "none":
@@ -124,7 +123,6 @@ class OnnxRuntimeAdapter(Adapter):
 
 class OnnxRuntimeComposed(OnnxRuntimeAdapter):
     composition = "LogSoftmax, then NegativeLogLikelihoodLoss (two ONNX operators)"
-    nodes = COMPOSED
     capabilities = {
         "sparse_softmax_cross_entropy": Capability(COMPOSED, dtypes=DTYPES, modes=tuple(MODES), differentiable=False),
     }

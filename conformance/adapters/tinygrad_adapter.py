@@ -9,6 +9,8 @@ cross_entropy puts the classes on axis 1, sparse_categorical_crossentropy on the
 """
 from __future__ import annotations
 
+from importlib import metadata
+
 import numpy as np
 from tinygrad import Device, Tensor, TinyJit, dtypes
 
@@ -16,6 +18,7 @@ from conformance.adapters.api import Adapter, Capability, NotOffered, Result, as
 from conformance.bench.contract import BenchKernel, NoDevice, Problem, Timed, plain_timed
 
 DTYPES = {"float16": dtypes.float16, "float32": dtypes.float32, "float64": dtypes.float64}
+NAMES = {dtype: name for name, dtype in DTYPES.items()}
 # bfloat16 kernels do not compile with Debian 12's clang 14 (__builtin_bit_cast of __bf16)
 OFFERED_DTYPES = tuple(DTYPES)
 MODES = ("eager", "jit")
@@ -34,9 +37,7 @@ def to_tensor(array, dtype):
 
 
 def to_result(tensor, device, mode):
-    name = {dtypes.float16: "float16", dtypes.float32: "float32", dtypes.float64: "float64"}.get(tensor.dtype,
-                                                                                              str(tensor.dtype))
-    return Result(tensor.cast(dtypes.float64).numpy(), name, device, mode)
+    return Result(tensor.cast(dtypes.float64).numpy(), NAMES.get(tensor.dtype, str(tensor.dtype)), device, mode)
 
 
 def _reduction(options):
@@ -54,7 +55,7 @@ def _class_axis_second(t, options):
 
 def sigmoid_cross_entropy(x, y, options):
     pos = options.get("pos_weight")
-    pos = None if pos is None else to_tensor(np.asarray(pos, np.float64), _name(x.dtype))
+    pos = None if pos is None else to_tensor(np.asarray(pos, np.float64), NAMES[x.dtype])
     return x.binary_crossentropy_logits(y, reduction=_reduction(options), pos_weight=pos)
 
 
@@ -89,10 +90,6 @@ def dense_of_log_softmax(z, y, options):
     return {"none": loss, "sum": loss.sum(), "mean": loss.mean()}[_reduction(options)]
 
 
-def _name(dtype):
-    return {dtypes.float16: "float16", dtypes.float32: "float32", dtypes.float64: "float64"}[dtype]
-
-
 class TinygradAdapter(Adapter):
     framework = "tinygrad"
     packages = ("tinygrad",)
@@ -109,7 +106,6 @@ class TinygradAdapter(Adapter):
     }
 
     def version(self):
-        from importlib import metadata
         return metadata.version("tinygrad")
 
     def devices(self):
@@ -141,7 +137,7 @@ class TinygradAdapter(Adapter):
             target = y if on_labels else x
             if cotangent is None:
                 return out.sum().gradient(target)[0]
-            return out.gradient(target, gradient=to_tensor(np.asarray(cotangent, np.float64), _name(out.dtype)))[0]
+            return out.gradient(target, gradient=to_tensor(np.asarray(cotangent, np.float64), NAMES[out.dtype]))[0]
 
         return self._each_mode(derivative, device, to_tensor(prediction, dtype), to_tensor(labels, dtype))
 
