@@ -204,3 +204,18 @@ def move_class_axis(ndim, axis):
     order = list(range(ndim))
     order.insert(1, order.pop(axis))
     return order
+
+
+def options_key(options: dict) -> tuple:
+    """A hashable key equal exactly when two options dicts hold equal values (arrays by dtype,
+    shape and bytes): for caching a compiled function per op and options."""
+    def frozen(value):
+        if isinstance(value, np.ndarray):
+            return ("array", value.dtype.str, value.shape, value.tobytes())
+        if isinstance(value, (list, tuple)):
+            return ("sequence", tuple(frozen(item) for item in value))
+        if isinstance(value, dict):
+            return ("dict", options_key(value))
+        return value
+
+    return tuple(sorted(((str(name), frozen(value)) for name, value in options.items()), key=lambda pair: pair[0]))

@@ -12,7 +12,8 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from conformance.adapters.api import Adapter, Capability, NotOffered, Result, as_float, elementwise_reduce
+from conformance.adapters.api import (Adapter, Capability, NotOffered, Result, as_float, elementwise_reduce,
+                                      options_key)
 from conformance.bench.contract import BenchKernel, NoDevice, Problem, Timed, plain_timed
 
 MODES = ("eager", "static")
@@ -107,9 +108,24 @@ def dense_of_log_softmax(z, y, options):
                               paddle.sum, paddle.mean)
 
 
-def _static(fn):
-    """fn as one static program: paddle.jit.to_static traces it whole (no graph breaks)."""
-    return paddle.jit.to_static(fn, full_graph=True)
+# Every static function made in this process, by implementation and options. They live as long
+# as the process because Paddle caches compiled programs and their scopes by id(): a program
+# freed and a new one allocated at the same address ran the old program on the new inputs (an
+# intermittent EnforceNotMet in cross_entropy_with_softmax). One function per op and options
+# also lets Paddle reuse its programs across checks of the same shape and dtype.
+_STATIC_FUNCTIONS: dict[tuple, object] = {}
+
+
+def _static(implementation, options: dict):
+    """implementation(x, y, options) as one static program (paddle.jit.to_static traces it whole,
+    no graph breaks), made once per implementation and options."""
+    key = (implementation, options_key(options))
+    if key not in _STATIC_FUNCTIONS:
+        def loss_of(x, y):
+            return implementation(x, y, options)
+
+        _STATIC_FUNCTIONS[key] = paddle.jit.to_static(loss_of, full_graph=True)
+    return _STATIC_FUNCTIONS[key]
 
 
 class PaddleAdapter(Adapter):
@@ -140,24 +156,21 @@ class PaddleAdapter(Adapter):
     def composed(self):
         return PaddleComposed()
 
-    def _loss_function(self, op, options):
+    def _each_mode(self, op, options, compute):
+        """compute(loss function) with the loss run eagerly, then as a static program (whose
+        backward, as in training, is the static program's own)."""
         implementation = self.capability(op).implementation
 
         def loss_of(x, y):
             return implementation(x, y, options)
 
-        return loss_of
-
-    def _each_mode(self, loss_of, compute):
-        """compute(loss function) with the loss run eagerly, then as a static program (whose
-        backward, as in training, is the static program's own)."""
         first = to_result(compute(loss_of), "eager")
-        first.others = [to_result(compute(_static(loss_of)), "static")]
+        first.others = [to_result(compute(_static(implementation, options)), "static")]
         return first
 
     def loss(self, op, prediction, labels, options, dtype, device):
         x, y = to_tensor(prediction, dtype, device), to_tensor(labels, dtype, device)
-        return self._each_mode(self._loss_function(op, options), lambda loss_of: loss_of(x, y))
+        return self._each_mode(op, options, lambda loss_of: loss_of(x, y))
 
     def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
         on_labels = wrt == "labels"
@@ -173,7 +186,7 @@ class PaddleAdapter(Adapter):
                 raise NotOffered(f"paddle does not differentiate {op} with respect to its labels")
             return grad
 
-        return self._each_mode(self._loss_function(op, options), derivative)
+        return self._each_mode(op, options, derivative)
 
 
     def kernels(self):

@@ -7,7 +7,7 @@ import pytest
 
 from conformance import adapters, frameworks
 from conformance.adapters import discovery
-from conformance.adapters.api import Adapter, Capability, NotOffered, Result
+from conformance.adapters.api import Adapter, Capability, NotOffered, Result, options_key
 from conformance.adapters.validation import AdapterError, validate
 from conformance.cases import Case
 from conformance.core.checks import Check
@@ -263,3 +263,16 @@ def test_an_adapter_whose_grad_takes_no_cotangent_is_not_offered_vjp(monkeypatch
     monkeypatch.setattr(adapters, "load", lambda name: OldStyle())
     record = Runner(manifest=[]).run(Check(case, "plain-kernel", "float64", "cpu", "vjp_logits"))
     assert record["outcome"] == "skipped" and record["reason"] == "not-offered"
+
+
+def test_options_key_is_equal_exactly_when_the_option_values_are():
+    weight = np.array([0.5, 2.0])
+    key = options_key({"reduction": "mean", "weight": weight, "pos_weight": [1.0, 3.0]})
+    assert key == options_key({"pos_weight": [1.0, 3.0], "weight": weight.copy(), "reduction": "mean"})
+    assert hash(key) == hash(options_key({"pos_weight": (1.0, 3.0), "weight": weight.copy(), "reduction": "mean"}))
+    different = [{"reduction": "sum", "weight": weight, "pos_weight": [1.0, 3.0]},
+                 {"reduction": "mean", "weight": np.array([0.5, 2.5]), "pos_weight": [1.0, 3.0]},
+                 {"reduction": "mean", "weight": weight.astype(np.float32), "pos_weight": [1.0, 3.0]},
+                 {"reduction": "mean", "weight": weight.reshape(2, 1), "pos_weight": [1.0, 3.0]},
+                 {"reduction": "mean", "weight": weight}]
+    assert all(options_key(options) != key for options in different)
