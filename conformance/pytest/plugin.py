@@ -9,12 +9,13 @@ import argparse
 import json
 import os
 import zlib
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from conformance import adapters, data
-from conformance.core import checks, tolerance
+from conformance.core import checks, machine, tolerance
 from conformance.core import manifest as divergences
 from conformance.results import records as results
 from conformance.results import summary
@@ -37,6 +38,7 @@ class Session:
         self.records = []
         self.environments = []
         self.runner = None
+        self.absent = []  # checks on devices this machine lacks: recorded, never run as tests
 
 
 def pytest_addoption(parser):
@@ -73,13 +75,36 @@ def in_shard(nodeid: str, shard) -> bool:
     return zlib.crc32(nodeid.encode()) % n == k - 1
 
 
+@pytest.hookimpl(trylast=True)  # after -k and -m: a check they deselect is not recorded either
 def pytest_collection_modifyitems(config, items):
     shard = config.getoption("shard")
-    if not shard:
-        return
-    kept = [item for item in items if in_shard(item.nodeid, shard)]
-    config.hook.pytest_deselected(items=[item for item in items if not in_shard(item.nodeid, shard)])
-    items[:] = kept
+    if shard:
+        config.hook.pytest_deselected(items=[item for item in items if not in_shard(item.nodeid, shard)])
+        items[:] = [item for item in items if in_shard(item.nodeid, shard)]
+    # A check on a device this machine does not have is a skip known before it runs: it gets no
+    # test of its own (half the matrix on a machine without a GPU), but its record is written
+    # all the same, so the results and the skip counts stay complete.
+    state = config.stash[_KEY]
+    state.absent = [check for check in map(_absent_check, items) if check is not None]
+    if state.absent:
+        items[:] = [item for item in items if _absent_check(item) is None]
+
+
+def _absent_check(item):
+    """The check of a matrix test on a device this machine does not have; else None."""
+    check = getattr(getattr(item, "callspec", None), "params", {}).get("check")
+    return check if check is not None and not machine.might_have(check.device) else None
+
+
+def _record_absent(state, config):
+    """Record this process's share of the checks on absent devices (each xdist worker collects
+    them all; worker k of n records those whose id hashes to k)."""
+    share = state.absent
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        k, n = int(workerinput["workerid"].removeprefix("gw")), int(workerinput["workercount"])
+        share = [check for check in share if zlib.crc32(check.id.encode()) % n == k]
+    state.records.extend(state.runner.run(check) for check in share)
 
 
 def _framework_ids(names, option):
@@ -193,6 +218,9 @@ def _environment(session):
 
 def pytest_sessionfinish(session):
     state = session.config.stash[_KEY]
+    _record_absent(state, session.config)
+    if state.records and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        session.exitstatus = pytest.ExitCode.OK  # every check was recorded, each as a skip on an absent device
     if adapters.registry().broken and session.exitstatus == 0:
         session.exitstatus = 1  # an adapter that could not be used fails the run, whatever else passed
     if not state.records and not state.environments:
@@ -236,6 +264,9 @@ def pytest_terminal_summary(terminalreporter, config):
         write(f"ADAPTER ERROR {line}", red=True)
     for line in summary.counts(state.records):
         write(line)
+    untested = Counter(r["device"] for r in state.records if not machine.might_have(r["device"]))
+    for device, n in sorted(untested.items()):
+        write(f"{n} checks on {device}, which this machine does not have: recorded as skipped, not run as tests")
     others = _other_tests(terminalreporter)
     if others:
         write(f"{sum(others.values())} invariant and property tests beside the checks: "

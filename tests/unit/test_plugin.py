@@ -61,19 +61,43 @@ def test_a_malformed_case_file_is_a_clear_usage_error(suite):
     assert "Traceback" not in result.stderr.str()
 
 
+NO_GPU = "import conformance.core.machine as machine\nmachine._ACCELERATOR_FILES = ()\n"
+A_GPU = "import conformance.core.machine as machine\nmachine.might_have = lambda device: True\n"
+
+
 def test_xdist_workers_hand_every_record_to_the_controller(suite):
+    suite.makepyfile(sitecustomize=NO_GPU)
     result = suite.runpytest_subprocess("--cases", "cases.yaml", "--framework", "numpy", "-n", "2",
                                         "--results", "out.json", "-p", "no:cacheprovider")
     collected = suite.runpytest_subprocess("--cases", "cases.yaml", "--framework", "numpy", "--collect-only", "-q")
     n = sum("test_check[" in line for line in collected.outlines)
     assert result.ret == 0, result.stdout.str()
     records = json.loads((suite.path / "out.json").read_text())["results"]
-    assert len(records) == n == len({r["id"] for r in records})
+    assert len(records) == 2 * n == len({r["id"] for r in records})  # every cpu check has its cuda twin
     assert {r["framework"] for r in records} == {"numpy"}
+    assert sum(r["device"] == "cpu" for r in records) == n
+
+
+def test_checks_on_an_absent_device_are_recorded_without_a_test_each(suite):
+    suite.makepyfile(sitecustomize=NO_GPU)
+    collected = suite.runpytest_subprocess("--cases", "cases.yaml", "--framework", "numpy", "--collect-only", "-q")
+    assert not [line for line in collected.outlines if "-cuda-" in line]
+    result = suite.runpytest_subprocess("--cases", "cases.yaml", "--framework", "numpy", "--device", "cuda",
+                                        "--results", "out.json", "-p", "no:cacheprovider")
+    assert result.ret == 0, result.stdout.str()  # recorded skips, not "no tests collected"
+    records = json.loads((suite.path / "out.json").read_text())["results"]
+    assert records and all(r["device"] == "cuda" and r["reason"] == "no-device" for r in records)
+    result.stdout.fnmatch_lines([f"{len(records)} checks on cuda, which this machine does not have: recorded as "
+                                 "skipped, not run as tests"])
+    selected = suite.runpytest_subprocess("--cases", "cases.yaml", "--framework", "numpy", "--device", "cuda",
+                                          "-k", "small-sparse", "--results", "some.json", "-p", "no:cacheprovider")
+    some = json.loads((suite.path / "some.json").read_text())["results"]
+    assert selected.ret == 0 and some and {r["case"] for r in some} == {"small-sparse"}  # -k applies to them too
 
 
 @pytest.mark.parametrize("device, present, absent", [("cpu", "-cpu-", "-cuda-"), ("cuda", "-cuda-", "-cpu-")])
 def test_device_selects_the_checks_of_one_device(suite, device, present, absent):
+    suite.makepyfile(sitecustomize=A_GPU)
     result = suite.runpytest_subprocess("--cases", "cases.yaml", "--framework", "numpy", "--device", device,
                                         "--collect-only", "-q")
     ids = [line for line in result.outlines if "test_check[" in line]
