@@ -43,33 +43,28 @@ def chunk_rows(c, chunk_bytes=CHUNK_BYTES):
     return max(1, chunk_bytes // (8 * c))
 
 
-def reference_loss_chunked(logits, labels, chunk_bytes=CHUNK_BYTES):
-    """reference.ops.softmax.sparse_softmax_cross_entropy evaluated over blocks of rows.
-
-    The reference is written for accuracy, not memory or speed: it carries every value in
-    double-double, and on float32 logits its float64 temporaries peak at about 55x the input
-    bytes beyond the input (measured by tests/benchmarks/test_reference_cost.py; the number
-    follows the reference). At [8192, 128256] that is some 215 GB: it does not fit in 24 GiB.
-    Each row is reduced on its own, so row blocks give the same values, with a peak of about
-    25 x chunk_bytes.
-    """
+def reference_loss_chunked(logits, labels, dtype="float64", chunk_bytes=CHUNK_BYTES):
+    """reference.ops.softmax.sparse_softmax_cross_entropy, of the tier a check of `dtype` uses
+    (reference/tiers.py), over blocks of rows: each row is reduced on its own, so blocks give
+    the same values while the double-double tier's temporaries (about 55x a block) stay small."""
     n, c = logits.shape
     rows = chunk_rows(c, chunk_bytes)
     out = np.empty(n, np.float64)
     for start in range(0, n, rows):
         stop = min(n, start + rows)
-        out[start:stop] = sparse_softmax_cross_entropy(logits[start:stop], labels[start:stop])
+        out[start:stop] = sparse_softmax_cross_entropy(logits[start:stop], labels[start:stop], -1, dtype)
     return out
 
 
-def grad_error_chunked(logits, labels, grad, chunk_bytes=CHUNK_BYTES):
-    """max |grad - reference.ops.softmax.sparse_softmax_cross_entropy_grad|, a block of rows at a time."""
+def grad_error_chunked(logits, labels, grad, dtype="float64", chunk_bytes=CHUNK_BYTES):
+    """max |grad - reference.ops.softmax.sparse_softmax_cross_entropy_grad| (the tier of `dtype`),
+    a block of rows at a time."""
     n, c = logits.shape
     rows = chunk_rows(c, chunk_bytes)
     worst = 0.0
     for start in range(0, n, rows):
         stop = min(n, start + rows)
-        diff = sparse_softmax_cross_entropy_grad(logits[start:stop], labels[start:stop])
+        diff = sparse_softmax_cross_entropy_grad(logits[start:stop], labels[start:stop], -1, dtype)
         diff -= grad[start:stop]
         err = float(np.max(np.abs(diff)))
         if math.isnan(err):

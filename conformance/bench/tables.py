@@ -147,25 +147,23 @@ def reference_section(references, skips):
     if not references and not any(is_reference(s) for s in skips):
         return []
     lines = ["## The reference's own cost", "",
-             "reference.ops.softmax.sparse_softmax_cross_entropy (float64) on float32 logits: `direct` as written, "
-             "`chunked` = conformance.bench.measure.reference_loss_chunked (row blocks of about 16 MiB of "
-             "float64), which the kernel benchmarks use for their error column.", ""]
+             "Sparse softmax cross-entropy loss and logit gradient together on [N, C] logits, in one process: "
+             "`fast` = the reference's fast tier (float32 logits, as every float32, bfloat16 and float16 check "
+             "uses it), `optax` = jax.jit(value_and_grad) of optax's loss on the same float32 logits, "
+             "`double-double` = the tier of float64 checks (float64 logits).", ""]
     rows = []
     for b in sorted(references, key=lambda b: (b["N"], b["impl"])):
         rows.append([f"{b['N']:,} × {b['C']:,}", b["impl"], f"{b['median_s']:.3g}", _num(b.get("gelem_per_s"), 3),
                      _bytes(b.get("input_bytes")), _bytes(b.get("peak_extra_bytes")), _num(b.get("peak_extra_x"), 3)])
     if rows:
         lines += _table(["N × C", "method", "median s", "Gelem/s", "input", "peak extra", "peak extra ×input"], rows)
-    direct = [b for b in references if b["impl"] == "direct" and isinstance(b.get("peak_extra_x"), (int, float))]
-    if direct:
-        last = max(direct, key=lambda b: b["N"])
-        need = (last["peak_extra_x"] + 1) * 8192 * last["C"] * 4
-        total = last.get("mem_total_bytes")
-        verdict = (f"more than this machine's {_bytes(total)}" if total and need > total else
-                   f"within this machine's {_bytes(total)}" if total else "")
-        lines += ["", f"Direct evaluation at 8,192 × {last['C']:,} would need about {_bytes(need)} "
-                      f"(input and {last['peak_extra_x']:.1f}× its size in temporaries, measured at N={last['N']:,}): "
-                      f"{verdict}; the chunked helper's peak does not grow with N."]
+    by_size = defaultdict(dict)
+    for b in references:
+        by_size[b["N"]][b["impl"]] = b["median_s"]
+    ratios = [f"{n:,}: {impls['fast'] / impls['optax']:.2f}" for n, impls in sorted(by_size.items())
+              if "fast" in impls and "optax" in impls]
+    if ratios:
+        lines += ["", "fast / optax median, by N: " + ", ".join(ratios)]
     for s in skips:
         if is_reference(s):
             lines += ["", f"- skipped `{case_id(s)}`: {s['reason']}"]

@@ -1,15 +1,19 @@
 """Softmax cross-entropy from logits: softmax_cross_entropy (soft labels) and
 sparse_softmax_cross_entropy (integer labels), with gradients and conditioning.
 
-Evaluated in double-double and rounded once, shifted by the row's maximum so that a common
-offset of the logits costs nothing. The gradient is softmax(z) * sum(y) - y, softmax(z) - y
+Two tiers (reference.tiers picks one per dtype): double-double rounded once, shifted by the
+row's maximum so that a common offset of the logits costs nothing, for float64 checks; and
+the fast tier (reference.numerics.fast_softmax: plain float64, chunked and threaded, within
+a proven bound far inside the tolerance) for float32, bfloat16 and float16 checks. The gradient is softmax(z) * sum(y) - y, softmax(z) - y
 only when the labels sum to 1 (the article's [1, 2] do not). A row without a finite maximum
 (all -inf, or a +inf or NaN logit) gives NaN. Unreduced losses drop the class axis.
 """
 import numpy as np
 
 from reference.declaration import Op, Variant
+from reference import tiers
 from reference.numerics import doubledouble as dd
+from reference.numerics import fast_softmax as fast
 from reference.numerics.conditioning import summation
 from reference.numerics.softmax import along, dd_log_softmax, log_softmax, logsumexp, onehot, softmax_parts, take_class
 from reference.numerics.terms import as_float64, dd_times, times
@@ -18,19 +22,48 @@ from reference.numerics.terms import as_float64, dd_times, times
 # The mathematics --------------------------------------------------------------------------
 
 
-def softmax_cross_entropy(logits, labels, axis: int = -1) -> np.ndarray:
+def softmax_cross_entropy(logits, labels, axis: int = -1, dtype: str = "float64") -> np.ndarray:
     """-sum_c y_c log softmax(z)_c; labels need not sum to 1."""
+    return _by_tier(fast.dense_loss, _exact_softmax_cross_entropy, logits, labels, axis, dtype)
+
+
+def sparse_softmax_cross_entropy(logits, labels, axis: int = -1, dtype: str = "float64") -> np.ndarray:
+    """logsumexp(z) - z[label]."""
+    return _by_tier(fast.sparse_loss, _exact_sparse_softmax_cross_entropy, logits, labels, axis, dtype)
+
+
+def softmax_cross_entropy_grad(logits, labels, axis: int = -1, dtype: str = "float64") -> np.ndarray:
+    """d/dz = softmax(z) * sum(y) - y."""
+    return _by_tier(fast.dense_grad, _exact_softmax_cross_entropy_grad, logits, labels, axis, dtype)
+
+
+def sparse_softmax_cross_entropy_grad(logits, labels, axis: int = -1, dtype: str = "float64") -> np.ndarray:
+    """d/dz = softmax(z) - onehot(label)."""
+    return _by_tier(fast.sparse_grad, _exact_sparse_softmax_cross_entropy_grad, logits, labels, axis, dtype)
+
+
+def _by_tier(fast_function, exact_function, logits, labels, axis, dtype):
+    """The fast tier where its bound fits the dtype under test (reference/tiers.py), else double-double."""
+    if tiers.fast_tier_holds(dtype, np.shape(logits)[axis]):
+        return fast_function(logits, labels, axis, exact=exact_function)
+    return exact_function(logits, labels, axis)
+
+
+# The double-double tier -------------------------------------------------------------------
+
+
+def _exact_softmax_cross_entropy(logits, labels, axis: int = -1) -> np.ndarray:
     log_p = dd_log_softmax(logits, axis)
     y = np.broadcast_to(as_float64(labels), log_p.hi.shape)
     return -dd.sum(dd_times(dd.of(y), log_p), axis).hi
 
 
-def sparse_softmax_cross_entropy(logits, labels, axis: int = -1) -> np.ndarray:
-    """logsumexp(z) - z[label], computed as -log_softmax(z)[label] so that nothing cancels."""
+def _exact_sparse_softmax_cross_entropy(logits, labels, axis: int = -1) -> np.ndarray:
+    """-log_softmax(z)[label], so that nothing cancels."""
     return -take_class(log_softmax(logits, axis), labels, axis)
 
 
-def softmax_cross_entropy_grad(logits, labels, axis: int = -1) -> np.ndarray:
+def _exact_softmax_cross_entropy_grad(logits, labels, axis: int = -1) -> np.ndarray:
     """d/dz = softmax(z) * sum(y) - y (softmax(z) - y only when the labels sum to 1).
 
     softmax(z) = e / (1 + rest) (softmax_parts). Where the top class has most of the mass
@@ -52,8 +85,8 @@ def softmax_cross_entropy_grad(logits, labels, axis: int = -1) -> np.ndarray:
     return np.where(parts.finite, grad, np.nan)
 
 
-def sparse_softmax_cross_entropy_grad(logits, labels, axis: int = -1) -> np.ndarray:
-    """d/dz = softmax(z) - onehot(label), with 1 - softmax = rest / (1 + rest) at the top class."""
+def _exact_sparse_softmax_cross_entropy_grad(logits, labels, axis: int = -1) -> np.ndarray:
+    """softmax(z) - onehot(label), with 1 - softmax = rest / (1 + rest) at the top class."""
     parts = softmax_parts(logits, axis)
     label = np.expand_dims(np.asarray(labels, np.int64), axis)
     q = parts.softmax_unscaled()
@@ -158,11 +191,12 @@ SOFTMAX_CROSS_ENTROPY = Op(
     options={"reduction": "none", "axis": -1, "label_smoothing": 0.0, "weight": None, "z_loss": 0.0},
     variants={
         "exact": Variant(
-            loss=lambda z, y, dtype, axis, z_loss: with_z_loss(softmax_cross_entropy(z, y, axis), z, z_loss, axis),
+            loss=lambda z, y, dtype, axis, z_loss: with_z_loss(softmax_cross_entropy(z, y, axis, dtype), z, z_loss,
+                                                               axis),
             scale=lambda z, y, loss, dtype, axis, z_loss: (softmax_cross_entropy_scale(z, y, loss, axis)
                                                            + z_loss_scale(z, z_loss, axis)),
             grad=lambda z, y, dtype, axis, z_loss: (
-                with_z_loss_grad(softmax_cross_entropy_grad(z, y, axis), z, z_loss, axis),
+                with_z_loss_grad(softmax_cross_entropy_grad(z, y, axis, dtype), z, z_loss, axis),
                 softmax_cross_entropy_grad_scale(z, y, axis) + z_loss_grad_scale(z, z_loss, axis)),
             grad_labels=lambda z, y, dtype, axis, z_loss: softmax_cross_entropy_label_grad(z, axis)),
     },
@@ -175,12 +209,12 @@ SPARSE_SOFTMAX_CROSS_ENTROPY = Op(
     dense_form="softmax_cross_entropy",
     variants={
         "exact": Variant(
-            loss=lambda z, y, dtype, axis, z_loss: with_z_loss(sparse_softmax_cross_entropy(z, y, axis), z, z_loss,
+            loss=lambda z, y, dtype, axis, z_loss: with_z_loss(sparse_softmax_cross_entropy(z, y, axis, dtype), z, z_loss,
                                                                axis),
             scale=lambda z, y, loss, dtype, axis, z_loss: (sparse_softmax_cross_entropy_scale(z, y, loss, axis)
                                                            + z_loss_scale(z, z_loss, axis)),
             grad=lambda z, y, dtype, axis, z_loss: (
-                with_z_loss_grad(sparse_softmax_cross_entropy_grad(z, y, axis), z, z_loss, axis),
+                with_z_loss_grad(sparse_softmax_cross_entropy_grad(z, y, axis, dtype), z, z_loss, axis),
                 sparse_softmax_cross_entropy_grad_scale(z, y, axis) + z_loss_grad_scale(z, z_loss, axis))),
     },
 )

@@ -82,7 +82,7 @@ def problem(n, c, dtype):
 def reference(n, c, dtype):
     entry = problem(n, c, dtype)
     if "loss" not in entry:
-        entry["loss"] = bm.reference_loss_chunked(entry["logits"], entry["labels"])
+        entry["loss"] = bm.reference_loss_chunked(entry["logits"], entry["labels"], dtype)
     return entry["loss"]
 
 
@@ -122,7 +122,7 @@ def check(case, timed, data):
     expected = reference(case.n, case.c, case.dtype)
     loss_err = bm.max_abs_error(loss, expected)
     bound = bm.sanity_bound(case.dtype, expected)
-    grad_err = None if grad is None else bm.grad_error_chunked(data["logits"], data["labels"], grad)
+    grad_err = None if grad is None else bm.grad_error_chunked(data["logits"], data["labels"], grad, case.dtype)
     del loss, grad
     if not loss_err <= bound:
         pytest.fail(f"loss is {loss_err:.3g} from the float64 reference (sanity bound {bound:.3g}): not timed",

@@ -1,11 +1,15 @@
-"""The suite's own cost: the float64 NumPy reference on [N, 128256] float32 logits.
+"""The suite's own cost: the reference's sparse softmax cross-entropy loss and logit gradient on
+[N, 128256] logits, beside jitted optax doing the same in one process.
 
-reference.ops.softmax.sparse_softmax_cross_entropy is written for accuracy and clarity, not memory:
-its double-double temporaries (z - max, exp in parts, the pairwise sum, ...) live together. `direct` times it as
-it is; `chunked` times conformance.bench.measure.reference_loss_chunked, the same function over
-blocks of rows, which the kernel benchmarks use. Where the direct form would not fit in this
-machine's memory (projected from the peak measured at a smaller N) it is skipped with the numbers.
-Runs in a process of its own (framework id `reference` in the runner), or in a run of everything.
+- `fast`: float32 logits, the tier every float32, bfloat16 and float16 check uses
+  (reference/numerics/fast_softmax.py: plain float64, row blocks on threads, proven bound).
+- `optax`: optax.softmax_cross_entropy_with_integer_labels, jax.jit of value_and_grad, float32:
+  what a training step computes, on the same logits, compiled before timing.
+- `double-double`: float64 logits, the tier of float64 checks (within 1 ULP), at N <= 64 only.
+
+Each times loss and gradient together; peak extra memory is the resident set's growth while the
+result is alive (the float64 gradient alone is twice the float32 logits). Runs in a process of
+its own (framework id `reference` in the runner), or in a run of everything.
 """
 import platform
 
@@ -16,10 +20,11 @@ from conformance.bench import machine
 from conformance.bench import measure as bm
 from conformance.bench.kernels import reference_selected
 from conformance.bench.settings import REFERENCE, REFERENCE_CLASSES, REFERENCE_ROWS, settings_for
-from reference.ops.softmax import sparse_softmax_cross_entropy
+from reference.ops.softmax import sparse_softmax_cross_entropy, sparse_softmax_cross_entropy_grad
 
 C = REFERENCE_CLASSES
-METHODS = ("chunked", "direct")
+METHODS = ("fast", "optax", "double-double")
+DOUBLE_DOUBLE_ROWS = 64  # beyond this the double-double tier takes minutes a round
 
 
 def pytest_generate_tests(metafunc):
@@ -27,60 +32,69 @@ def pytest_generate_tests(metafunc):
         settings = settings_for(metafunc.config)
         wanted = reference_selected(settings.frameworks) and "cpu" in settings.devices
         rows = REFERENCE_ROWS[settings.profile] if wanted else ()
-        params = [(n, method) for n in rows for method in METHODS]
+        params = [(n, method) for n in rows for method in METHODS
+                  if method != "double-double" or n <= DOUBLE_DOUBLE_ROWS]
         metafunc.parametrize("reference_case", params, ids=[f"reference-{m}-N{n}-C{C}" for n, m in params])
 
 
 _inputs = {}
-_direct = {}  # what the direct form took at the largest N measured: {"n", "x"}
 
 
-def inputs(n):
-    if n not in _inputs:
+def inputs(n, dtype):
+    if (n, dtype) not in _inputs:
         _inputs.clear()
-        _inputs[n] = bm.make_inputs(n, C, "float32")
-    return _inputs[n]
+        _inputs[n, dtype] = bm.make_inputs(n, C, dtype)
+    return _inputs[n, dtype]
+
+
+def reference_call(logits, labels, dtype):
+    def evaluate():
+        return (sparse_softmax_cross_entropy(logits, labels, -1, dtype),
+                sparse_softmax_cross_entropy_grad(logits, labels, -1, dtype))
+    return evaluate
+
+
+def optax_call(logits, labels):
+    jax = pytest.importorskip("jax", reason="[not-installed] the optax comparison needs jax and optax")
+    optax = pytest.importorskip("optax", reason="[not-installed] the optax comparison needs optax")
+    import jax.numpy as jnp
+
+    def total(z, y):
+        return jnp.sum(optax.softmax_cross_entropy_with_integer_labels(z, y))
+
+    step = jax.jit(jax.value_and_grad(total))
+    z, y = jax.device_put(jnp.asarray(logits, jnp.float32)), jax.device_put(jnp.asarray(labels, jnp.int32))
+    compiled = step.lower(z, y).compile()
+
+    def evaluate():
+        return jax.block_until_ready(compiled(z, y))
+    return evaluate
 
 
 def test_reference_cost(reference_case, benchmark, bench_settings):
     n, method = reference_case
+    dtype = "float64" if method == "double-double" else "float32"
     benchmark.group = f"reference|N={n}|C={C}"
-    input_bytes = n * C * 4
-    if method == "direct":
-        factor = _direct.get("x", 55.0)  # until measured at a smaller N: the reference of this writing
-        need, available = factor * input_bytes, machine.mem_available()
-        if available is not None and need > 0.8 * available:
-            source = f"measured at N={_direct['n']}" if _direct else "an earlier measurement"
-            pytest.skip(f"[no-memory] the direct reference needs about {need / 2**30:.1f} GiB beyond its "
-                        f"{input_bytes / 2**30:.1f} GiB input ({factor:.1f}x, {source}); "
-                        f"{available / 2**30:.1f} GiB available: use conformance.bench.measure.reference_loss_chunked")
-    logits, labels = inputs(n)
-    if method == "direct":
-        def evaluate():
-            return sparse_softmax_cross_entropy(logits, labels)
-    else:
-        def evaluate():
-            return bm.reference_loss_chunked(logits, labels)
-
+    logits, labels = inputs(n, dtype)
+    input_bytes = logits.nbytes
+    evaluate = optax_call(logits, labels) if method == "optax" else reference_call(logits, labels, dtype)
     extra = machine.rss_peak_extra(evaluate)  # also the warm-up
-    if method == "chunked":  # the same values as the direct form, over the first few blocks
-        rows = min(n, 4 * bm.chunk_rows(C))
-        diff = np.max(np.abs(evaluate()[:rows] - sparse_softmax_cross_entropy(logits[:rows], labels[:rows])))
-        assert diff <= 1e-12, f"chunked reference differs from the direct one by {diff}"
-    if method == "direct" and extra is not None:
-        _direct.update(n=n, x=extra / input_bytes)
+    if method == "fast":  # the fast tier's values against the double-double tier's, on the first rows
+        rows = min(n, 16)
+        loss, grad = evaluate()
+        exact = reference_call(logits[:rows], labels[:rows], "float64")()
+        assert np.max(np.abs(loss[:rows] - exact[0])) <= 1e-12 and np.max(np.abs(grad[:rows] - exact[1])) <= 1e-15
+        del loss, grad
     benchmark.pedantic(evaluate, rounds=3, iterations=1, warmup_rounds=0)
     median = benchmark.stats.stats.median if benchmark.stats is not None else float("nan")
     benchmark.extra_info.update({
-        "framework": REFERENCE, "impl": method, "kind": "reference", "mode": "fwd", "device": "cpu",
-        "device_name": machine.cpu_name(), "dtype": "float32", "N": n, "C": C, "profile": bench_settings.profile,
+        "framework": REFERENCE, "impl": method, "kind": "reference", "mode": "fwdbwd", "device": "cpu",
+        "device_name": machine.cpu_name(), "dtype": dtype, "N": n, "C": C, "profile": bench_settings.profile,
         "median_s": median, "input_bytes": input_bytes,
         "gelem_per_s": n * C / median / 1e9,
         "peak_extra_bytes": extra if extra is not None else "n/a",
         "peak_extra_x": extra / input_bytes if extra is not None else "n/a",
         "peak_extra_method": "resident-set high-water mark" if extra is not None else "n/a",
-        "chunk_rows": bm.chunk_rows(C) if method == "chunked" else n,
-        "projected_direct_peak_bytes_8192": (_direct.get("x", 55.0) + 1) * 8192 * C * 4,
         "mem_total_bytes": _mem_total(),
         "python": platform.python_version(), "numpy": np.__version__,
     })
