@@ -57,13 +57,15 @@ def _each_block(rows: int, classes: int, work) -> None:
             pass
 
 
-def _row_parts(z: np.ndarray):
+def _row_parts(z: np.ndarray, out=None):
     """(e = exp(z - m) with the first maximum's e set to 0, m, rest = sum of e, index of the
-    first maximum) of a [rows, V] float64 block whose logits are all finite."""
+    first maximum) of a [rows, V] block whose logits are all finite; e is computed in float64
+    into out when given (the logits may be float32: widening them is exact)."""
     index = np.arange(z.shape[0])
     top = np.argmax(z, axis=1)
-    m = z[index, top]
-    e = np.exp(np.subtract(z, m[:, None]))
+    m = z[index, top].astype(np.float64)
+    e = np.subtract(z, m[:, None], out=out, dtype=np.float64)
+    np.exp(e, out=e)
     e[index, top] = 0.0
     return e, m, e.sum(axis=1), top
 
@@ -83,13 +85,15 @@ def _by_rows(logits, labels, axis: int, kernel, exact, dense_labels: bool, per_c
     out = np.empty(rows.shape if per_class else rows.shape[:1], np.float64)
 
     def work(block):
-        z_block = np.asarray(rows[block], np.float64)
+        z_block = rows[block]
         finite = np.isfinite(z_block).all(axis=1)
-        if finite.all():
-            out[block] = kernel(z_block, y[block])
+        if finite.all():  # the usual case: computed in place in the result
+            result = kernel(z_block, y[block], out[block] if per_class else None)
+            if result is not out[block]:
+                out[block] = result
             return
-        out[block][finite] = kernel(z_block[finite], y[block][finite])
-        out[block][~finite] = exact(z_block[~finite], y[block][~finite], -1)
+        out[block][finite] = kernel(z_block[finite], y[block][finite], None)
+        out[block][~finite] = exact(np.asarray(z_block[~finite], np.float64), y[block][~finite], -1)
 
     _each_block(*rows.shape, work)
     if out.ndim == 1:
@@ -103,15 +107,15 @@ def _as_rows(array: np.ndarray, axis: int) -> np.ndarray:
     return moved.reshape(-1, moved.shape[-1])
 
 
-def _sparse_loss(z, labels):
+def _sparse_loss(z, labels, out=None):
     """logsumexp(z) - z[label] = (m - z[label]) + log1p(rest)."""
     _, m, rest, _ = _row_parts(z)
-    return (m - z[np.arange(z.shape[0]), labels]) + np.log1p(rest)
+    return (m - z[np.arange(z.shape[0]), labels].astype(np.float64)) + np.log1p(rest)
 
 
-def _sparse_grad(z, labels):
+def _sparse_grad(z, labels, out=None):
     """softmax(z) - onehot(label); at the first maximum, softmax - 1 = -rest / (1 + rest)."""
-    e, _, rest, top = _row_parts(z)
+    e, _, rest, top = _row_parts(z, out)
     index = np.arange(z.shape[0])
     s = 1.0 + rest
     grad = np.divide(e, s[:, None], out=e)
@@ -120,15 +124,15 @@ def _sparse_grad(z, labels):
     return grad
 
 
-def _dense_loss(z, y):
+def _dense_loss(z, y, out=None):
     """sum_c y_c (lse - z_c) = sum_c y_c (m - z_c) + sum(y) log1p(rest)."""
     _, m, rest, _ = _row_parts(z)
-    return np.einsum("ij,ij->i", y, m[:, None] - z) + y.sum(axis=1) * np.log1p(rest)
+    return np.einsum("ij,ij->i", y, np.subtract(m[:, None], z, dtype=np.float64)) + y.sum(axis=1) * np.log1p(rest)
 
 
-def _dense_grad(z, y):
+def _dense_grad(z, y, out=None):
     """softmax(z) sum(y) - y."""
-    e, _, rest, top = _row_parts(z)
+    e, _, rest, top = _row_parts(z, out)
     e[np.arange(z.shape[0]), top] = 1.0
     grad = np.multiply(e, (y.sum(axis=1) / (1.0 + rest))[:, None], out=e)
     grad -= y
