@@ -99,6 +99,8 @@ def _absent_check(item):
 def _record_absent(state, config):
     """Record this process's share of the checks on absent devices (each xdist worker collects
     them all; worker k of n records those whose id hashes to k)."""
+    if config.option.collectonly:
+        return  # nothing runs, so nothing is recorded (and no framework is imported for it)
     share = state.absent
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
