@@ -24,7 +24,8 @@ TIMING = {
     "quick": {"budget_s": 0.2, "min_rounds": 5, "max_rounds": 50, "min_round_s": 1e-3},
     "full": {"budget_s": 5.0, "min_rounds": 5, "max_rounds": 200, "min_round_s": 1e-3},
 }
-# Reference cost sweep (C = 128256; float32 logits, float64 for the double-double tier): the rows of [N, 128256] per profile.
+# Reference cost sweep, the rows of [N, 128256] per profile (float32 logits; float64 for the
+# double-double tier, which runs at N <= 64 only).
 REFERENCE_ROWS = {"quick": (16, 64), "full": (64, 1024, 8192)}
 REFERENCE_CLASSES = 128256
 

@@ -10,8 +10,4 @@ _ACCELERATOR_FILES = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia/ver
 def might_have(device: str) -> bool:
     """False only when no framework can see the device on this machine; True when the
     frameworks must be asked (their adapters decide, check by check)."""
-    if device == "cpu":
-        return True
-    if device == "cuda":
-        return any(os.path.exists(path) for path in _ACCELERATOR_FILES)
-    return True
+    return device != "cuda" or any(os.path.exists(path) for path in _ACCELERATOR_FILES)

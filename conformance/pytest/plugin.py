@@ -85,9 +85,14 @@ def pytest_collection_modifyitems(config, items):
     # test of its own (half the matrix on a machine without a GPU), but its record is written
     # all the same, so the results and the skip counts stay complete.
     state = config.stash[_KEY]
-    state.absent = [check for check in map(_absent_check, items) if check is not None]
-    if state.absent:
-        items[:] = [item for item in items if _absent_check(item) is None]
+    kept, state.absent = [], []
+    for item in items:
+        check = _absent_check(item)
+        if check is None:
+            kept.append(item)
+        else:
+            state.absent.append(check)
+    items[:] = kept
 
 
 def _absent_check(item):

@@ -1,7 +1,7 @@
 """The fast tier of the softmax cross-entropies: plain float64, vectorised, chunked by rows and
 threaded, with a proven error bound.
 
-Every result here is within FAST_TIER_ULPS(classes) units of float64 rounding (u = 2**-53)
+Every result here is within fast_tier_ulps(V) units of float64 rounding (u = 2**-53)
 times the op's conditioning scale (the scale the checks' tolerances use):
 
 - d = z - m (m the row's maximum) has relative error <= u, and e = exp(d) relative error
@@ -77,7 +77,7 @@ def _by_rows(logits, labels, axis: int, kernel, exact, dense_labels: bool, per_c
     (dense_labels); the result is one number per row, or per class (per_class)."""
     z = np.asarray(logits)
     moved_shape = np.moveaxis(z, axis, -1).shape
-    rows = z.reshape(-1, z.shape[-1]) if axis in (-1, z.ndim - 1) else _as_rows(z, axis)
+    rows = _as_rows(z, axis)
     if dense_labels:
         y = _as_rows(np.broadcast_to(np.asarray(labels, np.float64), z.shape), axis)
     else:
@@ -87,10 +87,11 @@ def _by_rows(logits, labels, axis: int, kernel, exact, dense_labels: bool, per_c
     def work(block):
         z_block = rows[block]
         finite = np.isfinite(z_block).all(axis=1)
-        if finite.all():  # the usual case: computed in place in the result
-            result = kernel(z_block, y[block], out[block] if per_class else None)
-            if result is not out[block]:
-                out[block] = result
+        if finite.all():  # the usual case: a gradient is computed in place in the result
+            target = out[block]
+            result = kernel(z_block, y[block], target if per_class else None)
+            if result is not target:
+                target[...] = result
             return
         out[block][finite] = kernel(z_block[finite], y[block][finite], None)
         out[block][~finite] = exact(np.asarray(z_block[~finite], np.float64), y[block][~finite], -1)

@@ -4,14 +4,15 @@ sparse_softmax_cross_entropy (integer labels), with gradients and conditioning.
 Two tiers (reference.tiers picks one per dtype): double-double rounded once, shifted by the
 row's maximum so that a common offset of the logits costs nothing, for float64 checks; and
 the fast tier (reference.numerics.fast_softmax: plain float64, chunked and threaded, within
-a proven bound far inside the tolerance) for float32, bfloat16 and float16 checks. The gradient is softmax(z) * sum(y) - y, softmax(z) - y
-only when the labels sum to 1 (the article's [1, 2] do not). A row without a finite maximum
-(all -inf, or a +inf or NaN logit) gives NaN. Unreduced losses drop the class axis.
+a proven bound far inside the tolerance) for float32, bfloat16 and float16 checks. The
+gradient is softmax(z) * sum(y) - y, softmax(z) - y only when the labels sum to 1 (the
+article's [1, 2] do not). A row without a finite maximum (all -inf, or a +inf or NaN logit)
+gives NaN. Unreduced losses drop the class axis.
 """
 import numpy as np
 
-from reference.declaration import Op, Variant
 from reference import tiers
+from reference.declaration import Op, Variant
 from reference.numerics import doubledouble as dd
 from reference.numerics import fast_softmax as fast
 from reference.numerics.conditioning import summation
@@ -209,8 +210,8 @@ SPARSE_SOFTMAX_CROSS_ENTROPY = Op(
     dense_form="softmax_cross_entropy",
     variants={
         "exact": Variant(
-            loss=lambda z, y, dtype, axis, z_loss: with_z_loss(sparse_softmax_cross_entropy(z, y, axis, dtype), z, z_loss,
-                                                               axis),
+            loss=lambda z, y, dtype, axis, z_loss: with_z_loss(sparse_softmax_cross_entropy(z, y, axis, dtype), z,
+                                                               z_loss, axis),
             scale=lambda z, y, loss, dtype, axis, z_loss: (sparse_softmax_cross_entropy_scale(z, y, loss, axis)
                                                            + z_loss_scale(z, z_loss, axis)),
             grad=lambda z, y, dtype, axis, z_loss: (
