@@ -98,14 +98,19 @@ class Adapter:
         raise NotImplementedError
 
     def package_versions(self) -> dict[str, str]:
-        """Installed version of each package in `packages` (absent ones left out)."""
-        found = {}
-        for name in self.packages:
-            try:
-                found[name] = metadata.version(name)
-            except metadata.PackageNotFoundError:
-                pass
-        return found
+        """Installed version of each package in `packages` (absent ones left out); read once
+        per adapter, since each lookup scans the installed distributions (milliseconds, asked
+        by every check)."""
+        found = getattr(self, "_installed_versions", None)
+        if found is None:
+            found = {}
+            for name in self.packages:
+                try:
+                    found[name] = metadata.version(name)
+                except metadata.PackageNotFoundError:
+                    pass
+            self._installed_versions = found
+        return dict(found)
 
     def devices(self) -> tuple[str, ...]:
         return ("cpu",)

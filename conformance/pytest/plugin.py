@@ -214,8 +214,11 @@ def run_check(session, check):
 
 
 def _environment(session):
+    """Versions and devices of the frameworks whose checks this process recorded (only those:
+    `-k torch` should not import TensorFlow to describe it)."""
     info = {}
-    for framework in session.frameworks:
+    recorded = {record["framework"] for record in session.records}
+    for framework in (f for f in session.frameworks if f in recorded):
         try:
             info[framework] = adapters.load(framework).environment()
         except (adapters.Unavailable, adapters.AdapterError) as exc:
