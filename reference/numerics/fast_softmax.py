@@ -70,11 +70,14 @@ def _row_parts(z: np.ndarray, out=None):
     return e, m, e.sum(axis=1), top
 
 
-def _by_rows(logits, labels, axis: int, kernel, exact, dense_labels: bool, per_class: bool) -> np.ndarray:
+def _by_rows(logits, labels, axis: int, kernel, exact, dense_labels: bool, per_class) -> np.ndarray:
     """kernel(z, labels) on [rows, V] blocks of the logits (class axis last), in threads;
     rows holding a non-finite logit go to exact(z, labels, -1), the double-double tier,
     which owns the conventions of infinities and NaN. Labels are [rows] integers, or [rows, V]
-    (dense_labels); the result is one number per row, or per class (per_class)."""
+    (dense_labels); the result is one number per row, or per class (per_class). A tuple
+    per_class asks for several results at once (kernel and exact return one each)."""
+    several = isinstance(per_class, tuple)
+    shapes = per_class if several else (per_class,)
     z = np.asarray(logits)
     moved_shape = np.moveaxis(z, axis, -1).shape
     rows = _as_rows(z, axis)
@@ -82,24 +85,30 @@ def _by_rows(logits, labels, axis: int, kernel, exact, dense_labels: bool, per_c
         y = _as_rows(np.broadcast_to(np.asarray(labels, np.float64), z.shape), axis)
     else:
         y = np.asarray(labels, np.int64).reshape(-1)
-    out = np.empty(rows.shape if per_class else rows.shape[:1], np.float64)
+    outs = [np.empty(rows.shape if each else rows.shape[:1], np.float64) for each in shapes]
+    # a gradient is computed in place in its result (the last per-class one, as kernels take one)
+    inplace = next((i for i in reversed(range(len(shapes))) if shapes[i]), None)
 
     def work(block):
         z_block = rows[block]
         finite = np.isfinite(z_block).all(axis=1)
-        if finite.all():  # the usual case: a gradient is computed in place in the result
-            target = out[block]
-            result = kernel(z_block, y[block], target if per_class else None)
-            if result is not target:
-                target[...] = result
+        if finite.all():  # the usual case
+            target = None if inplace is None else outs[inplace][block]
+            results = kernel(z_block, y[block], target)
+            for out, result in zip(outs, results if several else (results,)):
+                if result is not target:
+                    out[block] = result
             return
-        out[block][finite] = kernel(z_block[finite], y[block][finite], None)
-        out[block][~finite] = exact(np.asarray(z_block[~finite], np.float64), y[block][~finite], -1)
+        results = kernel(z_block[finite], y[block][finite], None)
+        exacts = exact(np.asarray(z_block[~finite], np.float64), y[block][~finite], -1)
+        for out, result, exact_result in zip(outs, *(r if several else (r,) for r in (results, exacts))):
+            out[block][finite] = result
+            out[block][~finite] = exact_result
 
     _each_block(*rows.shape, work)
-    if out.ndim == 1:
-        return out.reshape(moved_shape[:-1])
-    return np.moveaxis(out.reshape(moved_shape), -1, axis)
+    shaped = [out.reshape(moved_shape[:-1]) if out.ndim == 1 else np.moveaxis(out.reshape(moved_shape), -1, axis)
+              for out in outs]
+    return tuple(shaped) if several else shaped[0]
 
 
 def _as_rows(array: np.ndarray, axis: int) -> np.ndarray:
@@ -117,7 +126,19 @@ def _sparse_loss(z, labels, out=None):
 def _sparse_grad(z, labels, out=None):
     """softmax(z) - onehot(label); at the first maximum, softmax - 1 = -rest / (1 + rest)."""
     e, _, rest, top = _row_parts(z, out)
-    index = np.arange(z.shape[0])
+    return _sparse_grad_of_parts(e, rest, top, labels)
+
+
+def _sparse_loss_and_grad(z, labels, out=None):
+    """Both from one exponential pass: the loss of _sparse_loss and the gradient of _sparse_grad
+    (the same operations on the same values, so the same bits)."""
+    e, m, rest, top = _row_parts(z, out)
+    loss = (m - z[np.arange(z.shape[0]), labels].astype(np.float64)) + np.log1p(rest)
+    return loss, _sparse_grad_of_parts(e, rest, top, labels)
+
+
+def _sparse_grad_of_parts(e, rest, top, labels):
+    index = np.arange(e.shape[0])
     s = 1.0 + rest
     grad = np.divide(e, s[:, None], out=e)
     grad[index, top] = 1.0 / s
@@ -146,6 +167,11 @@ def sparse_loss(logits, labels, axis: int, exact) -> np.ndarray:
 
 def sparse_grad(logits, labels, axis: int, exact) -> np.ndarray:
     return _by_rows(logits, labels, axis, _sparse_grad, exact, dense_labels=False, per_class=True)
+
+
+def sparse_loss_and_grad(logits, labels, axis: int, exact) -> tuple[np.ndarray, np.ndarray]:
+    """(sparse_loss, sparse_grad) from one pass over the logits; exact returns both too."""
+    return _by_rows(logits, labels, axis, _sparse_loss_and_grad, exact, dense_labels=False, per_class=(False, True))
 
 
 def dense_loss(logits, labels, axis: int, exact) -> np.ndarray:

@@ -43,6 +43,14 @@ def sparse_softmax_cross_entropy_grad(logits, labels, axis: int = -1, dtype: str
     return _by_tier(fast.sparse_grad, _exact_sparse_softmax_cross_entropy_grad, logits, labels, axis, dtype)
 
 
+def sparse_softmax_cross_entropy_and_grad(logits, labels, axis: int = -1,
+                                          dtype: str = "float64") -> tuple[np.ndarray, np.ndarray]:
+    """(sparse_softmax_cross_entropy, sparse_softmax_cross_entropy_grad), the same values,
+    from one pass over the logits in the fast tier (what a training step asks of a kernel)."""
+    return _by_tier(fast.sparse_loss_and_grad, _exact_sparse_softmax_cross_entropy_and_grad, logits, labels, axis,
+                    dtype)
+
+
 def _by_tier(fast_function, exact_function, logits, labels, axis, dtype):
     """The fast tier where its bound fits the dtype under test (reference/tiers.py), else double-double."""
     if tiers.fast_tier_holds(dtype, np.shape(logits)[axis]):
@@ -62,6 +70,11 @@ def _exact_softmax_cross_entropy(logits, labels, axis: int = -1) -> np.ndarray:
 def _exact_sparse_softmax_cross_entropy(logits, labels, axis: int = -1) -> np.ndarray:
     """-log_softmax(z)[label], so that nothing cancels."""
     return -take_class(log_softmax(logits, axis), labels, axis)
+
+
+def _exact_sparse_softmax_cross_entropy_and_grad(logits, labels, axis: int = -1):
+    return (_exact_sparse_softmax_cross_entropy(logits, labels, axis),
+            _exact_sparse_softmax_cross_entropy_grad(logits, labels, axis))
 
 
 def _exact_softmax_cross_entropy_grad(logits, labels, axis: int = -1) -> np.ndarray:
