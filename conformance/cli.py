@@ -1,4 +1,4 @@
-"""xent-conformance (or python -m conformance) run | validate | merge | summary | gate | report | diff | hunt | ...
+"""xent-conformance (or python -m conformance) run | floor | validate | merge | summary | gate | report | diff | hunt | ...
 
 Exit codes: 0 fine, 1 a regression or invalid case found by diff, 2 a missing, unreadable or
 invalid input (with a one-line reason, never a traceback).
@@ -93,6 +93,23 @@ def cmd_run(args):
 
     return orchestrate.run(args.require, args.results_dir, args.pytest_args, args.workers, args.framework,
                            args.adapter, args.device, args.shard, args.history)
+
+
+def cmd_floor(args):
+    from pathlib import Path
+
+    from conformance import orchestrate
+    from conformance.bench import floor
+
+    def run_matrix(timings):
+        return orchestrate.run(args.require, args.results_dir, args.pytest_args, args.workers, args.framework,
+                               args.adapter, args.device, None, args.history, timings=timings)
+
+    try:
+        return floor.measure(run_matrix, Path(args.out) if args.out else None)
+    except floor.ReplayFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 def cmd_report(args):
@@ -214,22 +231,12 @@ def parser():
     p.add_argument("inputs", nargs="+")
     p.set_defaults(run=cmd_summary)
     p = sub.add_parser("run", help="the whole matrix: one pytest process per Keras backend, merged")
-    p.add_argument("--require", action="append", default=[], metavar="NAME", help="framework id, or all")
-    p.add_argument("--framework", action="append", default=[], metavar="NAME",
-                   help="check only this framework (repeatable); only the processes that check it run")
-    p.add_argument("--adapter", action="append", default=[], metavar="MODULE:ATTR",
-                   help="also check this adapter (repeatable; see XENT_CONFORMANCE_ADAPTERS)")
-    p.add_argument("--device", choices=("cpu", "cuda", "all"), default="all",
-                   help="devices to check; results of runs on different devices merge")
-    p.add_argument("--shard", metavar="K/N", help="the K-th of N disjoint parts (CI jobs; `merge` joins them)")
-    p.add_argument("--history", default="results/history", metavar="DIR",
-                   help="keep a copy of the merged results here, named by date and versions ('' keeps none)")
-    p.add_argument("--constraints", metavar="FILE",
-                   help="first install the framework pins of this constraints file here (an upgrade gate)")
-    p.add_argument("--results-dir", default="results")
-    p.add_argument("--workers", type=int, default=2, help="pytest-xdist workers per process")
-    p.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
+    _add_matrix_arguments(p)
     p.set_defaults(run=cmd_run)
+    p = sub.add_parser("floor", help="the matrix beside its floor: the same framework calls replayed bare, timed")
+    _add_matrix_arguments(p, shard=False, constraints=False)
+    p.add_argument("--out", default="results/floor.json", help="the measurements as JSON ('' writes none)")
+    p.set_defaults(run=cmd_floor)
     p = sub.add_parser("gate", help="exit 1 when any check failed, errored or xpassed")
     p.add_argument("inputs", nargs="+")
     p.set_defaults(run=cmd_gate)
@@ -266,6 +273,26 @@ def parser():
     p.add_argument("--out", help="case file to write (default hunt-<framework>-<op>-<dtype>.yaml here)")
     p.set_defaults(run=cmd_hunt)
     return top
+
+
+def _add_matrix_arguments(p, shard=True, constraints=True):
+    p.add_argument("--require", action="append", default=[], metavar="NAME", help="framework id, or all")
+    p.add_argument("--framework", action="append", default=[], metavar="NAME",
+                   help="check only this framework (repeatable); only the processes that check it run")
+    p.add_argument("--adapter", action="append", default=[], metavar="MODULE:ATTR",
+                   help="also check this adapter (repeatable; see XENT_CONFORMANCE_ADAPTERS)")
+    p.add_argument("--device", choices=("cpu", "cuda", "all"), default="all",
+                   help="devices to check; results of runs on different devices merge")
+    if shard:
+        p.add_argument("--shard", metavar="K/N", help="the K-th of N disjoint parts (CI jobs; `merge` joins them)")
+    p.add_argument("--history", default="results/history", metavar="DIR",
+                   help="keep a copy of the merged results here, named by date and versions ('' keeps none)")
+    if constraints:
+        p.add_argument("--constraints", metavar="FILE",
+                       help="first install the framework pins of this constraints file here (an upgrade gate)")
+    p.add_argument("--results-dir", default="results")
+    p.add_argument("--workers", type=int, default=2, help="pytest-xdist workers per process")
+    p.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
 
 
 def main(argv=None):

@@ -58,6 +58,10 @@ BUILTIN_IDS: tuple[str, ...] = tuple(BUILTIN)
 KERAS_BACKENDS: tuple[str, ...] = tuple(f.keras_backend for f in BUILTIN.values() if f.keras_backend)
 OWN_PROCESSES: tuple[str, ...] = tuple(f.id for f in BUILTIN.values() if f.own_process)
 PROCESSES: tuple[str, ...] = KERAS_BACKENDS + OWN_PROCESSES  # the main one first
+# Processes whose checks outweigh starting more pytest-xdist workers (each re-imports the
+# frameworks and re-collects the cases, some 5 s here): those where XLA compiles for every new
+# shape. The others run in one worker (keras-torch: 19 s in one, 26 s in two, on 2 cores).
+PARALLEL_PROCESSES: tuple[str, ...] = (MAIN_PROCESS, "jax")
 PROCESS_VARIABLE = "XENT_CONFORMANCE_PROCESS"  # names a process of its own; else KERAS_BACKEND names it
 # Words a case name may not contain, so that `pytest -k NAME` selects by framework only.
 RESERVED_WORDS = ("numpy", "tensorflow", "torch", "jax", "keras", "onnxruntime", "mlx", "paddle", "tinygrad")

@@ -12,11 +12,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from conformance import adapters, frameworks
 from conformance.core import manifest as divergences
+from conformance.core import reference_cache
 from conformance.pytest import suite
 from conformance.results import history
 from conformance.results import records as results
@@ -91,7 +93,8 @@ def pytest_command(backend, mine, required, out_dir, extra, workers, adapter_tar
 
 
 def run(required=(), out_dir="results", extra=(), workers=2, selected=(), adapter_targets=(), device="all",
-        shard=None, history_dir="results/history"):
+        shard=None, history_dir="results/history", timings=None):
+    """The matrix; `timings`, where given, receives each process's wall seconds by its label."""
     registry = adapters.configure(adapter_targets)
     broken = list(registry.broken)  # reported and failed at the end; every other check still runs
     for line in broken:
@@ -107,23 +110,30 @@ def run(required=(), out_dir="results", extra=(), workers=2, selected=(), adapte
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     parts, failing_runs = [], []
-    for k, (backend, mine) in enumerate(steps, 1):
-        command = pytest_command(backend, mine, required, out_dir, extra, workers, adapter_targets, device, shard)
-        checked = ", ".join(mine) if mine else "every framework but those with a process of their own"
-        title = f"[{k}/{len(steps)}] " + (f"{backend}'s own process" if backend in frameworks.OWN_PROCESSES
-                                          else f"Keras on {backend}")
-        print(f"\n== {title}: {checked}", flush=True)
-        started = time.perf_counter()
-        env = {"TF_CPP_MIN_LOG_LEVEL": "3", **os.environ, **frameworks.process_environment(backend)}
-        code = subprocess.call(command, env=env)
-        print(f"== {title}: done in {time.perf_counter() - started:.0f} s", flush=True)
-        if code not in (0, 1):  # 1 is failing checks, reported below; anything else is broken
-            print(f"pytest exited {code} for the {frameworks.process_label(backend)} process: "
-                  f"{' '.join(command[2:])}", file=sys.stderr)
-            return 2
-        if code == 1:
-            failing_runs.append(backend)
-        parts.append(out_dir / f"conformance-{frameworks.process_label(backend)}.json")
+    # References computed by one process are read by the next (by content; gone after the run).
+    with tempfile.TemporaryDirectory(prefix="xent-references-") as cache:
+        shared = {reference_cache.CACHE_VARIABLE: os.environ.get(reference_cache.CACHE_VARIABLE) or cache}
+        for k, (backend, mine) in enumerate(steps, 1):
+            here = workers if backend in frameworks.PARALLEL_PROCESSES else 1
+            command = pytest_command(backend, mine, required, out_dir, extra, here, adapter_targets, device, shard)
+            checked = ", ".join(mine) if mine else "every framework but those with a process of their own"
+            title = f"[{k}/{len(steps)}] " + (f"{backend}'s own process" if backend in frameworks.OWN_PROCESSES
+                                              else f"Keras on {backend}")
+            print(f"\n== {title}: {checked}", flush=True)
+            started = time.perf_counter()
+            env = {"TF_CPP_MIN_LOG_LEVEL": "3", **os.environ, **shared, **frameworks.process_environment(backend)}
+            code = subprocess.call(command, env=env)
+            seconds = time.perf_counter() - started
+            print(f"== {title}: done in {seconds:.0f} s", flush=True)
+            if timings is not None:
+                timings[frameworks.process_label(backend)] = seconds
+            if code not in (0, 1):  # 1 is failing checks, reported below; anything else is broken
+                print(f"pytest exited {code} for the {frameworks.process_label(backend)} process: "
+                      f"{' '.join(command[2:])}", file=sys.stderr)
+                return 2
+            if code == 1:
+                failing_runs.append(backend)
+            parts.append(out_dir / f"conformance-{frameworks.process_label(backend)}.json")
     complete = not (list(selected) + named) and not shard and not any(
         a == "--cases" or a.startswith("--cases=") for a in extra)
     status = summarize(parts, out_dir / "conformance.json", failing_runs, complete)

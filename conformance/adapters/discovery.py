@@ -21,6 +21,7 @@ from conformance import frameworks
 from conformance.adapters import perturbed
 from conformance.adapters.api import Adapter, Unavailable
 from conformance.adapters.validation import AdapterError, validate
+from conformance.bench import calls
 
 ENTRY_POINT_GROUP = "xent_conformance.adapters"
 ENV_VARIABLE = "XENT_CONFORMANCE_ADAPTERS"
@@ -95,6 +96,7 @@ class Registry:
         self.sources = entry_point_sources()
         self.loaded: dict[str, Adapter | Exception] = {}
         self.broken: list[str] = []  # one line per adapter that cannot be used
+        self.cli_targets = tuple(cli_targets)
         for source in explicit_targets(cli_targets, environ):
             self._load_explicit(source)
 
@@ -115,7 +117,7 @@ class Registry:
                                f"is already provided by {self.sources[framework].target}")
             return
         self.sources[framework] = source
-        self.loaded[framework] = adapter
+        self.loaded[framework] = calls.recording(adapter, self.cli_targets)
 
     def known_ids(self) -> list[str]:
         return sorted(self.sources, key=frameworks.order_key)
@@ -135,7 +137,7 @@ class Registry:
                 if adapter.framework != framework:
                     raise AdapterError(f"adapter {source.target!r} from {source.origin}: provides framework id "
                                        f"{adapter.framework!r}, not {framework!r}")
-                self.loaded[framework] = adapter
+                self.loaded[framework] = calls.recording(adapter, self.cli_targets)
             except Unavailable as exc:
                 self.loaded[framework] = Unavailable(f"{framework} is {exc}" if str(exc).startswith("not installed")
                                                      else f"{framework}: {exc}")

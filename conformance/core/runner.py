@@ -8,6 +8,7 @@ import numpy as np
 from conformance import adapters
 from conformance.core import checks
 from conformance.core import manifest as divergences
+from conformance.core import reference_cache
 from conformance.core import tolerance as tol
 from conformance.core.compare import compare
 from conformance.core.failure_kinds import classify
@@ -91,10 +92,15 @@ class Runner:
 
     def reference_values(self, case, variant, cast, dtype, quantity):
         """reference_values, once per case, variant, dtype and quantity: the frameworks that
-        follow one variant share it (a 128,256-class reference takes a second)."""
+        follow one variant share it (a 128,256-class reference takes a second), and so do
+        the other processes of a run (reference_cache)."""
         key = (id(case), variant, dtype, quantity)  # the entry holds case, so its id stays its own
         if key not in self._references:
-            self._references[key] = (case, reference_values(case, variant, cast, dtype, quantity))
+            values = reference_cache.load(case, variant, dtype, quantity)
+            if values is None:
+                values = reference_values(case, variant, cast, dtype, quantity)
+                reference_cache.store(case, variant, dtype, quantity, values)
+            self._references[key] = (case, values)
         return self._references[key][1]
 
     @staticmethod

@@ -1,0 +1,125 @@
+"""Framework calls, recorded as the matrix makes them and replayed bare.
+
+With XENT_CONFORMANCE_CALL_LOG set to a directory, every adapter a process loads records each
+loss, grad and jvp call (the method and its arguments) into calls-<pid>.pkl there. `replay`
+makes the same calls again in a fresh process of the same kind, with nothing else around
+them: no reference, comparison, manifest, records or pytest. `xent-conformance floor` times both.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import pickle
+import sys
+import time
+from pathlib import Path
+
+from conformance import frameworks
+
+CALL_LOG_VARIABLE = "XENT_CONFORMANCE_CALL_LOG"
+RECORDED_METHODS = ("loss", "grad", "jvp")
+
+
+class CallLog:
+    """One process's log: a header (its environment and adapter targets), then one frame per call."""
+
+    def __init__(self, directory: Path, targets: tuple[str, ...]):
+        self.directory = Path(directory)
+        self.path = self.directory / f"calls-{os.getpid()}.pkl"
+        self._file = None
+        self._targets = targets
+        self.recording_seconds = 0.0
+
+    def write(self, frame: tuple) -> None:
+        started = time.perf_counter()
+        if self._file is None:
+            self._file = open(self.path, "wb")  # noqa: SIM115 - held for the life of the process
+            environ = {name: os.environ.get(name, "") for name in ("KERAS_BACKEND", frameworks.PROCESS_VARIABLE)}
+            pickle.dump({"environ": environ, "targets": list(self._targets)}, self._file)
+        pickle.dump(frame, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._file.flush()
+        self.recording_seconds += time.perf_counter() - started
+
+
+class RecordedAdapter:
+    """An adapter whose loss, grad and jvp calls are written to a CallLog; all else is the adapter's."""
+
+    def __init__(self, adapter, log: CallLog, composed: bool = False):
+        self._adapter, self._log, self._composed = adapter, log, composed
+
+    def __getattr__(self, name):
+        value = getattr(self._adapter, name)
+        if name in RECORDED_METHODS:
+            return self._recording(name, value)
+        if name == "composed":
+            return self._composed_recorded(value)
+        return value
+
+    def _recording(self, name, method):
+        @functools.wraps(method)  # inspect.signature sees the method's own parameters
+        def call(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                seconds = time.perf_counter() - started
+                self._log.write((self._adapter.framework, self._composed, name, args, kwargs, seconds))
+        return call
+
+    def _composed_recorded(self, composed):
+        @functools.wraps(composed)
+        def call():
+            adapter = composed()
+            return None if adapter is None else RecordedAdapter(adapter, self._log, composed=True)
+        return call
+
+
+def recording(adapter, targets: tuple[str, ...] = ()):
+    """The adapter, recorded where XENT_CONFORMANCE_CALL_LOG asks for it."""
+    directory = os.environ.get(CALL_LOG_VARIABLE)
+    if not directory:
+        return adapter
+    global _LOG
+    if _LOG is None or _LOG.directory != Path(directory):
+        _LOG = CallLog(Path(directory), targets)
+    return RecordedAdapter(adapter, _LOG)
+
+
+_LOG: CallLog | None = None
+
+
+def read(path: Path) -> tuple[dict, list[tuple]]:
+    """(header, call frames) of one log."""
+    frames = []
+    with open(path, "rb") as file:
+        header = pickle.load(file)
+        while True:
+            try:
+                frames.append(pickle.load(file))
+            except EOFError:
+                return header, frames
+
+
+def replay(path: Path) -> int:
+    """Make the log's calls again, bare; print the count and the seconds spent in calls."""
+    header, frames = read(path)
+    from conformance import adapters
+
+    adapters.configure(tuple(header["targets"]))
+    loaded, raised, in_calls = {}, 0, 0.0
+    for framework, composed, method, args, kwargs, _ in frames:
+        if (framework, composed) not in loaded:
+            adapter = adapters.load(framework)
+            loaded[framework, composed] = adapter.composed() if composed else adapter
+        started = time.perf_counter()
+        try:
+            getattr(loaded[framework, composed], method)(*args, **kwargs)
+        except Exception:  # noqa: BLE001 - the matrix saw the same call raise; it is a call all the same
+            raised += 1
+        in_calls += time.perf_counter() - started
+    print(f"replayed {len(frames)} calls ({raised} raised) in {in_calls:.1f} s of calls")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(replay(Path(sys.argv[1])))
