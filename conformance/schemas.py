@@ -18,7 +18,7 @@ from reference.registry import OPS, REDUCTIONS, SHARED_OPTIONS
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 JSON_TYPES = {"str": "string", "int": "integer", "bool": "boolean", "number": "number", "list": "array",
-              "mapping": "object"}
+              "mapping": "object", "number_or_list": ["number", "array"]}
 OPTION_SCHEMAS = {  # the value each option takes; which op takes which is in OPS
     "reduction": {"enum": list(REDUCTIONS)},
     "axis": {"type": "integer"},
@@ -59,7 +59,14 @@ def case_file_schema() -> dict:
         "options": {"type": "object", "additionalProperties": False,
                     "properties": {name: OPTION_SCHEMAS[name] for name in options}},
         "dtypes": {"type": "array", "items": {"enum": list(FLOAT_DTYPES)}, "minItems": 1, "uniqueItems": True},
-        "pinned": {"type": "array", "items": _object(schema.PINNED_KEYS, {"dtype": {"enum": list(FLOAT_DTYPES)}})},
+        "pinned": {"type": "array", "items": _object(schema.PINNED_KEYS, {
+            "dtype": {"enum": list(FLOAT_DTYPES)}, "quantity": {"enum": list(schema.PINNED_QUANTITIES)},
+            "value": {"anyOf": [{"type": "number"}, {"$ref": "#/$defs/nested"}],
+                      "description": schema.PINNED_KEYS["value"][2]},
+            "digits": {"type": "integer", "minimum": 1, "maximum": schema.MAX_PRINTED_DIGITS,
+                       "description": schema.PINNED_KEYS["digits"][2]},
+            "decimals": {"type": "integer", "minimum": 0, "maximum": 30,
+                         "description": schema.PINNED_KEYS["decimals"][2]}})},
     })
     return {
         "$schema": DRAFT, "title": "xent-conformance case file", "type": "object", "additionalProperties": False,

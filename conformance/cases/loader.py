@@ -12,6 +12,8 @@ import numpy as np
 
 from conformance import RESERVED_WORDS
 from conformance.cases import schema, yamlio
+from conformance.cases.keys import check_keys, literal_array, type_ok
+from conformance.cases.pinned import parse as parse_pinned
 from reference.dtypes import FLOAT_DTYPES
 from reference.registry import OPS, REDUCTIONS, SHARED_OPTIONS
 
@@ -26,15 +28,6 @@ class CaseError(Exception):
         if key is not None:
             where += f": key {key!r}"
         super().__init__(f"{where}: {message}")
-
-
-@dataclass(frozen=True)
-class Pinned:
-    value: float
-    dtype: str
-    variant: str
-    source: str
-    digits: int | None = None  # significant digits printed: reproduced when rounding or truncating gives value
 
 
 @dataclass(frozen=True)
@@ -62,51 +55,13 @@ class Case:
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 
-def _type_ok(kind, value):
-    if kind == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, {"str": str, "bool": bool, "list": list, "mapping": dict}[kind])
-
-
-def _check_keys(mapping, keys, fail, prefix=""):
-    for key in mapping:
-        if key not in keys:
-            fail(f"unknown key (allowed: {', '.join(keys)})", prefix + str(key))
-    for key, (kind, required, _) in keys.items():
-        if key not in mapping:
-            if required:
-                fail(f"missing required key ({keys[key][2]})", prefix + key)
-            continue
-        if not _type_ok(kind, mapping[key]):
-            fail(f"expected {kind}, got {type(mapping[key]).__name__} {mapping[key]!r}", prefix + key)
-
-
-def _literal_array(value, fail, key):
-    """A nested list of numbers that is rectangular, as a float64 array."""
-
-    def shape_of(item, where):
-        if isinstance(item, list):
-            shapes = {shape_of(x, f"{where}[{i}]") for i, x in enumerate(item)}
-            if len(shapes) > 1:
-                fail(f"ragged array at {where}: rows of different lengths", key)
-            return (len(item),) + (shapes.pop() if shapes else ())
-        if not _type_ok("number", item):
-            fail(f"array element {where} is {item!r}, not a number", key)
-        return ()
-
-    shape_of(value, "")
-    return np.array(value, dtype=np.float64)
-
-
 def _check_generator(spec, fail, key):
     """Refuse parameters NumPy would raise on, or that draw something else than asked."""
     kind = spec["generate"]
     if kind not in schema.GENERATORS:
         fail(f"unknown generator {kind!r} (known: {', '.join(schema.GENERATORS)})", key + ".generate")
     shape = spec["shape"]
-    if not all(_type_ok("int", n) and n >= 0 for n in shape):
+    if not all(type_ok("int", n) and n >= 0 for n in shape):
         fail(f"shape must be a list of non-negative integers, got {shape!r}", key + ".shape")
     if spec["seed"] < 0:
         fail(f"seed must be a non-negative integer, got {spec['seed']!r}", key + ".seed")
@@ -120,14 +75,14 @@ def _check_generator(spec, fail, key):
     if kind == "integers":
         if "high" not in spec:
             fail("integers needs `high` (exclusive)", key + ".high")
-        if not all(_type_ok("int", spec[name]) for name in ("low", "high") if name in spec):
+        if not all(type_ok("int", spec[name]) for name in ("low", "high") if name in spec):
             fail("integers takes integer bounds", key + ".low" if "low" in spec else key + ".high")
     if "axis" in spec and not (kind == "simplex" and shape and -len(shape) <= spec["axis"] < len(shape)):
         fail(f"axis {spec['axis']!r} is not an axis of a simplex of shape {shape!r}", key + ".axis")
 
 
 def _generated_array(spec, fail, key):
-    _check_keys(spec, schema.GENERATOR_KEYS, fail, key + ".")
+    check_keys(spec, schema.GENERATOR_KEYS, fail, key + ".")
     _check_generator(spec, fail, key)
     kind = spec["generate"]
     shape = spec["shape"]
@@ -151,7 +106,7 @@ def _array(value, fail, key):
     if isinstance(value, dict):
         return _generated_array(value, fail, key)
     if isinstance(value, (list, int, float)) and not isinstance(value, bool):
-        return _literal_array(value, fail, key)
+        return literal_array(value, fail, key)
     fail(f"expected an array (a list of numbers or a generator mapping), got {value!r}", key)
 
 
@@ -166,17 +121,17 @@ def _check_options(op, options, prediction, fail):
         fail("half must be true or false", "options.half")
     if "axis" in options:
         axis = options["axis"]
-        if not _type_ok("int", axis) or not -prediction.ndim <= axis < max(prediction.ndim, 1):
+        if not type_ok("int", axis) or not -prediction.ndim <= axis < max(prediction.ndim, 1):
             fail(f"axis {axis!r} is not an axis of the {prediction.ndim}-d {op.prediction}", "options.axis")
     if "label_smoothing" in options:
         value = options["label_smoothing"]
-        if not _type_ok("number", value) or not 0.0 <= value <= 1.0:
+        if not type_ok("number", value) or not 0.0 <= value <= 1.0:
             fail(f"label_smoothing must be a number in [0, 1], got {value!r}", "options.label_smoothing")
-    if "pos_weight" in options and not (_type_ok("number", options["pos_weight"]) and options["pos_weight"] > 0):
+    if "pos_weight" in options and not (type_ok("number", options["pos_weight"]) and options["pos_weight"] > 0):
         fail(f"pos_weight must be a positive number, got {options['pos_weight']!r}", "options.pos_weight")
-    if "z_loss" in options and not (_type_ok("number", options["z_loss"]) and options["z_loss"] >= 0):
+    if "z_loss" in options and not (type_ok("number", options["z_loss"]) and options["z_loss"] >= 0):
         fail(f"z_loss must be a non-negative number, got {options['z_loss']!r}", "options.z_loss")
-    if "ignore_index" in options and not _type_ok("int", options["ignore_index"]):
+    if "ignore_index" in options and not type_ok("int", options["ignore_index"]):
         fail(f"ignore_index must be an integer, got {options['ignore_index']!r}", "options.ignore_index")
     if "sample_weight" in options:
         expected = prediction.shape
@@ -190,7 +145,7 @@ def _check_options(op, options, prediction, fail):
     if "weight" in options:
         weight = options["weight"]
         classes = prediction.shape[options.get("axis", -1)] if prediction.ndim else 0
-        if not isinstance(weight, list) or len(weight) != classes or not all(_type_ok("number", w) for w in weight):
+        if not isinstance(weight, list) or len(weight) != classes or not all(type_ok("number", w) for w in weight):
             fail(f"weight must be a list of {classes} numbers, one per class", "options.weight")
 
 
@@ -221,17 +176,6 @@ def _check_shapes(op, prediction, labels, axis, fail, ignore_index=None, invalid
         fail(f"shape {labels.shape} does not match {op.prediction} {prediction.shape}", "inputs.labels")
 
 
-def _check_printed(value, digits, fail, key):
-    """A printed number says how many digits it has; one that has more than `digits` was not
-    printed to that precision (an infinite or zero value has no digits to count)."""
-    if not 1 <= digits <= schema.MAX_PRINTED_DIGITS:
-        fail(f"expected 1 to {schema.MAX_PRINTED_DIGITS} significant digits, got {digits}", key + ".digits")
-    if not math.isfinite(value) or value == 0:
-        fail(f"{value!r} has no significant digits to count; leave digits out", key + ".digits")
-    if float(f"{value:.{digits}g}") != value:
-        fail(f"{value!r} has more than {digits} significant digits", key + ".digits")
-
-
 def _line(lines, path):
     """The line of the longest prefix of path that the file has (a key may be missing)."""
     while path:
@@ -251,7 +195,7 @@ def _build_case(raw, path, index, fail_file, lines=None):
     def fail(message, key):
         raise CaseError(path, message, case=name, key=key, line=_line(lines, f"cases[{index}].{key}"))
 
-    _check_keys(raw, schema.CASE_KEYS, fail)
+    check_keys(raw, schema.CASE_KEYS, fail)
     if not _NAME.match(name):
         fail("name must be lower-case letters, digits, '-', '_' or '.'", "name")
     for word in RESERVED_WORDS:
@@ -288,23 +232,8 @@ def _build_case(raw, path, index, fail_file, lines=None):
         if dtype in dtypes[:i]:
             fail(f"{dtype} is listed twice", f"dtypes[{i}]")
 
-    pinned = []
-    for i, entry in enumerate(raw.get("pinned", [])):
-        key = f"pinned[{i}]"
-        if not isinstance(entry, dict):
-            fail("expected a mapping with value, dtype, variant, source", key)
-        _check_keys(entry, schema.PINNED_KEYS, fail, key + ".")
-        if entry["dtype"] not in FLOAT_DTYPES:
-            fail(f"unknown dtype {entry['dtype']!r}", key + ".dtype")
-        if entry["variant"] not in op.variants:
-            fail(f"unknown variant {entry['variant']!r} for {op.name} (known: {', '.join(op.variants)})",
-                 key + ".variant")
-        if not entry["source"].strip():
-            fail("a pinned number must name its source", key + ".source")
-        digits = entry.get("digits")
-        if digits is not None:
-            _check_printed(entry["value"], digits, fail, key)
-        pinned.append(Pinned(float(entry["value"]), entry["dtype"], entry["variant"], entry["source"], digits))
+    pinned = [parse_pinned(entry, f"pinned[{i}]", op, arrays, options, raw.get("grad", True), fail)
+              for i, entry in enumerate(raw.get("pinned", []))]
 
     return Case(name=name, op=op.name, path=str(path), inputs=arrays, options=dict(options),
                 dtypes=tuple(dtypes), grad=raw.get("grad", True), pinned=tuple(pinned),
@@ -326,7 +255,7 @@ def load_case_file(path):
     lines = yamlio.key_lines(text)
     if not isinstance(data, dict):
         fail_file("a case file is a mapping with `schema` and `cases`", None)
-    _check_keys(data, schema.FILE_KEYS, lambda message, key: fail_file(message, key, _line(lines, key)))
+    check_keys(data, schema.FILE_KEYS, lambda message, key: fail_file(message, key, _line(lines, key)))
     if data["schema"] != 1:
         fail_file(f"unsupported schema {data['schema']} (this suite reads schema 1)", "schema", _line(lines, "schema"))
     cases = [_build_case(raw, path, i, fail_file, lines) for i, raw in enumerate(data["cases"])]

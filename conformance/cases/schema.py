@@ -26,13 +26,20 @@ CASE_KEYS = {
 }
 
 PINNED_KEYS = {
-    "value": ("number", True, "the number as the source printed it"),
+    "value": ("number_or_list", True, "the number as the source printed it, or the array (nested lists, one "
+                                      "number per element of the unreduced loss or of the gradient)"),
+    "quantity": ("str", False, "what the value is of: loss (default), grad_logits or grad_labels (the gradient "
+                               "of the summed loss)"),
     "dtype": ("str", True, "the dtype the source computed in"),
     "variant": ("str", True, "the reference variant that explains the value"),
     "source": ("str", True, "where the number comes from"),
     "digits": ("int", False, "significant digits the source printed: the value is reproduced when it rounds "
-                             "or truncates to the printed number (default: the number is exact to 4 ULP)"),
+                             "or truncates to the printed number (default: the number is exact to 4 ULP); "
+                             "in an array, a printed 0 stands for 0"),
+    "decimals": ("int", False, "decimal places the source printed (NumPy prints arrays so): reproduced when "
+                               "rounding or truncating to them gives the printed number"),
 }
+PINNED_QUANTITIES = ("loss", "grad_logits", "grad_labels")
 MAX_PRINTED_DIGITS = 17  # a float64 needs at most 17 significant digits
 
 GENERATOR_KEYS = {

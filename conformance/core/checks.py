@@ -85,4 +85,4 @@ def generate(cases, frameworks, devices=DEVICES):
                     if case.grad and has_reference_grad(case.op, "grad_logits"):
                         yield Check(case, framework, dtype, device, "jvp")
                 for pinned in case.pinned:
-                    yield Check(case, framework, pinned.dtype, device, "loss", pinned)
+                    yield Check(case, framework, pinned.dtype, device, pinned.quantity, pinned)

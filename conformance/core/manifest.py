@@ -2,7 +2,6 @@
 import fnmatch
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name

@@ -73,12 +73,16 @@ def expected_for(check, variant, cast, values=reference_values):
     """(expected, scale, tolerance) for this check, all in float64."""
     case = check.case
     if check.pinned:
-        shape = registry.evaluate_loss(case.op, variant, _as64(cast), case.options, check.dtype).shape
-        if check.pinned.digits:  # as printed: what rounds or truncates to the source's digits
-            centre, half_width = tol.printed_interval(check.pinned.value, check.pinned.digits)
-            return (np.full(shape, centre), np.zeros(shape),
-                    tol.Tolerance(0.0, 0.0, half_width, f"printed to {check.pinned.digits} digits"))
-        return np.full(shape, check.pinned.value), np.zeros(shape), tol.Tolerance(tol.pinned_ulps(), 0.0, 0.0)
+        pinned = check.pinned
+        if pinned.quantity == "loss":
+            shape = registry.evaluate_loss(case.op, variant, _as64(cast), case.options, check.dtype).shape
+        else:
+            shape = cast[registry.OPS[case.op].prediction if pinned.quantity == "grad_logits" else "labels"].shape
+        values = np.broadcast_to(pinned.values, shape)  # a number stands for every element
+        if pinned.printed:  # as printed: what rounds or truncates to the source's digits or decimals
+            centre, half_width = tol.printed_interval(values, pinned.digits, pinned.decimals)
+            return centre, np.zeros(shape), tol.Tolerance(0.0, 0.0, half_width, f"printed{pinned.printed}")
+        return values, np.zeros(shape), tol.Tolerance(tol.pinned_ulps(), 0.0, 0.0)
     expected, scale = values(case, variant, cast, check.dtype, check.quantity)
     return expected, scale, tol.for_check(check.dtype, check.framework, case.op, check.quantity)
 
@@ -259,8 +263,9 @@ def describe(check, variant, verdict, expected, result):
     """The failure message: how many elements, the largest error, where, and the bound."""
     against = f"reference variant {variant}"
     if check.pinned:
-        printed = f" to {check.pinned.digits} digits" if check.pinned.digits else ""
-        against = f"pinned {check.pinned.value!r}{printed} ({check.pinned.source})"
+        pinned = check.pinned
+        value = repr(pinned.value) if pinned.shape is None else f"array of shape {list(pinned.shape)}"
+        against = f"pinned {value}{pinned.printed} ({pinned.source})"
     mode = f" ({result.mode})" if result.mode else ""
     lines = [f"{check.framework}{mode} {check.case.op} {check.quantity} {check.dtype} on {check.device} vs {against}"]
     lines += verdict.problems

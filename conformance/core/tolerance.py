@@ -25,7 +25,8 @@ class Tolerance:
 
     def as_record(self, dtype):
         """{ulp, abs, rel}: rel is per unit of conditioning scale."""
-        return {"ulp": self.ulp, "abs": self.abs, "rel": self.cond * eps(dtype)}
+        # printed arrays carry one absolute bound per element: the record gives the largest
+        return {"ulp": self.ulp, "abs": float(np.max(self.abs)), "rel": self.cond * eps(dtype)}
 
 
 class ToleranceTableError(Exception):
@@ -111,9 +112,20 @@ def bound(expected, scale, dtype, tolerance):
             + tolerance.abs)
 
 
-def printed_interval(value: float, digits: int) -> tuple[float, float]:
-    """(centre, half-width) of the numbers that print as `value` to `digits` significant
-    digits, rounded to nearest (within half a unit of the last digit) or truncated toward
-    zero (up to one unit further from zero): value + sign(value) * [-u/2, u]."""
-    unit = 10.0 ** (np.floor(np.log10(abs(value))) - digits + 1)
-    return value + np.sign(value) * unit / 4, 3 * unit / 4
+def printed_interval(value, digits: int | None = None, decimals: int | None = None):
+    """(centre, half-width), element by element, of the numbers that print as `value` to
+    `digits` significant digits or `decimals` decimal places, rounded to nearest (within half
+    a unit of the last digit) or truncated toward zero (up to one unit further from zero):
+    value + sign(value) * [-u/2, u]. A printed 0 is exactly 0 to significant digits, and
+    anything under one unit either side to decimal places."""
+    value = np.asarray(value, np.float64)
+    if decimals is not None:
+        unit = np.full(value.shape, 10.0 ** -decimals)
+    else:
+        with np.errstate(divide="ignore"):
+            unit = np.where(value == 0, 0.0, 10.0 ** (np.floor(np.log10(np.abs(value))) - digits + 1))
+    half_width = np.where(value == 0, unit, 3 * unit / 4)
+    centre = value + np.sign(value) * unit / 4
+    if centre.ndim == 0:
+        return float(centre), float(half_width)
+    return centre, half_width

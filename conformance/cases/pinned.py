@@ -1,0 +1,101 @@
+"""Values a source printed (`pinned`): a number or an array, of the loss or of a gradient,
+with the precision it was printed to."""
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from conformance.cases import schema
+from conformance.cases.keys import check_keys, literal_array
+from reference.dtypes import FLOAT_DTYPES
+
+
+@dataclass(frozen=True)
+class Pinned:
+    value: float | tuple  # a number, or an array's elements in row-major order (shape below)
+    dtype: str
+    variant: str
+    source: str
+    digits: int | None = None  # significant digits printed: reproduced when rounding or truncating gives value
+    quantity: str = "loss"  # or grad_logits, grad_labels
+    shape: tuple | None = None  # an array's shape; None for a number (which stands for every element)
+    decimals: int | None = None  # decimal places printed (instead of digits)
+
+    @property
+    def values(self) -> np.ndarray:
+        return np.asarray(self.value, np.float64) if self.shape is None else np.array(self.value).reshape(self.shape)
+
+    @property
+    def printed(self) -> str:
+        """How precisely the source printed it, for messages ('' when taken as exact)."""
+        if self.digits:
+            return f" to {self.digits} digits"
+        return f" to {self.decimals} decimals" if self.decimals is not None else ""
+
+
+def check_printed(value, digits, fail, key):
+    """A printed number says how many digits it has; one that has more than `digits` was not
+    printed to that precision (an infinite or zero value has no digits to count)."""
+    if not 1 <= digits <= schema.MAX_PRINTED_DIGITS:
+        fail(f"expected 1 to {schema.MAX_PRINTED_DIGITS} significant digits, got {digits}", key + ".digits")
+    if not math.isfinite(value) or value == 0:
+        fail(f"{value!r} has no significant digits to count; leave digits out", key + ".digits")
+    if float(f"{value:.{digits}g}") != value:
+        fail(f"{value!r} has more than {digits} significant digits", key + ".digits")
+
+
+def parse(entry, key, op, arrays, options, grad, fail) -> Pinned:
+    """One value a source printed: a number or an array, of the loss or of a gradient."""
+    if not isinstance(entry, dict):
+        fail("expected a mapping with value, dtype, variant, source", key)
+    check_keys(entry, schema.PINNED_KEYS, fail, key + ".")
+    if entry["dtype"] not in FLOAT_DTYPES:
+        fail(f"unknown dtype {entry['dtype']!r}", key + ".dtype")
+    if entry["variant"] not in op.variants:
+        fail(f"unknown variant {entry['variant']!r} for {op.name} (known: {', '.join(op.variants)})", key + ".variant")
+    if not entry["source"].strip():
+        fail("a pinned number must name its source", key + ".source")
+    quantity = entry.get("quantity", "loss")
+    if quantity not in schema.PINNED_QUANTITIES:
+        fail(f"unknown quantity {quantity!r} (known: {', '.join(schema.PINNED_QUANTITIES)})", key + ".quantity")
+    field = {"grad_logits": "grad", "grad_labels": "grad_labels"}.get(quantity)
+    if field and (not grad or getattr(op.variants[entry["variant"]], field) is None):
+        fail(f"the {entry['variant']} variant has no {quantity} here (or the case sets grad: false)", key + ".quantity")
+    value, shape = entry["value"], None
+    if isinstance(value, list):
+        array = literal_array(value, fail, key + ".value")
+        expected = pinned_shape(op, arrays, options, quantity)
+        if array.shape != expected:
+            fail(f"has shape {list(array.shape)}, but the {quantity} of this case has shape {list(expected)}",
+                 key + ".value")
+        value, shape = tuple(array.ravel().tolist()), array.shape
+    digits, decimals = entry.get("digits"), entry.get("decimals")
+    if digits is not None and decimals is not None:
+        fail("give digits or decimals, not both", key + ".decimals")
+    for element in (value if shape is not None else (value,)):
+        if digits is not None and not (shape is not None and element == 0):
+            check_printed(element, digits, fail, key)
+        if decimals is not None:
+            _check_decimals(element, decimals, fail, key)
+    return Pinned(value if shape is not None else float(value), entry["dtype"], entry["variant"], entry["source"],
+                  digits, quantity, shape, decimals)
+
+
+def pinned_shape(op, arrays, options, quantity) -> tuple:
+    """The shape of a case's quantity: the unreduced loss drops the class axis (or broadcasts
+    an elementwise op's inputs); a reduced loss is a number; a gradient has its input's shape."""
+    prediction, labels = arrays[op.prediction], arrays["labels"]
+    if quantity != "loss":
+        return prediction.shape if quantity == "grad_logits" else labels.shape
+    if options.get("reduction", "none") != "none":
+        return ()
+    if op.class_axis:
+        return tuple(int(n) for n in np.delete(prediction.shape, options.get("axis", -1)))
+    return tuple(np.broadcast_shapes(prediction.shape, labels.shape))
+
+
+def _check_decimals(value, decimals, fail, key):
+    if not 0 <= decimals <= 30:
+        fail(f"expected 0 to 30 decimal places, got {decimals}", key + ".decimals")
+    if not math.isfinite(value) or float(f"{value:.{decimals}f}") != value:
+        fail(f"{value!r} has more than {decimals} decimal places", key + ".decimals")
