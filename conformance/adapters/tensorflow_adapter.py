@@ -59,7 +59,8 @@ def forward_jvp(fn, x, direction):
 
 def sigmoid_cross_entropy(x, y, options):
     if options.get("pos_weight") is not None:
-        return tf.nn.weighted_cross_entropy_with_logits(labels=y, logits=x, pos_weight=options["pos_weight"])
+        pos_weight = tf.constant(np.asarray(options["pos_weight"], np.float64), dtype=x.dtype)  # a list too
+        return tf.nn.weighted_cross_entropy_with_logits(labels=y, logits=x, pos_weight=pos_weight)
     return tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=x)
 
 

@@ -127,8 +127,13 @@ def _check_options(op, options, prediction, fail):
         value = options["label_smoothing"]
         if not type_ok("number", value) or not 0.0 <= value <= 1.0:
             fail(f"label_smoothing must be a number in [0, 1], got {value!r}", "options.label_smoothing")
-    if "pos_weight" in options and not (type_ok("number", options["pos_weight"]) and options["pos_weight"] > 0):
-        fail(f"pos_weight must be a positive number, got {options['pos_weight']!r}", "options.pos_weight")
+    if "pos_weight" in options:  # a number, or one per class along the last axis (PyTorch's and TF's broadcast)
+        value, classes = options["pos_weight"], prediction.shape[-1] if prediction.ndim else 0
+        values = value if isinstance(value, list) else [value]
+        if not (all(type_ok("number", v) and v > 0 for v in values) and values
+                and (not isinstance(value, list) or len(value) == classes)):
+            fail(f"pos_weight must be a positive number or a list of {classes} (one per class), got {value!r}",
+                 "options.pos_weight")
     if "z_loss" in options and not (type_ok("number", options["z_loss"]) and options["z_loss"] >= 0):
         fail(f"z_loss must be a non-negative number, got {options['z_loss']!r}", "options.z_loss")
     if "ignore_index" in options and not type_ok("int", options["ignore_index"]):

@@ -27,11 +27,12 @@ TORCH_LOG_FLOOR = -100.0  # F.binary_cross_entropy clamps each log term at -100
 # sigmoid_cross_entropy: the mathematics ---------------------------------------------------
 
 
-def sigmoid_cross_entropy(logits, labels, pos_weight: float | None = None) -> np.ndarray:
-    """-[q y log sigmoid(z) + (1 - y) log sigmoid(-z)], q = pos_weight (1 when absent)."""
+def sigmoid_cross_entropy(logits, labels, pos_weight=None) -> np.ndarray:
+    """-[q y log sigmoid(z) + (1 - y) log sigmoid(-z)], q = pos_weight (1 when absent): a
+    number, or one per class (broadcast along the last axis, as PyTorch's and TensorFlow's)."""
     z, y = np.broadcast_arrays(as_float64(logits), as_float64(labels))
     parts = sigmoid_parts(z)
-    weight = dd.of(y) if pos_weight is None else dd.DD(*dd.two_prod(np.float64(pos_weight), y))
+    weight = dd.of(y) if pos_weight is None else dd.DD(*dd.two_prod(np.asarray(pos_weight, np.float64), y))
     loss = dd.add(dd_times(weight, dd_log_sigmoid(z, parts.e)), dd_times(one_minus(y), dd_log_sigmoid(-z, parts.e)))
     # Where one term is left, weight * log1p(e) = weight * e: formed unscaled, rounded once.
     alone = dd.where(z >= 0, weight, dd.of(np.ones_like(z)))  # q y (y = 1), or 1 - y (y = 0)
@@ -39,7 +40,7 @@ def sigmoid_cross_entropy(logits, labels, pos_weight: float | None = None) -> np
     return np.where(lone_tiny_term(z, y, parts.e), lone, -loss.hi)
 
 
-def sigmoid_cross_entropy_grad(logits, labels, pos_weight: float | None = None) -> np.ndarray:
+def sigmoid_cross_entropy_grad(logits, labels, pos_weight=None) -> np.ndarray:
     """d/dz = sigmoid(z) - y; with a positive weight q, (1 - y) sigmoid(z) - q y sigmoid(-z)."""
     z, y = np.broadcast_arrays(np.asarray(logits, np.float64), np.asarray(labels, np.float64))
     parts = sigmoid_parts(z)
@@ -48,7 +49,7 @@ def sigmoid_cross_entropy_grad(logits, labels, pos_weight: float | None = None) 
     s = parts.s  # sigmoid(-|z|)
     other = dd.sub(dd.of(1.0), s)  # sigmoid(|z|)
     below, above = dd.where(z >= 0, other, s), dd.where(z >= 0, s, other)  # sigmoid(z), sigmoid(-z)
-    weighted = dd.DD(*dd.two_prod(np.float64(pos_weight), y))
+    weighted = dd.DD(*dd.two_prod(np.asarray(pos_weight, np.float64), y))
     grad = dd.sub(dd.mul(one_minus(y), below), dd.mul(weighted, above)).hi
     # Where one term is left (lone_tiny_term), -q sigmoid(-z) or sigmoid(z) =
     # -+ weight 2**k (1 + m) / (1 + e) with exp(-|z|) = e = 2**k (1 + m): rounded once.
@@ -83,7 +84,7 @@ def sigmoid_cross_entropy_grad_scale(logits, labels) -> np.ndarray:
 
 def _pos_weight_factor(pos_weight):
     """A positive weight q multiplies the magnitudes that are rounded by up to q."""
-    return 1.0 if pos_weight is None else max(1.0, pos_weight)
+    return 1.0 if pos_weight is None else np.maximum(1.0, np.asarray(pos_weight, np.float64))
 
 
 def _sigmoid_exact_loss(z, y, dtype, pos_weight=None):
@@ -102,7 +103,8 @@ def _sigmoid_exact_grad(z, y, dtype, pos_weight=None):
 def _sigmoid_exact_label_grad(z, y, dtype, pos_weight=None):
     """-q log sigmoid(z) + log sigmoid(-z) (= -z for q = 1): autodiff through the log-sigmoid
     form rounds both terms, so both magnitudes count."""
-    first, second = -(1.0 if pos_weight is None else pos_weight) * log_sigmoid(z), log_sigmoid(-z)
+    q = 1.0 if pos_weight is None else np.asarray(pos_weight, np.float64)
+    first, second = -q * log_sigmoid(z), log_sigmoid(-z)
     grad = -np.asarray(z, np.float64) if pos_weight is None else first + second
     return grad, 2.0 * (np.abs(first) + np.abs(second))
 

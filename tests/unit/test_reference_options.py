@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from reference.registry import REDUCTIONS, evaluate_loss
+from reference.registry import REDUCTIONS, evaluate_grad, evaluate_loss
 
 LN2 = math.log(2.0)
 RTOL = 1e-12
@@ -116,6 +116,22 @@ def test_pos_weight_by_hand():
     """z = 0: q y ln 2 + (1 - y) ln 2, q = 3: 3 ln 2 for y = 1, ln 2 for y = 0, 2 ln 2 for y = 1/2."""
     inputs = {"logits": np.zeros(3), "labels": np.array([1.0, 0.0, 0.5])}
     assert loss("sigmoid_cross_entropy", inputs, pos_weight=3.0) == pytest.approx([3 * LN2, LN2, 2 * LN2], rel=RTOL)
+
+
+def test_a_pos_weight_per_class_weighs_each_column_as_its_number_would():
+    rng = np.random.default_rng(9)
+    inputs = {"logits": rng.normal(0.0, 4.0, (5, 3)), "labels": rng.uniform(size=(5, 3))}
+    q = [0.5, 1.0, 8.0]
+    by_class = loss("sigmoid_cross_entropy", inputs, pos_weight=q)
+    gradient = evaluate_grad("sigmoid_cross_entropy", "exact", inputs, {"pos_weight": q}, "float64", "prediction")[0]
+    label_gradient = evaluate_grad("sigmoid_cross_entropy", "exact", inputs, {"pos_weight": q}, "float64", "labels")[0]
+    for c, weight in enumerate(q):
+        column = {name: array[:, c] for name, array in inputs.items()}
+        assert np.array_equal(by_class[:, c], loss("sigmoid_cross_entropy", column, pos_weight=weight))
+        one = evaluate_grad("sigmoid_cross_entropy", "exact", column, {"pos_weight": weight}, "float64", "prediction")
+        assert np.array_equal(gradient[:, c], one[0])
+        one = evaluate_grad("sigmoid_cross_entropy", "exact", column, {"pos_weight": weight}, "float64", "labels")
+        assert np.array_equal(label_gradient[:, c], one[0])
 
 
 def test_half_squared_error_by_hand():
