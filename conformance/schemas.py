@@ -109,6 +109,10 @@ def results_schema() -> dict:
         "failure": {"type": "array", "items": {"enum": list(KINDS)},
                     "description": "how a check that differs differs (what a manifest entry expects)"},
         "manifest": {"type": "string", "description": "the known-divergence entry that covers the check"},
+        "golden": {"type": "object", "description": "a pinned check's number judged against the reference",
+                   "properties": {"verdict": {"enum": ["exact", "rounded", "truncated", "inexact"]},
+                                  "variant": {"type": "string"}, "precision": {"type": "string"},
+                                  "printed": summary, "reference": summary}},
         "manifest_also": {"type": "array", "items": {"type": "string"},
                           "description": "further entries that cover the check, each for another cause"},
     }}

@@ -6,7 +6,7 @@ import traceback
 import numpy as np
 
 from conformance import adapters
-from conformance.core import checks
+from conformance.core import checks, goldens
 from conformance.core import manifest as divergences
 from conformance.core import reference_cache
 from conformance.core import tolerance as tol
@@ -107,6 +107,16 @@ class Runner:
             self._references[key] = (case, values)
         return self._references[key][1]
 
+    def golden(self, check) -> dict:
+        """The pinned number's verdict (goldens.judge) and the reference value it is judged by."""
+        pinned, case = check.pinned, check.case
+        cast = cast_inputs(case, check.dtype)
+        reference, _ = self.reference_values(case, pinned.variant, cast, check.dtype, check.quantity)
+        verdict = goldens.judge(pinned.values, reference, check.dtype, pinned.digits, pinned.decimals,
+                                tol.pinned_ulps())
+        return {"verdict": verdict, "variant": pinned.variant, "printed": summarize(pinned.values),
+                "precision": pinned.printed.strip() or "exact", "reference": summarize(reference, "float64")}
+
     @staticmethod
     def _gradient(adapter, check, args, variant, cast):
         """adapter.grad for a gradient, or with the seeded cotangent for a vector-Jacobian product."""
@@ -144,6 +154,9 @@ class Runner:
     def _run(self, check, record):
         def finish(outcome, reason=None, message=""):
             record.update(outcome=outcome, reason=reason, message=message)
+
+        if check.pinned:  # the source's number against the mathematics, whichever framework runs
+            record["golden"] = self.golden(check)
 
         try:
             adapter = adapters.load(check.framework)

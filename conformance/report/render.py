@@ -8,6 +8,8 @@ Sections, in order:
      observed per framework x op x dtype, loss and gradient apart;
   4. the matrix: op x dtype x device rows, framework columns, outcomes and max ULP error;
   5. who refuses undefined input (labels outside the classes or [0, 1]) and how;
+  5a. the sources: each number a source printed, judged against the reference (exact,
+     rounded, truncated or inexact), and how many frameworks reproduce it;
   6. the known divergences that matched (manifest entry, reason, what was observed, link),
      and the manifest entries that matched nothing;
   7. the failures, each with the input that reproduces it and a one-line pytest command;
@@ -32,6 +34,7 @@ from conformance.report.matrix import matrix
 from conformance.report.model import ReportData, ulp_text
 from conformance.report.reproduce import case_file, pytest_id, reproduce_command
 from conformance.report.sections import environment, pictures, refusals, skipped, totals
+from conformance.report.sources import sources as printed_sources
 
 __all__ = ["build", "case_file", "pytest_id", "render", "reproduce_command", "to_html", "to_markdown", "ulp_text"]
 
@@ -53,7 +56,8 @@ def build(env: dict | None, records: list[dict], sources: list | None = None, wi
     blocks = [Heading(1, "xent-conformance report", "top")]
     blocks += environment(data) + totals(data)
     blocks += pictures(data, plots, why)
-    blocks += accuracy(data) + matrix(data) + refusals(data) + divergences(data) + failures(data) + skipped(data)
+    blocks += accuracy(data) + matrix(data) + refusals(data) + printed_sources(data) + divergences(data) + failures(data)
+    blocks += skipped(data)
     return blocks
 
 

@@ -1,0 +1,59 @@
+"""How good a source's printed number is, judged against the reference (not a framework).
+
+A golden printed to some digits or decimals is `rounded` when the reference value rounds to
+it (half to even), `truncated` when only cutting the digits off gives it, and `inexact` when
+neither does: the source's own test then passes only through a tolerance looser than its
+digits. A golden given without its precision is `exact` when it is within the pinned ULPs of
+the reference in its dtype, else `inexact`. The reference is taken both in float64 and rounded
+to the source's dtype (what a float32 program holds before printing); either may explain it.
+An array is as good as its worst element.
+"""
+from __future__ import annotations
+
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+
+import numpy as np
+
+from conformance.core.tolerance import ulp
+from reference.dtypes import round_to
+
+VERDICTS = ("exact", "rounded", "truncated", "inexact")  # from best to worst
+
+
+def as_printed(value: float, rounding: str, digits: int | None = None, decimals: int | None = None) -> float:
+    """value written to `digits` significant digits or `decimals` places, exactly (decimal
+    arithmetic on the float's own binary value)."""
+    exact = Decimal(float(value))
+    if decimals is not None:
+        quantum = Decimal(1).scaleb(-decimals)
+    else:
+        quantum = Decimal(1).scaleb(exact.adjusted() - digits + 1)
+    return float(exact.quantize(quantum, rounding=rounding))
+
+
+def judge(printed, reference, dtype: str, digits: int | None = None, decimals: int | None = None,
+          pinned_ulps: float = 4.0) -> str:
+    """The verdict on a golden (a number or an array) against the reference's float64 values."""
+    # a number pins every element of the quantity
+    printed, reference = np.broadcast_arrays(np.atleast_1d(np.asarray(printed, np.float64)),
+                                             np.atleast_1d(np.asarray(reference, np.float64)))
+    candidates = (reference, round_to(reference, dtype))
+    if digits is None and decimals is None:
+        with np.errstate(invalid="ignore"):
+            close = np.abs(printed - reference) <= pinned_ulps * ulp(reference, dtype)
+        return "exact" if bool(np.all(close | (np.isnan(printed) & np.isnan(reference)))) else "inexact"
+    worst = 0
+    for shown, values in zip(printed.ravel(), zip(*(c.ravel() for c in candidates))):
+        if not all(np.isfinite(values)):
+            worst = max(worst, 3)
+            continue
+        if digits is not None and shown == 0:  # a printed 0 is 0 to significant digits
+            worst = max(worst, 1 if any(v == 0 for v in values) else 3)
+            continue
+        if any(as_printed(v, ROUND_HALF_EVEN, digits, decimals) == shown for v in values):
+            worst = max(worst, 1)
+        elif any(as_printed(v, ROUND_DOWN, digits, decimals) == shown for v in values):
+            worst = max(worst, 2)
+        else:
+            worst = 3
+    return VERDICTS[worst]
