@@ -29,14 +29,20 @@ class CallLog:
         self._file = None
         self._targets = targets
         self.recording_seconds = 0.0
+        self.unrecorded = 0
 
     def write(self, frame: tuple) -> None:
         started = time.perf_counter()
+        try:
+            data = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # noqa: BLE001 - an argument that cannot be pickled: that call goes unrecorded
+            self.unrecorded += 1
+            return
         if self._file is None:
             self._file = open(self.path, "wb")  # noqa: SIM115 - held for the life of the process
             environ = {name: os.environ.get(name, "") for name in ("KERAS_BACKEND", frameworks.PROCESS_VARIABLE)}
             pickle.dump({"environ": environ, "targets": list(self._targets)}, self._file)
-        pickle.dump(frame, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._file.write(data)
         self._file.flush()
         self.recording_seconds += time.perf_counter() - started
 
@@ -96,7 +102,7 @@ def read(path: Path) -> tuple[dict, list[tuple]]:
         while True:
             try:
                 frames.append(pickle.load(file))
-            except EOFError:
+            except (EOFError, pickle.UnpicklingError):  # the end, or a frame cut short by a crash
                 return header, frames
 
 

@@ -57,10 +57,10 @@ def replay_group(logs) -> float:
         env.pop(calls.CALL_LOG_VARIABLE, None)
         output = open(path.with_suffix(".out"), "w+")  # noqa: SIM115 - the frameworks' start-up chatter kept apart
         running.append((subprocess.Popen([sys.executable, "-m", "conformance.bench.calls", str(path)], env=env,
-                                         stdout=output, stderr=subprocess.STDOUT), output))
-    codes = [process.wait() for process, _ in running]
+                                         stdout=output, stderr=subprocess.STDOUT), output, path))
+    codes = [process.wait() for process, _, _ in running]
     seconds = time.perf_counter() - started
-    for (process, output), code in zip(running, codes):
+    for (process, output, path), code in zip(running, codes):
         output.seek(0)
         lines = output.read().splitlines()
         output.close()

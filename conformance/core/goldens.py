@@ -10,7 +10,7 @@ An array is as good as its worst element.
 """
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, localcontext
 
 import numpy as np
 
@@ -23,12 +23,14 @@ VERDICTS = ("exact", "rounded", "truncated", "inexact")  # from best to worst
 def as_printed(value: float, rounding: str, digits: int | None = None, decimals: int | None = None) -> float:
     """value written to `digits` significant digits or `decimals` places, exactly (decimal
     arithmetic on the float's own binary value)."""
-    exact = Decimal(float(value))
-    if decimals is not None:
-        quantum = Decimal(1).scaleb(-decimals)
-    else:
-        quantum = Decimal(1).scaleb(exact.adjusted() - digits + 1)
-    return float(exact.quantize(quantum, rounding=rounding))
+    with localcontext() as context:
+        context.prec = 800  # room for any float's digits and any number of decimals
+        exact = Decimal(float(value))
+        if decimals is not None:
+            quantum = Decimal(1).scaleb(-decimals)
+        else:
+            quantum = Decimal(1).scaleb(exact.adjusted() - digits + 1)
+        return float(exact.quantize(quantum, rounding=rounding))
 
 
 def judge(printed, reference, dtype: str, digits: int | None = None, decimals: int | None = None,
@@ -41,7 +43,8 @@ def judge(printed, reference, dtype: str, digits: int | None = None, decimals: i
     if digits is None and decimals is None:
         with np.errstate(invalid="ignore"):
             close = np.abs(printed - reference) <= pinned_ulps * ulp(reference, dtype)
-        return "exact" if bool(np.all(close | (np.isnan(printed) & np.isnan(reference)))) else "inexact"
+        same = (np.isnan(printed) & np.isnan(reference)) | (printed == reference)  # NaN, or the same infinity
+        return "exact" if bool(np.all(close | same)) else "inexact"
     worst = 0
     for shown, values in zip(printed.ravel(), zip(*(c.ravel() for c in candidates))):
         if not all(np.isfinite(values)):

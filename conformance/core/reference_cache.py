@@ -5,14 +5,16 @@ process of its own) checks the same cases, so each would compute the same refere
 a double-double reference at 128,256 classes takes seconds. With XENT_CONFORMANCE_REFERENCE_CACHE
 naming a directory, a reference is written there once and read by the rest. The key is the
 content that decides the value: the reference's own source code, the op, variant, dtype and
-quantity, the case's name (its seeded cotangents and directions derive from it), its options
-and the exact bytes of its inputs, so an entry can never stand for a different computation.
+quantity, the case's name (its seeded cotangents and directions derive from it), its options,
+the exact bytes of its inputs, the code around them and the NumPy version. `run` keeps the
+cache for one run only.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import tempfile
+import zipfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -23,11 +25,16 @@ CACHE_VARIABLE = "XENT_CONFORMANCE_REFERENCE_CACHE"
 
 @lru_cache(maxsize=1)
 def reference_code_digest() -> str:
-    """A digest of every source file of the reference package (a change to any gives new keys)."""
-    import reference
+    """A digest of the reference package's source, the runner's and checks' (cotangents, directions)
+    and the NumPy and ml_dtypes versions: a change to any gives new keys."""
+    import ml_dtypes
 
-    digest = hashlib.sha256()
-    for path in sorted(Path(reference.__file__).parent.rglob("*.py")):
+    import reference
+    from conformance.core import checks, runner
+
+    digest = hashlib.sha256(f"numpy {np.__version__} ml_dtypes {ml_dtypes.__version__}".encode())
+    sources = sorted(Path(reference.__file__).parent.rglob("*.py")) + [Path(checks.__file__), Path(runner.__file__)]
+    for path in sources:  # the reference, and the seeds of cotangents and directions around it
         digest.update(path.as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
@@ -72,8 +79,8 @@ def load(case, variant, dtype, quantity):
     try:
         with np.load(path) as stored:
             return stored["expected"], stored["scale"]
-    except (OSError, KeyError, ValueError):
-        return None  # not there yet (or being written): compute it
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        return None  # not there yet, or unreadable: compute it
 
 
 def store(case, variant, dtype, quantity, values) -> None:
@@ -81,8 +88,14 @@ def store(case, variant, dtype, quantity, values) -> None:
     where = directory()
     if where is None:
         return
-    where.mkdir(parents=True, exist_ok=True)
     expected, scale = values
-    with tempfile.NamedTemporaryFile(dir=where, suffix=".tmp", delete=False) as file:
-        np.savez(file, expected=np.asarray(expected), scale=np.asarray(scale))
-    os.replace(file.name, where / f"{key(case, variant, dtype, quantity)}.npz")
+    temporary = None
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=where, suffix=".tmp", delete=False) as file:
+            temporary = file.name
+            np.savez(file, expected=np.asarray(expected), scale=np.asarray(scale))
+        os.replace(temporary, where / f"{key(case, variant, dtype, quantity)}.npz")
+    except OSError:  # a full or read-only disk costs a recomputation elsewhere, never a check
+        if temporary and os.path.exists(temporary):
+            os.remove(temporary)

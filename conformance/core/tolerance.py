@@ -1,5 +1,6 @@
 """Tolerances as data, ULP distance, and the conditioning-aware bound."""
 import fnmatch
+from decimal import Decimal
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -26,7 +27,7 @@ class Tolerance:
     def as_record(self, dtype):
         """{ulp, abs, rel}: rel is per unit of conditioning scale."""
         # printed arrays carry one absolute bound per element: the record gives the largest
-        return {"ulp": self.ulp, "abs": float(np.max(self.abs)), "rel": self.cond * eps(dtype)}
+        return {"ulp": self.ulp, "abs": float(np.max(self.abs, initial=0.0)), "rel": self.cond * eps(dtype)}
 
 
 class ToleranceTableError(Exception):
@@ -115,17 +116,32 @@ def bound(expected, scale, dtype, tolerance):
 def printed_interval(value, digits: int | None = None, decimals: int | None = None):
     """(centre, half-width), element by element, of the numbers that print as `value` to
     `digits` significant digits or `decimals` decimal places, rounded to nearest (within half
-    a unit of the last digit) or truncated toward zero (up to one unit further from zero):
-    value + sign(value) * [-u/2, u]. A printed 0 is exactly 0 to significant digits, and
-    anything under one unit either side to decimal places."""
-    value = np.asarray(value, np.float64)
-    if decimals is not None:
-        unit = np.full(value.shape, 10.0 ** -decimals)
-    else:
-        with np.errstate(divide="ignore"):
-            unit = np.where(value == 0, 0.0, 10.0 ** (np.floor(np.log10(np.abs(value))) - digits + 1))
-    half_width = np.where(value == 0, unit, 3 * unit / 4)
-    centre = value + np.sign(value) * unit / 4
-    if centre.ndim == 0:
+    a unit of the last digit) or truncated toward zero (up to one unit further from zero). A
+    printed 0 is exactly 0 to significant digits, and anything under one unit either side to
+    decimal places. Just below a power of ten the last digit is worth a tenth as much
+    (0.9995 rounds to 1.00), so that side is a tenth as wide."""
+    values = np.asarray(value, np.float64)
+    bounds = np.array([_printed_bounds(float(v), digits, decimals) for v in values.ravel()]).reshape(
+        values.shape + (2,))
+    centre, half_width = (bounds[..., 0] + bounds[..., 1]) / 2, (bounds[..., 1] - bounds[..., 0]) / 2
+    if values.ndim == 0:
         return float(centre), float(half_width)
     return centre, half_width
+
+
+def _printed_bounds(value: float, digits: int | None, decimals: int | None) -> tuple[float, float]:
+    """[low, high] of what prints as value (see printed_interval)."""
+    if decimals is not None:
+        unit = 10.0 ** -decimals
+        if value == 0:
+            return -unit, unit
+        toward_zero = unit
+    else:
+        if value == 0 or not np.isfinite(value):
+            return value, value
+        exponent = Decimal(repr(abs(value))).adjusted()  # exact, where log10 rounds up 0.99999999999999
+        unit = 10.0 ** (exponent - digits + 1)
+        toward_zero = unit / 10 if Decimal(repr(abs(value))) == Decimal(1).scaleb(exponent) else unit
+    sign = 1.0 if value > 0 else -1.0
+    low, high = abs(value) - toward_zero / 2, abs(value) + unit  # rounded from below, truncated from above
+    return (sign * low, sign * high) if sign > 0 else (sign * high, sign * low)

@@ -63,3 +63,17 @@ def test_the_report_judges_each_golden_once_beside_who_reproduces_it(monkeypatch
     section = render({}, records, "md", with_plots=False).split("## Sources")[1].split("\n## ")[0]
     assert "Numbers printed by sources: 1" in section and "1 inexact" in section
     assert "| 4.5776367e-05 (to 8 digits) |" in section and "| inexact | 0 of 1 |" in section
+
+
+def test_no_precision_or_magnitude_breaks_the_verdict():
+    assert judge(0.5, 0.5, "float64", decimals=30) == "rounded"
+    assert judge(1e30, 1e30, "float64", decimals=3) == "rounded"
+    assert judge(np.inf, np.inf, "float32") == "exact" and judge(np.inf, -np.inf, "float32") == "inexact"
+
+
+def test_the_printed_interval_is_a_tenth_as_wide_below_a_power_of_ten():
+    from conformance.core import tolerance as tol
+
+    centre, half = tol.printed_interval(1.0, 3)
+    assert np.isclose(centre - half, 0.9995) and np.isclose(centre + half, 1.01)
+    assert tol.Tolerance(0.0, 0.0, np.zeros(0)).as_record("float32")["abs"] == 0.0  # an empty quantity
