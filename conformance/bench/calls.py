@@ -28,15 +28,11 @@ class CallLog:
         self.path = self.directory / f"calls-{os.getpid()}.pkl"
         self._file = None
         self._targets = targets
-        self.recording_seconds = 0.0
-        self.unrecorded = 0
 
     def write(self, frame: tuple) -> None:
-        started = time.perf_counter()
         try:
             data = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:  # noqa: BLE001 - an argument that cannot be pickled: that call goes unrecorded
-            self.unrecorded += 1
             return
         if self._file is None:
             self._file = open(self.path, "wb")  # noqa: SIM115 - held for the life of the process
@@ -44,7 +40,6 @@ class CallLog:
             pickle.dump({"environ": environ, "targets": list(self._targets)}, self._file)
         self._file.write(data)
         self._file.flush()
-        self.recording_seconds += time.perf_counter() - started
 
 
 class RecordedAdapter:

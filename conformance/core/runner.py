@@ -6,6 +6,7 @@ import traceback
 import numpy as np
 
 from conformance import adapters
+from conformance.cases.pinned import pinned_shape
 from conformance.core import checks, goldens
 from conformance.core import manifest as divergences
 from conformance.core import reference_cache
@@ -74,10 +75,7 @@ def expected_for(check, variant, cast, values=reference_values):
     case = check.case
     if check.pinned:
         pinned = check.pinned
-        if pinned.quantity == "loss":
-            shape = registry.evaluate_loss(case.op, variant, _as64(cast), case.options, check.dtype).shape
-        else:
-            shape = cast[registry.OPS[case.op].prediction if pinned.quantity == "grad_logits" else "labels"].shape
+        shape = pinned_shape(registry.OPS[case.op], cast, case.options, pinned.quantity)
         values = np.broadcast_to(pinned.values, shape)  # a number stands for every element
         if pinned.printed:  # as printed: what rounds or truncates to the source's digits or decimals
             centre, half_width = tol.printed_interval(values, pinned.digits, pinned.decimals)
