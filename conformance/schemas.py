@@ -99,7 +99,7 @@ def results_schema() -> dict:
         "quantity": {"enum": ["loss", "grad_logits", "grad_labels", "vjp_logits", "vjp_labels", "jvp"]},
         "dtype": {"enum": list(FLOAT_DTYPES)}, "device": {"enum": ["cpu", "cuda"]},
         "outcome": {"enum": list(OUTCOMES)},
-        "reason": {"type": ["string", "null"], "description": "not-installed, no-device, not-offered, manifest, ..."},
+        "reason": {"type": ["string", "null"], "description": "not-installed, no-device, not-offered, manifest, inexact-golden, ..."},
         "expected": summary, "actual": summary,
         "max_abs_err": {"$ref": "#/$defs/number"}, "max_ulp_err": {"$ref": "#/$defs/number"},
         "tolerance": {"type": ["object", "null"]},

@@ -65,10 +65,11 @@ def _check_options(op: Op, options: Mapping[str, object]) -> None:
             raise ValueError(f"{op.name} does not take the option {name!r} (it takes: {accepted})")
 
 
-def _setup(op_name: str, variant: str, inputs, options: Mapping[str, object]):
+def _setup(op_name: str, variant: "str | Variant", inputs, options: Mapping[str, object]):
     """(prediction, prepared labels and weights, the variant to call, its function options)."""
     op = _op(op_name)
-    _variant(op, variant)
+    if not isinstance(variant, Variant):  # a Variant itself: a model of a framework's arithmetic
+        _variant(op, variant)
     _check_options(op, options)
     prediction = np.asarray(inputs[op.prediction], np.float64)
     labels = np.asarray(inputs["labels"], np.int64 if op.integer_labels else np.float64)
@@ -76,17 +77,18 @@ def _setup(op_name: str, variant: str, inputs, options: Mapping[str, object]):
     prediction = prepared.prediction
     evaluated = OPS[op.dense_form] if prepared.dense else op  # same variant names (checked above)
     function_options = {k: options.get(k, evaluated.options[k]) for k in evaluated.function_options}
-    return prediction, prepared, evaluated.variants[variant], function_options
+    spec = variant if isinstance(variant, Variant) else evaluated.variants[variant]
+    return prediction, prepared, spec, function_options
 
 
-def evaluate_loss(op: str, variant: str, inputs, options: Mapping[str, object], dtype: str) -> np.ndarray:
+def evaluate_loss(op: str, variant: "str | Variant", inputs, options: Mapping[str, object], dtype: str) -> np.ndarray:
     """The loss in float64, reduced as options['reduction'] says."""
     prediction, prepared, spec, function_options = _setup(op, variant, inputs, options)
     loss = spec.loss(prediction, prepared.labels, dtype, **function_options)
     return np.asarray(pipeline.reduce_loss(loss, options.get("reduction", "none"), prepared))
 
 
-def evaluate_scale(op: str, variant: str, inputs, options: Mapping[str, object], dtype: str) -> np.ndarray:
+def evaluate_scale(op: str, variant: "str | Variant", inputs, options: Mapping[str, object], dtype: str) -> np.ndarray:
     """The conditioning scale of evaluate_loss, same shape."""
     prediction, prepared, spec, function_options = _setup(op, variant, inputs, options)
     loss = spec.loss(prediction, prepared.labels, dtype, **function_options)
@@ -94,7 +96,7 @@ def evaluate_scale(op: str, variant: str, inputs, options: Mapping[str, object],
     return np.asarray(pipeline.reduce_scale(scale, loss, options.get("reduction", "none"), prepared))
 
 
-def evaluate_grad(op: str, variant: str, inputs, options: Mapping[str, object], dtype: str,
+def evaluate_grad(op: str, variant: "str | Variant", inputs, options: Mapping[str, object], dtype: str,
                   wrt: str = "prediction") -> tuple[np.ndarray, np.ndarray]:
     """d sum(reduce(L)) / d prediction (or / d labels), and its conditioning scale.
 

@@ -20,6 +20,7 @@ class Pinned:
     quantity: str = "loss"  # or grad_logits, grad_labels
     shape: tuple | None = None  # an array's shape; None for a number (which stands for every element)
     decimals: int | None = None  # decimal places printed (instead of digits)
+    inexact: str = ""  # why the number is known to be wrong beyond its digits: no framework is held to it
 
     @property
     def values(self) -> np.ndarray:
@@ -77,8 +78,11 @@ def parse(entry, key, op, arrays, options, grad, fail) -> Pinned:
             check_printed(element, digits, fail, key)
         if decimals is not None:
             _check_decimals(element, decimals, fail, key)
+    inexact = entry.get("inexact", "")
+    if "inexact" in entry and not str(inexact).strip():
+        fail("say why the source's number is wrong beyond its digits", key + ".inexact")
     return Pinned(value if shape is not None else float(value), entry["dtype"], entry["variant"], entry["source"],
-                  digits, quantity, shape, decimals)
+                  digits, quantity, shape, decimals, str(inexact).strip())
 
 
 def pinned_shape(op, arrays, options, quantity) -> tuple:

@@ -38,6 +38,8 @@ PINNED_KEYS = {
                              "in an array, a printed 0 stands for 0"),
     "decimals": ("int", False, "decimal places the source printed (NumPy prints arrays so): reproduced when "
                                "rounding or truncating to them gives the printed number"),
+    "inexact": ("str", False, "why the source's number is wrong beyond its printed digits: the number is "
+                              "judged and shown in the report's Sources, and no framework is held to it"),
 }
 PINNED_QUANTITIES = ("loss", "grad_logits", "grad_labels")
 MAX_PRINTED_DIGITS = 17  # a float64 needs at most 17 significant digits

@@ -9,12 +9,15 @@ from packaging.version import InvalidVersion, Version
 
 from conformance import data
 from conformance.cases import yamlio
+from conformance.core import behaviour_models, conditions
 from conformance.core.failure_kinds import KINDS
 
 MANIFEST_PATH = data.MANIFEST
-MATCH_FIELDS = ("case", "op", "quantity", "framework", "dtype", "device", "kind")  # kind: reference, pinned, invariant
+# kind: reference, pinned, invariant; mode: the ways a framework ran (eager, jit, ...) the entry is about
+MATCH_FIELDS = ("case", "op", "quantity", "framework", "dtype", "device", "kind", "mode")
 ACTIONS = ("xfail", "skip")
-ENTRY_KEYS = ("id", "match", "versions", "action", "expect", "reason", "observed", "link")
+ENTRY_KEYS = ("id", "match", "when", "versions", "action", "expect", "reason", "observed", "link")
+WHEN_KEYS = ("options", "inputs", "model")
 
 
 class ManifestError(Exception):
@@ -32,6 +35,35 @@ class Entry:
     link: str = ""
     _requirements: tuple = field(default=(), compare=False, repr=False)
     expect: tuple = ()  # kinds of difference it excuses (failure_kinds.KINDS)
+    options: dict = field(default_factory=dict)  # conditions.options_hold
+    inputs: tuple = ()  # ((predicate, parameter), ...): conditions.PREDICATES, all must hold
+    model: str = ""  # behaviour_models: covers only where this model is outside the tolerance
+
+    @property
+    def conditional(self) -> bool:
+        """Whether the entry says anything of a check's options or inputs."""
+        return bool(self.options or self.inputs or self.model)
+
+    def holds_on(self, op, options, inputs) -> bool:
+        """The entry's option and input conditions hold (inputs: a conditions.Inputs, made on
+        demand, since most entries are ruled out by their fields first)."""
+        if self.options and not conditions.options_hold(self.options, op, options):
+            return False
+        return not self.inputs or conditions.inputs_hold(self.inputs, inputs())
+
+    def describe_when(self) -> str:
+        """The entry's conditions in one line, for the docs and the report ('' when none)."""
+        parts = [f"{k}={'|'.join(map(str, v)) if isinstance(v, list) else v}" for k, v in self.options.items()]
+        parts += [name if parameter is None else f"{name} {parameter:g}" for name, parameter in self.inputs]
+        if self.model:
+            parts.append(f"where the {self.model} model is outside the tolerance")
+        return "; ".join(parts)
+
+    def covers_mode(self, mode) -> bool:
+        pattern = self.match.get("mode")
+        if pattern is None or not mode:
+            return True
+        return any(fnmatch.fnmatchcase(mode, str(p)) for p in (pattern if isinstance(pattern, list) else [pattern]))
 
     def excuses(self, kinds) -> bool:
         """Whether the check's kinds of difference are the ones this entry describes."""
@@ -41,6 +73,8 @@ class Entry:
         """Every match pattern covers the check's fields, and every `versions` requirement
         holds for the version of the package it names, as this framework recorded it."""
         for key, pattern in self.match.items():
+            if key == "mode":  # judged per mode, once the framework has run (covers_mode)
+                continue
             patterns = pattern if isinstance(pattern, list) else [pattern]
             if not any(fnmatch.fnmatchcase(str(fields[key]), str(p)) for p in patterns):
                 return False
@@ -73,6 +107,11 @@ class Coverage:
     def ids(self) -> list:
         return [e.id for e in self.entries]
 
+    def for_mode(self, mode) -> "Coverage | None":
+        """The entries about this mode of running (all, for an entry that names none)."""
+        found = tuple(e for e in self.entries if e.covers_mode(mode))
+        return Coverage(found) if found else None
+
     @property
     def action(self) -> str:
         return self.primary.action
@@ -93,11 +132,13 @@ class Coverage:
         return [e for e in self.entries if kind in e.expect]
 
 
-def covering(entries, check, package_versions):
-    """The Coverage of a check by every entry that matches it, or None."""
+def candidates(entries, check, package_versions, inputs):
+    """The entries whose fields, versions, options and input predicates all hold for a check
+    (inputs: a callable giving its conditions.Inputs); a `model` is judged later, by the runner,
+    once the framework's variant and the expected values are known."""
     fields = check_fields(check)
-    found = tuple(e for e in entries if e.matches(fields, package_versions))
-    return Coverage(found) if found else None
+    return [e for e in entries if e.matches(fields, package_versions)
+            and e.holds_on(check.case.op, check.case.options, inputs)]
 
 
 def check_fields(check):
@@ -135,10 +176,34 @@ def load(path=MANIFEST_PATH):
             raise ManifestError(f"{where}: key 'match': a mapping over {', '.join(MATCH_FIELDS)}")
         requirements = _requirements(raw.get("versions"), where)
         expect = _expect(raw.get("expect"), raw["action"], where)
+        options, inputs, model = _when(raw.get("when"), raw["action"], where)
         entries.append(Entry(str(raw["id"]), raw["match"], raw["action"], str(raw["reason"]).strip(),
                              str(raw.get("versions", "")), str(raw.get("observed", "")), str(raw.get("link", "")),
-                             requirements, expect))
+                             requirements, expect, options, inputs, model))
     return entries
+
+
+def _when(value, action, where):
+    """`when: {options: {...}, inputs: [...], model: name}` -> (options, inputs, model), checked."""
+    if value is None:
+        return {}, (), ""
+    if not isinstance(value, dict) or not value or set(value) - set(WHEN_KEYS):
+        raise ManifestError(f"{where}: key 'when': a mapping over {', '.join(WHEN_KEYS)}")
+    try:
+        options = conditions.parse_options(value["options"]) if "options" in value else {}
+    except conditions.ConditionError as exc:
+        raise ManifestError(f"{where}: key 'when.options': {exc}") from None
+    try:
+        inputs = conditions.parse_inputs(value["inputs"]) if "inputs" in value else ()
+    except conditions.ConditionError as exc:
+        raise ManifestError(f"{where}: key 'when.inputs': {exc}") from None
+    model = value.get("model", "")
+    if model and model not in behaviour_models.NAMES:
+        raise ManifestError(f"{where}: key 'when.model': {model!r} (known: {', '.join(behaviour_models.NAMES)})")
+    if model and action == "skip":
+        raise ManifestError(f"{where}: key 'when.model': a skip is decided before anything runs; "
+                            f"a model needs the framework's variant (use xfail)")
+    return options, inputs, str(model)
 
 
 def _expect(value, action, where):
@@ -185,15 +250,10 @@ def _satisfied(requirement, package_versions):
         return False
 
 
-def find(entries, check, package_versions):
-    """The first entry that covers this check, given the framework's recorded package
-    versions ({distribution: version}), or None."""
-    return find_fields(entries, check_fields(check), package_versions)
-
-
 def find_fields(entries, fields, package_versions):
-    """The first entry that covers a check described by its fields (see MATCH_FIELDS)."""
+    """The first entry that covers a check described by its fields alone (see MATCH_FIELDS):
+    an entry with conditions on options or inputs needs a case, and is not one of them."""
     for entry in entries:
-        if entry.matches(fields, package_versions):
+        if not entry.conditional and entry.matches(fields, package_versions):
             return entry
     return None

@@ -7,7 +7,7 @@ import numpy as np
 
 from conformance import adapters
 from conformance.cases.pinned import pinned_shape
-from conformance.core import checks, goldens
+from conformance.core import behaviour_models, checks, conditions, goldens
 from conformance.core import manifest as divergences
 from conformance.core import reference_cache
 from conformance.core import tolerance as tol
@@ -16,7 +16,7 @@ from conformance.core.failure_kinds import classify
 from conformance.results.records import number, summarize
 from reference import registry
 from reference.numerics.conditioning import summation
-from reference.dtypes import numpy_dtype
+from reference.dtypes import numpy_dtype, round_to
 
 
 def cast_inputs(case, dtype):
@@ -70,6 +70,40 @@ def case_cotangent(case, variant, as64, dtype):
     return checks.cotangent(case, dtype, shape)
 
 
+def conditions_inputs(case, cast):
+    """The check's inputs as the manifest's input predicates read them."""
+    as64 = _as64(cast)
+    return conditions.Inputs(case.op, case.options, as64[registry.OPS[case.op].prediction], as64["labels"])
+
+
+def model_values(model, case, variant, cast, dtype, quantity):
+    """What a behaviour model computes for this check's quantity, or None where it says nothing."""
+    if model == behaviour_models.FRAMEWORK_VARIANT:
+        return reference_values(case, variant, cast, dtype, quantity)[0]
+    if model == behaviour_models.FLOAT32:
+        in32 = {k: v if v.dtype.kind in "iu" else v.astype(np.float32) for k, v in cast.items()}
+        return round_to(reference_values(case, variant, in32, dtype, quantity)[0], "float32")
+    spec = behaviour_models.formula(case.op, model)
+    gradient = checks.GRADIENT_OF.get(quantity)
+    if spec is None or (gradient and getattr(spec, "grad" if gradient == "grad_logits" else "grad_labels") is None):
+        return None
+    try:
+        with np.errstate(all="ignore"):
+            return reference_values(case, spec, cast, dtype, quantity)[0]
+    except behaviour_models.NotModelled:
+        return None
+
+
+def model_shows(model, check, variant, cast, expectation):
+    """Whether the model's result lies outside the check's tolerance: the behaviour it models
+    shows on these inputs."""
+    values = model_values(model, check.case, variant, cast, check.dtype, check.quantity)
+    if values is None:
+        return False
+    expected, scale, tolerance = expectation
+    return not compare(expected, values, scale, check.dtype, tolerance, check.dtype).passed
+
+
 def expected_for(check, variant, cast, values=reference_values):
     """(expected, scale, tolerance) for this check, all in float64."""
     case = check.case
@@ -78,8 +112,11 @@ def expected_for(check, variant, cast, values=reference_values):
         shape = pinned_shape(registry.OPS[case.op], cast, case.options, pinned.quantity)
         values = np.broadcast_to(pinned.values, shape)  # a number stands for every element
         if pinned.printed:  # as printed: what rounds or truncates to the source's digits or decimals
+            # the printed interval, widened by the pinned ULPs an exact number allows: a framework
+            # that rounds honestly next to a value the source rounded is not held to the last digit
             centre, half_width = tol.printed_interval(values, pinned.digits, pinned.decimals)
-            return centre, np.zeros(shape), tol.Tolerance(0.0, 0.0, half_width, f"printed{pinned.printed}")
+            return centre, np.zeros(shape), tol.Tolerance(tol.pinned_ulps(), 0.0, half_width,
+                                                          f"printed{pinned.printed}")
         return values, np.zeros(shape), tol.Tolerance(tol.pinned_ulps(), 0.0, 0.0)
     expected, scale = values(case, variant, cast, check.dtype, check.quantity)
     return expected, scale, tol.for_check(check.dtype, check.framework, case.op, check.quantity)
@@ -91,6 +128,7 @@ class Runner:
         self.required = set(required)
         self.matched_entries = set()  # every manifest entry that covered something in this process
         self._references = {}  # (id(case), variant, dtype, quantity) -> (case, (expected, scale))
+        self._models = {}  # (id(case), model, variant, dtype, quantity, pinned) -> (case, shows)
 
     def reference_values(self, case, variant, cast, dtype, quantity):
         """reference_values, once per case, variant, dtype and quantity: the frameworks that
@@ -155,6 +193,8 @@ class Runner:
 
         if check.pinned:  # the source's number against the mathematics, whichever framework runs
             record["golden"] = self.golden(check)
+            if check.pinned.inexact:
+                return _judge_inexact_golden(record["golden"]["verdict"], check.pinned, finish)
 
         try:
             adapter = adapters.load(check.framework)
@@ -165,14 +205,13 @@ class Runner:
                 return finish("error", "not-installed", f"required framework unavailable: {exc}")
             return finish("skipped", "not-installed", str(exc))
         record["framework_version"] = adapter.version()
-        entry = divergences.covering(self.manifest, check, adapter.package_versions())
-        if entry:
-            self.matched_entries.update(entry.ids)
-            record["manifest"] = entry.id
-            if len(entry.ids) > 1:
-                record["manifest_also"] = [i for i in entry.ids if i != entry.id]
-            if entry.action == "skip":
-                return finish("skipped", "manifest", f"{entry.id}: {entry.primary.reason}")
+        cast = cast_inputs(check.case, check.dtype)
+        candidates = divergences.candidates(self.manifest, check, adapter.package_versions(),
+                                            lambda: conditions_inputs(check.case, cast))
+        skips = [e for e in candidates if e.action == "skip"]
+        if skips:
+            self._note(record, divergences.Coverage(tuple(skips)))
+            return finish("skipped", "manifest", f"{skips[0].id}: {skips[0].reason}")
         if check.device not in adapter.devices():
             return finish("skipped", "no-device", f"{check.framework} sees no {check.device} device here")
         try:
@@ -186,8 +225,10 @@ class Runner:
         gradient = checks.GRADIENT_OF.get(check.quantity)
         if gradient and not registry.has_grad(check.case.op, variant, gradient):
             return finish("skipped", "not-offered", f"no analytic {check.quantity} for the {variant} variant yet")
-        cast = cast_inputs(check.case, check.dtype)
         expected, scale, tolerance = expected_for(check, variant, cast, self.reference_values)
+        entry = self._coverage(candidates, check, variant, cast, (expected, scale, tolerance))
+        if entry:
+            self._note(record, entry)
         prediction, labels = cast[registry.OPS[check.case.op].prediction], cast["labels"]
         try:
             args = (check.case.op, prediction, labels, check.case.options, check.dtype, check.device)
@@ -233,15 +274,60 @@ class Runner:
         if check.case.undefined and passed and np.isnan(expected).any():
             record["refused"] = "nan"  # NaN exactly where the reference says the loss is undefined
         message = describe(check, variant, verdict, expected, result)
-        kinds = set().union(*(classify(expected, each.values, v, check.dtype, each.dtype)
-                              for each, v in zip(results, verdicts)))
+        kinds_of = [classify(expected, each.values, v, check.dtype, each.dtype) for each, v in zip(results, verdicts)]
+        kinds = set().union(*kinds_of)
         if kinds:
             record["failure"] = sorted(kinds)
-        if entry and entry.action == "xfail":
-            if passed:
-                return finish("xpassed", "manifest", f"{entry.id} no longer diverges (strict xfail): {message}")
-            return _judge_known(entry, kinds, finish, message)
+        if entry:
+            return _judge_modes(entry, results, verdicts, kinds_of, finish, message, check, variant, expected)
         return finish("passed" if passed else "failed", None, "" if passed else message)
+
+    def _note(self, record, coverage):
+        self.matched_entries.update(coverage.ids)
+        record["manifest"] = coverage.id
+        if len(coverage.ids) > 1:
+            record["manifest_also"] = [i for i in coverage.ids if i != coverage.id]
+
+    def _coverage(self, candidates, check, variant, cast, expectation):
+        """The xfail candidates that hold here: an entry with a model only where the model's
+        result is outside the check's tolerance (the behaviour shows on these inputs), on the
+        kinds of check the model speaks to (behaviour_models.judged_on)."""
+        found = tuple(e for e in candidates if e.action == "xfail" and (not e.model or (
+            behaviour_models.judged_on(e.model, bool(check.pinned))
+            and self._model_shows(e.model, check, variant, cast, expectation))))
+        return divergences.Coverage(found) if found else None
+
+    def _model_shows(self, model, check, variant, cast, expectation):
+        key = (id(check.case), model, variant, check.dtype, check.quantity, bool(check.pinned))
+        if key not in self._models:
+            self._models[key] = (check.case, model_shows(model, check, variant, cast, expectation))
+        return self._models[key][1]
+
+
+def _judge_modes(coverage, results, verdicts, kinds_of, finish, message, check, variant, expected):
+    """A known divergence where every way the framework ran either passes or differs as an entry
+    about that mode says; an entry naming modes (eager) says nothing of the others (jit)."""
+    covered = [i for i, each in enumerate(results) if coverage.for_mode(each.mode)]
+    for i, each in enumerate(results):
+        if i not in covered and not verdicts[i].passed:
+            return finish("failed", None, describe(check, variant, verdicts[i], expected, each))
+    if not covered:
+        return finish("passed", None, "")
+    entries = divergences.Coverage(tuple(e for e in coverage.entries
+                                         if any(e.covers_mode(results[i].mode) for i in covered)))
+    if all(verdicts[i].passed for i in covered):
+        return finish("xpassed", "manifest", f"{entries.id} no longer diverges (strict xfail): {message}")
+    return _judge_known(entries, set().union(*(kinds_of[i] for i in covered)), finish, message)
+
+
+def _judge_inexact_golden(verdict, pinned, finish):
+    """A number its case file says is wrong beyond its digits holds no framework to it; the
+    marking itself is checked, so a golden that turns out right is noticed."""
+    if verdict != "inexact":
+        return finish("failed", "golden-marking", f"the pinned number is marked inexact ({pinned.inexact}), but it "
+                                                  f"is {verdict} against the reference: remove the marking")
+    return finish("skipped", "inexact-golden", f"the source's number is wrong beyond its printed digits: "
+                                               f"{pinned.inexact}")
 
 
 def _judge_known(entry, kinds, finish, message):

@@ -81,6 +81,8 @@ def _divergence(entry_id: str, entry: Entry | None, group: list) -> Section:
         facts = [[Strong("action:"), " ", f"{entry.action}" + (" (strict)" if entry.action == "xfail" else "")],
                  [Strong("versions:"), " ", entry.versions or "any"],
                  [Strong("matches:"), " ", Code(", ".join(f"{k}={_pattern(v)}" for k, v in entry.match.items()))]]
+        if entry.describe_when():
+            facts.append([Strong("when:"), " ", entry.describe_when()])
         if entry.observed:
             facts.append([Strong("observed (manifest):"), " ", entry.observed])
         if entry.link:

@@ -47,8 +47,10 @@ def where_matched(records: list[dict]) -> dict[str, Counter]:
 
 def render(entries: list[Entry], records: list[dict] | None = None) -> str:
     lines = [HEADER, "", "# Known divergences", "",
-             f"{len(entries)} entries. Each names the checks it covers (patterns over case, op, quantity, "
-             "framework, dtype, device, kind), the package versions it was seen on, and what the suite does: "
+             f"{len(entries)} entries. Each names the checks it covers (patterns over op, quantity, framework, "
+             "dtype, device, kind, mode, and the case only where the behaviour is that narrow), when the "
+             "behaviour occurs (options, predicates on the inputs, a model of the framework's arithmetic), "
+             "the package versions it was seen on, and what the suite does: "
              "`xfail` is strict (a fix fails the run until the entry goes), `skip` does not run the check.", ""]
     lines += summary_table(entries)
     matched = where_matched(records) if records is not None else None
@@ -56,6 +58,8 @@ def render(entries: list[Entry], records: list[dict] | None = None) -> str:
         lines += ["", f"## {entry.id}", "", _escape(entry.reason), ""]
         if entry.observed:
             lines.append(f"- observed: {_escape(entry.observed)}")
+        if entry.describe_when():
+            lines.append(f"- when: {_escape(entry.describe_when())}")
         if entry.match.get("case"):
             lines.append(f"- cases: {_cell(entry.match['case'])}")
         if entry.link:

@@ -79,3 +79,40 @@ def test_a_golden_with_digits_loads(tmp_path):
     path.write_text(textwrap.dedent(CASE.format(value=0.3133, digits=4)))
     (case,) = load_case_file(path)
     assert case.pinned[0].digits == 4
+
+
+def answering(value):
+    class Answering(NumpyAdapter):
+        def loss(self, op, prediction, labels, options, dtype, device):
+            return adapters.Result(np.array([value]), dtype, "cpu")
+    return Answering()
+
+
+@pytest.mark.parametrize("ulps, outcome", [(2, "passed"), (-2, "passed"), (12, "failed")])
+def test_a_printed_golden_allows_the_pinned_ulps_beyond_its_digits(monkeypatch, ulps, outcome):
+    """0.3132617 to seven decimals covers [0.31326165, 0.31326175]; a float32 result a couple
+    of ulps beyond that, as honest rounding gives, still reproduces it."""
+    edge = np.float32(0.31326175 if ulps > 0 else 0.31326165)
+    value = float(edge + np.sign(ulps) * abs(ulps) * np.spacing(edge))
+    monkeypatch.setattr(adapters, "load", lambda name: answering(value))
+    pinned = Pinned(0.3132617, "float32", "exact", "a doctest", decimals=7)
+    record = Runner(manifest=[]).run(Check(pinned_case(pinned), "numpy", "float32", "cpu", "loss", pinned))
+    assert record["outcome"] == outcome, record["message"]
+
+
+@pytest.mark.parametrize("printed, outcome, reason", [(0.3134, "skipped", "inexact-golden"),
+                                                      (0.3133, "failed", "golden-marking")])
+def test_a_golden_marked_inexact_holds_no_framework_and_the_marking_is_checked(monkeypatch, printed, outcome,
+                                                                               reason):
+    monkeypatch.setattr(adapters, "load", lambda name: answering(0.0))  # no framework is asked
+    pinned = Pinned(printed, "float32", "exact", "a test", digits=4, inexact="passes only by a loose tolerance")
+    record = Runner(manifest=[]).run(Check(pinned_case(pinned), "numpy", "float32", "cpu", "loss", pinned))
+    assert (record["outcome"], record["reason"]) == (outcome, reason), record["message"]
+    assert record["golden"]["verdict"] == ("inexact" if outcome == "skipped" else "rounded")
+
+
+def test_an_inexact_marking_says_why(tmp_path):
+    path = tmp_path / "goldens.yaml"
+    path.write_text(CASE.format(value=0.3134, digits=4).replace('digits: 4}', 'digits: 4, inexact: " "}'))
+    with pytest.raises(CaseError, match="inexact"):
+        load_case_file(path)

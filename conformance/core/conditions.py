@@ -1,0 +1,263 @@
+"""Where a known behaviour occurs, said of a check's options and inputs rather than of a case's
+name, so that anyone's case that meets the behaviour is recognised and one that does not is
+judged like any other.
+
+A manifest entry's `when` holds:
+- `options`: option -> value, list of values, `set` (given, and not the op's default) or
+  `unset`;
+- `inputs`: predicates on the inputs as the dtype under test holds them, all of which must
+  hold: a name (`every_target_ignored`) or a name with its parameter (`classes_at_least: 32000`);
+- `model`: a model of what the framework computes (conformance.core.behaviour_models); the
+  entry covers a reference check only where that model's result is outside the check's
+  tolerance, so a cancellation that a case's inputs do not trigger excuses nothing there.
+"""
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import numpy as np
+
+from reference.registry import OPS, SHARED_OPTIONS
+
+SET, UNSET = "set", "unset"
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """A check's inputs as the predicates see them: float64 values the dtype holds."""
+    op: str
+    options: Mapping[str, object]
+    prediction: np.ndarray
+    labels: np.ndarray
+
+    @property
+    def class_axis(self) -> int | None:
+        if not OPS[self.op].class_axis or self.prediction.ndim == 0:
+            return None
+        return int(self.options.get("axis", -1)) % self.prediction.ndim
+
+    @property
+    def integer_labels(self) -> bool:
+        return OPS[self.op].integer_labels
+
+    def label_logits(self) -> np.ndarray:
+        """Each example's logit at its label (integer labels inside the classes only)."""
+        axis, classes = self.class_axis, self.prediction.shape[self.class_axis]
+        inside = np.where((self.labels >= 0) & (self.labels < classes), self.labels, 0)
+        return np.squeeze(np.take_along_axis(self.prediction, np.expand_dims(inside, axis), axis), axis)
+
+
+def _ignored(x: Inputs) -> np.ndarray:
+    ignore = x.options.get("ignore_index")
+    if not x.integer_labels or ignore is None:
+        return np.zeros(x.labels.shape, bool)
+    return x.labels == ignore
+
+
+def _every_target_ignored(x: Inputs, _) -> bool:
+    return x.labels.size > 0 and bool(np.all(_ignored(x)))
+
+
+def _some_target_ignored(x: Inputs, _) -> bool:
+    return bool(np.any(_ignored(x)))
+
+
+def _empty_batch(x: Inputs, _) -> bool:
+    return x.labels.size == 0 or x.prediction.size == 0
+
+
+def _no_target_counts(x: Inputs, _) -> bool:
+    """A mean over nothing: an empty batch, or every target ignored."""
+    return _empty_batch(x, None) or _every_target_ignored(x, None)
+
+
+def _masked_logit(x: Inputs, _) -> bool:
+    """A -inf logit: a masked or padded class."""
+    return bool(np.any(x.prediction == -np.inf))
+
+
+def _infinite_logit_times_zero_label(x: Inputs, _) -> bool:
+    """An infinite logit that a formula multiplies by a zero label weight (0 x inf = NaN where the
+    limit is finite): any infinite logit of a binary loss, which weighs z by y and by 1 - y; a
+    -inf logit of a class whose label weight is 0 (not the example's label)."""
+    if x.class_axis is None:
+        return bool(np.any(np.isinf(x.prediction)))
+    masked = x.prediction == -np.inf
+    if not x.integer_labels:
+        return bool(np.any(masked & (x.labels == 0)))
+    classes = np.arange(x.prediction.shape[x.class_axis]).reshape(
+        [-1 if i == x.class_axis else 1 for i in range(x.prediction.ndim)])
+    return bool(np.any(masked & (classes != np.expand_dims(x.labels, x.class_axis))))
+
+
+def _labels_out_of_range(x: Inputs, _) -> bool:
+    if not x.integer_labels or x.class_axis is None:
+        return False
+    outside = (x.labels < 0) | (x.labels >= x.prediction.shape[x.class_axis])
+    return bool(np.any(outside & ~_ignored(x)))
+
+
+def _targets_outside_unit_interval(x: Inputs, _) -> bool:
+    return "labels" in OPS[x.op].unit_interval and bool(np.any((x.labels < 0) | (x.labels > 1)))
+
+
+def _probabilities_outside_unit_interval(x: Inputs, _) -> bool:
+    return OPS[x.op].prediction in OPS[x.op].unit_interval and bool(np.any((x.prediction < 0) | (x.prediction > 1)))
+
+
+def _undefined_labels(x: Inputs, _) -> bool:
+    """Labels the loss is not defined for: a label outside the classes, a target outside [0, 1]."""
+    return _labels_out_of_range(x, None) or _targets_outside_unit_interval(x, None)
+
+
+def _certain_prediction_of_its_label(x: Inputs, _) -> bool:
+    """A predicted probability of exactly 0 or 1 equal to its label: 0 x log 0 in the formula."""
+    if OPS[x.op].prediction != "probs" or x.class_axis is not None:
+        return False
+    return bool(np.any(((x.prediction == 0) | (x.prediction == 1)) & (x.prediction == x.labels)))
+
+
+def _labels_not_one_hot(x: Inputs, _) -> bool:
+    if x.class_axis is None or x.integer_labels:
+        return False
+    return bool(np.any(np.sum(x.labels != 0, axis=x.class_axis) > 1))
+
+
+def _zero_logit(x: Inputs, _) -> bool:
+    return bool(np.any(x.prediction == 0))
+
+
+def _class_axis_not_last(x: Inputs, _) -> bool:
+    return x.class_axis is not None and x.class_axis != x.prediction.ndim - 1
+
+
+def _classes_at_least(x: Inputs, n) -> bool:
+    return x.class_axis is not None and x.prediction.shape[x.class_axis] >= n
+
+
+def _classes_at_most(x: Inputs, n) -> bool:
+    return x.class_axis is not None and x.prediction.shape[x.class_axis] <= n
+
+
+def _label_logit_below_row_max_by(x: Inputs, gap) -> bool:
+    """An integer label whose logit lies more than `gap` below its row's largest."""
+    if not x.integer_labels or x.class_axis is None or x.labels.size == 0:
+        return False
+    with np.errstate(invalid="ignore"):
+        return bool(np.any(np.max(x.prediction, axis=x.class_axis) - x.label_logits() > gap))
+
+
+def _reduction_factor_inexact_in_float32(x: Inputs, _) -> bool:
+    """A reduction whose factors, sample weight over denominator (the count of losses, of the
+    targets that count, or the sum of the weights), are not all float32 numbers: a reduction
+    taken in float32 rounds the gradient there (1/16 is exact, 1/12 and 2.3/16 are not)."""
+    reduction = x.options.get("reduction", "none")
+    if reduction == "none":
+        return False
+    if x.class_axis is not None:
+        shape = tuple(np.delete(x.prediction.shape, x.class_axis))
+    else:
+        shape = np.broadcast_shapes(x.prediction.shape, x.labels.shape)
+    kept = ~_ignored(x) if x.integer_labels else np.ones(shape, bool)
+    weights = np.broadcast_to(np.asarray(x.options.get("sample_weight", 1.0), np.float64), kept.shape) * kept
+    if reduction == "sum":
+        factors = weights
+    else:
+        denominator = weights.sum() if reduction == "weighted_mean" else kept.sum()
+        if denominator == 0:
+            return False
+        factors = weights / denominator
+    return bool(np.any(factors.astype(np.float32).astype(np.float64) != factors))
+
+
+def _label_smoothing_inexact_in_float32(x: Inputs, _) -> bool:
+    s = float(x.options.get("label_smoothing") or 0.0)
+    return float(np.float32(s)) != s
+
+
+# name -> (predicate, the parameter's type or None when it takes none)
+PREDICATES: dict[str, tuple[Callable[[Inputs, object], bool], type | None]] = {
+    "every_target_ignored": (_every_target_ignored, None),
+    "some_target_ignored": (_some_target_ignored, None),
+    "empty_batch": (_empty_batch, None),
+    "no_target_counts": (_no_target_counts, None),
+    "masked_logit": (_masked_logit, None),
+    "infinite_logit_times_zero_label": (_infinite_logit_times_zero_label, None),
+    "labels_out_of_range": (_labels_out_of_range, None),
+    "targets_outside_unit_interval": (_targets_outside_unit_interval, None),
+    "probabilities_outside_unit_interval": (_probabilities_outside_unit_interval, None),
+    "undefined_labels": (_undefined_labels, None),
+    "certain_prediction_of_its_label": (_certain_prediction_of_its_label, None),
+    "labels_not_one_hot": (_labels_not_one_hot, None),
+    "zero_logit": (_zero_logit, None),
+    "class_axis_not_last": (_class_axis_not_last, None),
+    "classes_at_least": (_classes_at_least, int),
+    "classes_at_most": (_classes_at_most, int),
+    "label_logit_below_row_max_by": (_label_logit_below_row_max_by, float),
+    "label_smoothing_inexact_in_float32": (_label_smoothing_inexact_in_float32, None),
+    "reduction_factor_inexact_in_float32": (_reduction_factor_inexact_in_float32, None),
+}
+
+
+class ConditionError(ValueError):
+    pass
+
+
+def parse_inputs(value) -> tuple[tuple[str, object], ...]:
+    """`inputs: [name, {name: parameter}]` -> ((name, parameter), ...), checked."""
+    items = value if isinstance(value, list) else [value]
+    parsed = []
+    for item in items:
+        name, parameter = (next(iter(item.items())) if isinstance(item, dict) and len(item) == 1
+                           else (item, None))
+        if not isinstance(name, str) or name not in PREDICATES:
+            raise ConditionError(f"{item!r} is not a known predicate (known: {', '.join(PREDICATES)})")
+        kind = PREDICATES[name][1]
+        if kind is None and parameter is not None:
+            raise ConditionError(f"{name} takes no parameter")
+        if kind is not None:
+            if isinstance(parameter, bool) or not isinstance(parameter, (int, float)):
+                raise ConditionError(f"{name} takes a number, e.g. {{{name}: 64}}")
+            parameter = kind(parameter)
+        parsed.append((name, parameter))
+    return tuple(parsed)
+
+
+def parse_options(value) -> dict:
+    """`options: {reduction: mean, label_smoothing: set}`, with option names checked."""
+    if not isinstance(value, dict):
+        raise ConditionError("a mapping of option -> value, list of values, set or unset")
+    known = set(SHARED_OPTIONS).union(*(op.options for op in OPS.values()))
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise ConditionError(f"unknown option {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    return dict(value)
+
+
+def options_hold(wanted: Mapping[str, object], op: str, options: Mapping[str, object]) -> bool:
+    declared = {**SHARED_OPTIONS, **OPS[op].options}
+    for name, expected in wanted.items():
+        if name not in declared:
+            return False
+        default = declared[name]
+        value = options.get(name, default)
+        given = value is not None and not _same(value, default)
+        if expected == SET:
+            if not given:
+                return False
+        elif expected == UNSET:
+            if given:
+                return False
+        elif not any(_same(value, each) for each in (expected if isinstance(expected, list) else [expected])):
+            return False
+    return True
+
+
+def _same(a, b) -> bool:
+    try:
+        return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+    except (TypeError, ValueError):
+        return a == b
+
+
+def inputs_hold(predicates, inputs: Inputs) -> bool:
+    return all(PREDICATES[name][0](inputs, parameter) for name, parameter in predicates)

@@ -1,0 +1,171 @@
+"""The manifest recognises a known behaviour in anyone's case: a case file written outside
+cases/, run against the shipped manifest with stand-in adapters that behave as the frameworks
+the entries describe. Where the behaviour occurs the check is a known divergence; where it does
+not, the check is judged like any other, neither excused nor an unexpected pass."""
+import textwrap
+
+import numpy as np
+import pytest
+
+from conformance import adapters
+from conformance.adapters.api import Adapter, Capability, Result, elementwise_reduce
+from conformance.cases.loader import load_case_file
+from conformance.core import conditions, manifest
+from conformance.core.checks import Check
+from conformance.core.runner import Runner, conditions_inputs, cast_inputs
+from reference.dtypes import numpy_dtype, round_to
+from reference.numerics.sigmoid import log_sigmoid
+
+# The reference's mean over no target is NaN by a 0/0 it means to take.
+pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+
+CASES = """
+schema: 1
+cases:
+  - name: my-confident-negatives
+    op: sigmoid_cross_entropy
+    inputs:
+      logits: [-30.0, -25.0, 2.0]
+      labels: [0.0, 0.0, 1.0]
+  - name: my-moderate-logits
+    op: sigmoid_cross_entropy
+    inputs:
+      logits: [-1.5, 0.5, 2.0]
+      labels: [0.0, 1.0, 1.0]
+  - name: my-padding-labels
+    op: sparse_softmax_cross_entropy
+    inputs:
+      logits: [[1.0, 2.0, 3.0], [0.5, 0.0, -1.0]]
+      labels: [-1, -1]
+    options: {ignore_index: -1, reduction: mean}
+    grad: false
+  - name: my-some-padding
+    op: sparse_softmax_cross_entropy
+    inputs:
+      logits: [[1.0, 2.0, 3.0], [0.5, 0.0, -1.0]]
+      labels: [2, -1]
+    options: {ignore_index: -1, reduction: mean}
+    grad: false
+  - name: my-labels-past-the-end
+    op: sparse_softmax_cross_entropy
+    inputs:
+      logits: [[1.0, 2.0, 3.0], [0.5, 0.0, -1.0]]
+      labels: [0, 3]
+    invalid_labels: true
+    grad: false
+"""
+
+
+def _sparse(z, labels, options):
+    ignore = options.get("ignore_index")
+    kept = labels != ignore if ignore is not None else np.ones(labels.shape, bool)
+    inside = np.where((labels >= 0) & (labels < z.shape[-1]), labels, 0)
+    lse = np.log(np.sum(np.exp(z - z.max(-1, keepdims=True)), -1)) + z.max(-1)
+    losses = np.where(kept, lse - np.take_along_axis(z, inside[:, None], -1)[:, 0], 0.0)
+    return losses, kept
+
+
+class StandIn(Adapter):
+    """One framework's behaviour, in NumPy: what the shipped entry about it describes."""
+    packages = ()
+
+    def __init__(self, framework, versions):
+        self.framework, self.versions = framework, versions
+        self.capabilities = {op: Capability(None, reductions=("none", "sum", "mean"), differentiable=False,
+                                            options={"ignore_index"})
+                             for op in ("sigmoid_cross_entropy", "sparse_softmax_cross_entropy")}
+
+    def version(self):
+        return "stand-in"
+
+    def package_versions(self):
+        return dict(self.versions)
+
+    def loss(self, op, prediction, labels, options, dtype, device):
+        z = prediction.astype(np.float64)
+        if op == "sigmoid_cross_entropy":  # PyTorch's (1 - y) z - log_sigmoid(z), rounded per operation
+            r = lambda v: round_to(v, dtype)  # noqa: E731
+            out = r(r(r(1 - labels) * z) - r(log_sigmoid(z)))
+            return Result(elementwise_reduce(out, options.get("reduction", "none"), np.sum, np.mean), dtype, "cpu")
+        losses, kept = _sparse(z, labels, options)
+        reduction = options.get("reduction", "none")
+        if reduction == "mean":  # Keras' divide_no_nan: a mean over no target is 0
+            count = kept.sum()
+            out = np.asarray(losses.sum() / count if count else 0.0)
+        else:
+            out = elementwise_reduce(losses, reduction, np.sum, np.mean)
+        return Result(np.asarray(out, np.float64).astype(numpy_dtype(dtype)).astype(np.float64), dtype, "cpu")
+
+
+STAND_INS = {"torch": {"torch": "2.9.0"}, "keras-tensorflow": {"keras": "3.15.0", "tensorflow": "2.20.0"},
+             "keras-jax": {"keras": "3.15.0", "jax": "0.7.0"}}
+
+
+@pytest.fixture
+def outside_cases(tmp_path, monkeypatch):
+    path = tmp_path / "elsewhere" / "my_cases.yaml"
+    path.parent.mkdir()
+    path.write_text(textwrap.dedent(CASES))
+    monkeypatch.setattr(adapters, "load", lambda name: StandIn(name, STAND_INS[name]))
+    return {case.name: case for case in load_case_file(path)}
+
+
+def run(case, framework, dtype="float32"):
+    return Runner(manifest.load()).run(Check(case, framework, dtype, "cpu", "loss"))
+
+
+@pytest.mark.parametrize("case, framework, entry", [
+    ("my-confident-negatives", "torch", "torch-bce-with-logits-cancels-on-confident-negatives"),
+    ("my-padding-labels", "keras-tensorflow", "keras-mean-over-nothing-is-zero"),
+    ("my-labels-past-the-end", "keras-jax", "keras-jax-out-of-range-labels-cost-nothing"),
+])
+def test_a_known_behaviour_in_an_outside_case_is_recognised(outside_cases, case, framework, entry):
+    record = run(outside_cases[case], framework)
+    assert record["outcome"] == "xfailed", record["message"]
+    assert entry in [record["manifest"], *record.get("manifest_also", [])]
+
+
+@pytest.mark.parametrize("case, framework", [("my-moderate-logits", "torch"), ("my-some-padding", "keras-tensorflow")])
+def test_where_the_behaviour_does_not_occur_nothing_is_excused(outside_cases, case, framework):
+    record = run(outside_cases[case], framework)
+    assert record["outcome"] == "passed", record["message"]
+    assert "manifest" not in record
+
+
+def test_a_behaviour_that_does_not_occur_does_not_excuse_a_different_failure(outside_cases, monkeypatch):
+    """A wrong loss on moderate logits is a failure, not the known cancellation."""
+    monkeypatch.setattr(StandIn, "loss", lambda self, *args: Result(np.array([1.0, 1.0, 1.0]), "float32", "cpu"))
+    record = run(outside_cases["my-moderate-logits"], "torch")
+    assert record["outcome"] == "failed" and "manifest" not in record
+
+
+def test_a_version_outside_the_entry_s_range_is_not_recognised(outside_cases, monkeypatch):
+    monkeypatch.setitem(STAND_INS, "torch", {"torch": "1.13.0"})
+    assert run(outside_cases["my-confident-negatives"], "torch")["outcome"] == "failed"
+
+
+@pytest.mark.parametrize("name, parameter, holds", [
+    ("some_target_ignored", None, True), ("every_target_ignored", None, True), ("no_target_counts", None, True),
+    ("labels_out_of_range", None, False), ("classes_at_least", 3, True), ("classes_at_least", 4, False),
+])
+def test_input_predicates_read_the_case_as_the_dtype_holds_it(outside_cases, name, parameter, holds):
+    case = outside_cases["my-padding-labels"]
+    inputs = conditions_inputs(case, cast_inputs(case, "float32"))
+    assert conditions.inputs_hold(((name, parameter),), inputs) == holds
+
+
+@pytest.mark.parametrize("when, message", [
+    ("{inputs: [labels_not_normalized]}", "key 'when.inputs': 'labels_not_normalized' is not a known predicate"),
+    ("{inputs: [{classes_at_least: many}]}", "classes_at_least takes a number"),
+    ("{options: {reduce: mean}}", "key 'when.options': unknown option reduce"),
+    ("{model: float16}", "key 'when.model': 'float16'"),
+    ("{model: float32}", "a skip is decided before anything runs"),
+    ("{inptus: [empty_batch]}", "key 'when': a mapping over options, inputs, model"),
+])
+def test_a_malformed_condition_is_refused_naming_the_key(tmp_path, when, message):
+    path = tmp_path / "divergences.yaml"
+    action = "skip" if "skip" in message else "xfail"
+    path.write_text(f"schema: 1\nentries:\n  - {{id: a, match: {{framework: jax}}, when: {when}, "
+                    f"action: {action}, expect: nan, reason: r}}\n")
+    with pytest.raises(manifest.ManifestError, match=message.replace("(", r"\(")):
+        manifest.load(path)
