@@ -68,7 +68,9 @@ def case_file_schema() -> dict:
             "digits": {"type": "integer", "minimum": 1, "maximum": schema.MAX_PRINTED_DIGITS,
                        "description": schema.PINNED_KEYS["digits"][2]},
             "decimals": {"type": "integer", "minimum": 0, "maximum": 30,
-                         "description": schema.PINNED_KEYS["decimals"][2]}})},
+                         "description": schema.PINNED_KEYS["decimals"][2]},
+            "rel": {"type": "number", "minimum": 0, "description": schema.PINNED_KEYS["rel"][2]},
+            "abs": {"type": "number", "minimum": 0, "description": schema.PINNED_KEYS["abs"][2]}})},
     })
     return {
         "$schema": DRAFT, "title": "xent-conformance case file", "type": "object", "additionalProperties": False,

@@ -21,6 +21,8 @@ class Pinned:
     shape: tuple | None = None  # an array's shape; None for a number (which stands for every element)
     decimals: int | None = None  # decimal places printed (instead of digits)
     inexact: str = ""  # why the number is known to be wrong beyond its digits: no framework is held to it
+    rel: float | None = None  # the source's own tolerance, |x - value| <= abs + rel |value| (instead of digits)
+    abs: float | None = None
 
     @property
     def values(self) -> np.ndarray:
@@ -31,7 +33,13 @@ class Pinned:
         """How precisely the source printed it, for messages ('' when taken as exact)."""
         if self.digits:
             return f" to {self.digits} digits"
+        if self.rel is not None or self.abs is not None:
+            return f" within rel {self.rel or 0:g} and abs {self.abs or 0:g}"
         return f" to {self.decimals} decimals" if self.decimals is not None else ""
+
+    def within(self) -> np.ndarray:
+        """The half-width the source's own tolerance allows around each value (rel, abs)."""
+        return (self.abs or 0.0) + (self.rel or 0.0) * np.abs(self.values)
 
 
 def check_printed(value, digits, fail, key):
@@ -73,6 +81,7 @@ def parse(entry, key, op, arrays, options, grad, fail) -> Pinned:
     digits, decimals = entry.get("digits"), entry.get("decimals")
     if digits is not None and decimals is not None:
         fail("give digits or decimals, not both", key + ".decimals")
+    rel, absolute = _source_tolerance(entry, digits is not None or decimals is not None, fail, key)
     for element in (value if shape is not None else (value,)):
         if digits is not None and not (shape is not None and element == 0):
             check_printed(element, digits, fail, key)
@@ -82,7 +91,23 @@ def parse(entry, key, op, arrays, options, grad, fail) -> Pinned:
     if "inexact" in entry and not str(inexact).strip():
         fail("say why the source's number is wrong beyond its digits", key + ".inexact")
     return Pinned(value if shape is not None else float(value), entry["dtype"], entry["variant"], entry["source"],
-                  digits, quantity, shape, decimals, str(inexact).strip())
+                  digits, quantity, shape, decimals, str(inexact).strip(), rel, absolute)
+
+
+def _source_tolerance(entry, printed, fail, key):
+    """(rel, abs) of `rel:`/`abs:`, the source's own tolerance: non-negative numbers, one of
+    them positive, and not beside digits or decimals (one precision per number)."""
+    given = {name: entry[name] for name in ("rel", "abs") if name in entry}
+    if not given:
+        return None, None
+    for name, value in given.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+            fail(f"expected a non-negative number, got {value!r}", f"{key}.{name}")
+    if not any(given.values()):
+        fail("a tolerance of 0 is an exact number: leave rel and abs out", f"{key}.{next(iter(given))}")
+    if printed:
+        fail("give digits, decimals or rel/abs, one precision", f"{key}.{next(iter(given))}")
+    return (float(given["rel"]) if "rel" in given else None), (float(given["abs"]) if "abs" in given else None)
 
 
 def pinned_shape(op, arrays, options, quantity) -> tuple:

@@ -38,6 +38,9 @@ PINNED_KEYS = {
                              "in an array, a printed 0 stands for 0"),
     "decimals": ("int", False, "decimal places the source printed (NumPy prints arrays so): reproduced when "
                                "rounding or truncating to them gives the printed number"),
+    "rel": ("number", False, "the source's own relative tolerance (assert_allclose's rtol): reproduced within "
+                             "abs + rel x |value|; instead of digits or decimals"),
+    "abs": ("number", False, "the source's own absolute tolerance (atol); with or without rel"),
     "inexact": ("str", False, "why the source's number is wrong beyond its printed digits: the number is "
                               "judged and shown in the report's Sources, and no framework is held to it"),
 }

@@ -4,7 +4,8 @@ A golden printed to some digits or decimals is `rounded` when the reference valu
 it (half to even), `truncated` when only cutting the digits off gives it, and `inexact` when
 neither does: the source's own test then passes only through a tolerance looser than its
 digits. A golden given without its precision is `exact` when it is within the pinned ULPs of
-the reference in its dtype, else `inexact`. The reference is taken both in float64 and rounded
+the reference in its dtype; one given with the source's own tolerance (rel, abs) is `exact`
+so, else `within` when inside that tolerance; else `inexact`. The reference is taken both in float64 and rounded
 to the source's dtype (what a float32 program holds before printing); either may explain it.
 An array is as good as its worst element.
 """
@@ -17,7 +18,8 @@ import numpy as np
 from conformance.core.tolerance import ulp
 from reference.dtypes import round_to
 
-VERDICTS = ("exact", "rounded", "truncated", "inexact")  # from best to worst
+VERDICTS = ("exact", "rounded", "truncated", "within", "inexact")  # from best to worst
+INEXACT = VERDICTS.index("inexact")
 
 
 def as_printed(value: float, rounding: str, digits: int | None = None, decimals: int | None = None) -> float:
@@ -34,8 +36,9 @@ def as_printed(value: float, rounding: str, digits: int | None = None, decimals:
 
 
 def judge(printed, reference, dtype: str, digits: int | None = None, decimals: int | None = None,
-          pinned_ulps: float = 4.0) -> str:
-    """The verdict on a golden (a number or an array) against the reference's float64 values."""
+          pinned_ulps: float = 4.0, within=None) -> str:
+    """The verdict on a golden (a number or an array) against the reference's float64 values;
+    `within`, the half-width the source's own tolerance (rel, abs) allows per element."""
     # a number pins every element of the quantity
     printed, reference = np.broadcast_arrays(np.atleast_1d(np.asarray(printed, np.float64)),
                                              np.atleast_1d(np.asarray(reference, np.float64)))
@@ -44,19 +47,25 @@ def judge(printed, reference, dtype: str, digits: int | None = None, decimals: i
         with np.errstate(invalid="ignore"):
             close = np.abs(printed - reference) <= pinned_ulps * ulp(reference, dtype)
         same = (np.isnan(printed) & np.isnan(reference)) | (printed == reference)  # NaN, or the same infinity
-        return "exact" if bool(np.all(close | same)) else "inexact"
+        if bool(np.all(close | same)):
+            return "exact"
+        if within is None:
+            return "inexact"
+        with np.errstate(invalid="ignore"):
+            inside = np.abs(printed - reference) <= np.broadcast_to(within, printed.shape)
+        return "within" if bool(np.all(inside | same)) else "inexact"
     worst = 0
     for shown, values in zip(printed.ravel(), zip(*(c.ravel() for c in candidates))):
         if not all(np.isfinite(values)):
-            worst = max(worst, 3)
+            worst = max(worst, INEXACT)
             continue
         if digits is not None and shown == 0:  # a printed 0 is 0 to significant digits
-            worst = max(worst, 1 if any(v == 0 for v in values) else 3)
+            worst = max(worst, 1 if any(v == 0 for v in values) else INEXACT)
             continue
         if any(as_printed(v, ROUND_HALF_EVEN, digits, decimals) == shown for v in values):
             worst = max(worst, 1)
         elif any(as_printed(v, ROUND_DOWN, digits, decimals) == shown for v in values):
             worst = max(worst, 2)
         else:
-            worst = 3
+            worst = INEXACT
     return VERDICTS[worst]

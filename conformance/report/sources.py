@@ -1,8 +1,9 @@
 """The sources section: how good each golden a source printed is, against the reference.
 
 A golden is judged once (conformance/core/goldens.py), whichever framework's check carries
-it: exact, rounded to its digits, truncated to them, or inexact (wrong beyond the digits it
-prints: a test of it passes only through a tolerance looser than its digits). Beside the
+it: exact, rounded to its digits, truncated to them, within the tolerance its source states
+(rel, abs), or inexact (wrong beyond the digits it prints: a test of it passes only through a
+tolerance looser than its digits). Beside the
 verdict, how many of the frameworks that ran reproduce it.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from conformance.core.goldens import VERDICTS
 from conformance.report.blocks import Cell, Code, Heading, Para, Table
 from conformance.report.model import QUANTITY_LABELS, ReportData, array_summary
 
-VERDICT_CLASSES = {"exact": "pass", "rounded": "pass", "truncated": "known", "inexact": "fail"}
+VERDICT_CLASSES = {"exact": "pass", "rounded": "pass", "truncated": "known", "within": "known", "inexact": "fail"}
 
 
 def sources(data: ReportData) -> list:

@@ -2,6 +2,7 @@
 cases/, run against the shipped manifest with stand-in adapters that behave as the frameworks
 the entries describe. Where the behaviour occurs the check is a known divergence; where it does
 not, the check is judged like any other, neither excused nor an unexpected pass."""
+import dataclasses
 import textwrap
 
 import numpy as np
@@ -169,3 +170,55 @@ def test_a_malformed_condition_is_refused_naming_the_key(tmp_path, when, message
                     f"action: {action}, expect: nan, reason: r}}\n")
     with pytest.raises(manifest.ManifestError, match=message.replace("(", r"\(")):
         manifest.load(path)
+
+
+MASKED = """
+schema: 1
+cases:
+  - name: my-masked-vocabulary
+    op: sparse_softmax_cross_entropy
+    inputs:
+      logits: [[1.0, 2.0, -.inf], [0.5, -.inf, 0.0]]
+      labels: [1, 0]
+    grad: false
+"""
+
+
+class TwoModes(StandIn):
+    """keras-jax's sparse loss: jit right; eager as the entry about eager says (or not)."""
+    eager_answer = "nan"
+
+    def __init__(self, framework, versions):
+        super().__init__(framework, versions)
+        self.capabilities = {op: dataclasses.replace(c, modes=("jit", "eager")) for op, c in self.capabilities.items()}
+
+    def loss(self, op, prediction, labels, options, dtype, device):
+        losses, _ = _sparse(prediction.astype(np.float64), labels, options)
+        right = np.asarray(losses).astype(np.float32).astype(np.float64)
+        eager = {"nan": np.full_like(right, np.nan), "right": right, "wrong": right + 1.0}[self.eager_answer]
+        return Result(right, dtype, "cpu", "jit", [Result(eager, dtype, "cpu", "eager")])
+
+
+@pytest.mark.parametrize("jit_wrong, eager_answer, outcome", [
+    (False, "nan", "xfailed"),   # the eager NaN the entry describes, jit right
+    (False, "right", "xpassed"),  # the eager NaN is gone: a fix is noticed
+    (True, "nan", "failed"),      # the entry says nothing of jit: its error is a failure
+])
+def test_an_entry_about_one_mode_excuses_that_mode_only(tmp_path, monkeypatch, jit_wrong, eager_answer, outcome):
+    path = tmp_path / "masked.yaml"
+    path.write_text(textwrap.dedent(MASKED))
+    case = load_case_file(path)[0]
+    monkeypatch.setattr(TwoModes, "eager_answer", eager_answer)
+    if jit_wrong:
+        original = TwoModes.loss
+
+        def jit_off_by_one(self, *args):
+            result = original(self, *args)
+            result.values = result.values + 1.0
+            return result
+        monkeypatch.setattr(TwoModes, "loss", jit_off_by_one)
+    monkeypatch.setattr(adapters, "load", lambda name: TwoModes(name, STAND_INS[name]))
+    record = Runner(manifest.load()).run(Check(case, "keras-jax", "float32", "cpu", "loss"))
+    assert record["outcome"] == outcome, record["message"]
+    if outcome != "failed":
+        assert "one-hot-sparse-masked-logits-give-nan" in [record["manifest"], *record.get("manifest_also", [])]

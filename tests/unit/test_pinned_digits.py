@@ -116,3 +116,31 @@ def test_an_inexact_marking_says_why(tmp_path):
     path.write_text(CASE.format(value=0.3134, digits=4).replace('digits: 4}', 'digits: 4, inexact: " "}'))
     with pytest.raises(CaseError, match="inexact"):
         load_case_file(path)
+
+
+@pytest.mark.parametrize("answer, outcome", [(0.3132617 + 0.9e-6, "passed"), (0.3132617 + 1.6e-6, "failed")])
+def test_a_golden_with_its_sources_tolerance_is_reproduced_within_it(monkeypatch, answer, outcome):
+    """assert_allclose(rtol=1e-6, atol=1e-6) around 0.3132617: |x - value| <= 1.31e-6, plus
+    the pinned ULPs (4 x 3e-8)."""
+    monkeypatch.setattr(adapters, "load", lambda name: answering(answer))
+    pinned = Pinned(0.3132617, "float32", "exact", "a test", rel=1e-6, abs=1e-6)
+    record = Runner(manifest=[]).run(Check(pinned_case(pinned), "numpy", "float32", "cpu", "loss", pinned))
+    assert record["outcome"] == outcome, record["message"]
+    assert record["golden"]["verdict"] == "exact" and "within rel 1e-06 and abs 1e-06" in record["golden"]["precision"]
+
+
+@pytest.mark.parametrize("printed, verdict", [(0.3132617, "exact"), (0.313262, "within"), (0.31328, "inexact")])
+def test_a_golden_with_its_sources_tolerance_is_judged_exact_within_or_inexact(printed, verdict):
+    from conformance.core.goldens import judge
+    true = 0.31326168751822286
+    assert judge(printed, true, "float32", within=1e-6 + 1e-6 * abs(printed)) == verdict
+
+
+@pytest.mark.parametrize("extra, problem", [("rel: -1.0e-6", "non-negative"), ("rel: 0, abs: 0", "exact number"),
+                                            ("rel: 1.0e-6, digits: 4", "one precision")])
+def test_a_sources_tolerance_is_checked(tmp_path, extra, problem):
+    path = tmp_path / "goldens.yaml"
+    text = CASE.format(value=0.3133, digits=4).replace("digits: 4}", extra + "}")
+    path.write_text(text)
+    with pytest.raises(CaseError, match=problem):
+        load_case_file(path)
