@@ -211,11 +211,13 @@ class ComposedKeras:
         self.capability(op)
         ops = self.keras.ops
 
+        axis = options.get("axis", -1)
+
         def fn(x):
-            log_p = ops.log_softmax(x, axis=-1)
+            log_p = ops.log_softmax(x, axis=axis)
             if op == "sparse_softmax_cross_entropy":
-                return -ops.squeeze(ops.take_along_axis(log_p, expand(y), axis=-1), -1)
-            return -ops.sum(y * log_p, axis=-1)
+                return -ops.squeeze(ops.take_along_axis(log_p, ops.expand_dims(y, axis), axis=axis), axis)
+            return -ops.sum(y * log_p, axis=axis)
 
         return fn
 

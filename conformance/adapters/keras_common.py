@@ -6,7 +6,7 @@ the mean over it is exact, so the framework's own values come back unchanged.
 """
 from dataclasses import dataclass
 
-from conformance.adapters.api import BASIC_REDUCTIONS, Adapter, Capability
+from conformance.adapters.api import BASIC_REDUCTIONS, Adapter, Capability, NotOffered
 from reference.dtypes import FLOAT_DTYPES
 
 
@@ -18,7 +18,7 @@ class KerasLoss:
     class_name: str
     from_logits: bool | None  # None: the loss takes no from_logits argument
     elementwise: bool  # no class axis: inputs get a trailing axis of size 1
-    class_axis_argument: bool = False  # takes axis= (the dense categorical losses)
+    class_axis_argument: bool = False  # takes axis= (the categorical losses, dense and sparse)
 
 
 KERAS_LOSSES = {
@@ -27,9 +27,9 @@ KERAS_LOSSES = {
     "softmax_cross_entropy": KerasLoss("categorical_crossentropy", "CategoricalCrossentropy", True, False, True),
     "categorical_crossentropy": KerasLoss("categorical_crossentropy", "CategoricalCrossentropy", False, False, True),
     "sparse_softmax_cross_entropy": KerasLoss("sparse_categorical_crossentropy", "SparseCategoricalCrossentropy",
-                                              True, False),
+                                              True, False, True),
     "sparse_categorical_crossentropy": KerasLoss("sparse_categorical_crossentropy", "SparseCategoricalCrossentropy",
-                                                 False, False),
+                                                 False, False, True),
     "mean_squared_error": KerasLoss("mean_squared_error", "MeanSquaredError", None, True),
 }
 KERAS_OPTIONS = {  # beyond reduction and axis; none offers the article's 1/2 (a - y)^2
@@ -53,6 +53,7 @@ def keras_capabilities(variants, reductions=BASIC_REDUCTIONS, dtypes=FLOAT_DTYPE
 
 class KerasStyleAdapter(Adapter):
     losses = None  # the keras.losses module of this Keras
+    classes_without_axis: tuple = ()  # loss classes whose constructor takes no axis= (their functions do)
 
     def reduction_argument(self, reduction):
         raise NotImplementedError
@@ -79,6 +80,9 @@ class KerasStyleAdapter(Adapter):
 
         sample_weight = options.get("sample_weight")
         weights = {} if sample_weight is None else {"sample_weight": self.constant(sample_weight, dtype)}
+
+        if (reduction != "none" or weights) and "axis" in kwargs and loss.class_name in self.classes_without_axis:
+            raise NotOffered(f"{self.framework}'s {loss.class_name} takes no axis (its function does)")
 
         def fn(x):
             if loss.elementwise:

@@ -10,6 +10,7 @@ class TfKerasAdapter(KerasStyleAdapter):
     framework = "tf_keras"
     losses = tf_keras.losses
     packages = ("tf-keras", "tensorflow")
+    classes_without_axis = ("SparseCategoricalCrossentropy",)
     capabilities = keras_capabilities({
         "sigmoid_cross_entropy": "exact",
         "binary_crossentropy": "tf_keras_eps_log",
