@@ -1,12 +1,14 @@
-"""Models of what a framework computes where it departs from the mathematics by its arithmetic:
-a formula evaluated with each intermediate rounded to the dtype under test, or a whole
-computation carried out in float32 under a float64 dtype.
+"""Models of what a framework computes where it departs from the mathematics:
+- its formula with each intermediate rounded to the dtype under test (correctly rounded
+  operations; the frameworks' own exp and log are within an ulp of that);
+- the whole computation in float32 under a float64 dtype (FLOAT32);
+- a convention, in exact arithmetic (CONVENTIONS: logsumexp(z) - sum(y z));
+- against a pinned number, the reference variant the framework declares (FRAMEWORK_VARIANT).
 
 A manifest entry names one as `when: {model: name}`; the entry then covers a check only where
-the model's result is outside the check's tolerance (conditions.py). That is how a cancellation
-is recognised in anyone's case, and how a case whose inputs do not trigger it is judged like any
-other. A model rounds every intermediate of its formula once (correctly rounded operations);
-the frameworks' own exp and log are within an ulp of that.
+the model's result is outside the check's tolerance (judged_on says which checks each kind
+speaks to). That is how a cancellation is recognised in anyone's case, and how a case whose
+inputs do not trigger it is judged like any other.
 """
 from typing import Callable
 
@@ -104,9 +106,9 @@ def _log_sigmoid_terms_without_log1p(z, y, dtype, pos_weight=None):
     log rather than log1p (tinygrad)."""
     r = lambda v: round_to(v, dtype)  # noqa: E731
     q = 1.0 if pos_weight is None else np.asarray(pos_weight, np.float64)
+    log_sigmoid_r = lambda x: -r(np.log(r(1.0 + r(np.exp(-x)))))  # noqa: E731
     with np.errstate(over="ignore"):
-        log_sigmoid_r = lambda x: -r(np.log(r(1.0 + r(np.exp(-x)))))  # noqa: E731
-    return r(-r(r(r(q * y) * log_sigmoid_r(z)) + r(r(1.0 - y) * log_sigmoid_r(-z))))
+        return r(-r(r(r(q * y) * log_sigmoid_r(z)) + r(r(1.0 - y) * log_sigmoid_r(-z))))
 
 
 def _weighted_grad_as_written(z, y, dtype, pos_weight=None):

@@ -3,12 +3,14 @@ name, so that anyone's case that meets the behaviour is recognised and one that 
 judged like any other.
 
 A manifest entry's `when` holds:
-- `options`: option -> value, list of values, `set` (given, and not the op's default) or
-  `unset`;
+- `options`: option -> value, a list of alternative values, `set` (given, and not the op's
+  default) or `unset` (an option written as null is unset); values are compared as written,
+  so `axis: 1` is not `axis: -1`;
 - `inputs`: predicates on the inputs as the dtype under test holds them, all of which must
   hold: a name (`every_target_ignored`) or a name with its parameter (`classes_at_least: 32000`);
-- `model`: a model of what the framework computes (conformance.core.behaviour_models); the
-  entry covers a reference check only where that model's result is outside the check's
+- `model`: a model of what the framework computes (conformance.core.behaviour_models: its
+  formula rounded per operation, the computation in float32, a convention, or its own
+  variant); the entry covers a check only where that model's result is outside the check's
   tolerance, so a cancellation that a case's inputs do not trigger excuses nothing there.
 """
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from reference.options import grad_denominator, prepare
 from reference.registry import OPS, SHARED_OPTIONS
 
 SET, UNSET = "set", "unset"
@@ -117,9 +120,15 @@ def _certain_prediction_of_its_label(x: Inputs, _) -> bool:
 
 
 def _labels_not_one_hot(x: Inputs, _) -> bool:
-    if x.class_axis is None or x.integer_labels:
+    """Probability labels of which some row is not one 1 among 0s, as given or once label
+    smoothing spreads them."""
+    if x.class_axis is None or x.integer_labels or x.labels.size == 0:
         return False
-    return bool(np.any(np.sum(x.labels != 0, axis=x.class_axis) > 1))
+    if float(x.options.get("label_smoothing") or 0.0):
+        return True
+    ones = np.sum(x.labels == 1, axis=x.class_axis)
+    zeros = np.sum(x.labels == 0, axis=x.class_axis)
+    return bool(np.any((ones != 1) | (ones + zeros != x.labels.shape[x.class_axis])))
 
 
 def _zero_logit(x: Inputs, _) -> bool:
@@ -140,32 +149,35 @@ def _classes_at_most(x: Inputs, n) -> bool:
 
 def _label_logit_below_row_max_by(x: Inputs, gap) -> bool:
     """An integer label whose logit lies more than `gap` below its row's largest."""
-    if not x.integer_labels or x.class_axis is None or x.labels.size == 0:
+    if not x.integer_labels or x.class_axis is None or x.labels.size == 0 or x.prediction.shape[x.class_axis] == 0:
         return False
+    counted = ~_ignored(x) & (x.labels >= 0) & (x.labels < x.prediction.shape[x.class_axis])
     with np.errstate(invalid="ignore"):
-        return bool(np.any(np.max(x.prediction, axis=x.class_axis) - x.label_logits() > gap))
+        gaps = np.max(x.prediction, axis=x.class_axis) - x.label_logits()
+    return bool(np.any(gaps[counted] > gap))
 
 
 def _reduction_factor_inexact_in_float32(x: Inputs, _) -> bool:
-    """A reduction whose factors, sample weight over denominator (the count of losses, of the
-    targets that count, or the sum of the weights), are not all float32 numbers: a reduction
-    taken in float32 rounds the gradient there (1/16 is exact, 1/12 and 2.3/16 are not)."""
+    """A reduction whose factors, each loss's weight over the denominator (the reference's own:
+    the count of losses, the class weights of the targets that count, or the sum of the sample
+    weights), are not all float32 numbers: a reduction taken in float32 rounds the gradient
+    there (1/16 is exact, 1/12 and 2.3/16 are not)."""
     reduction = x.options.get("reduction", "none")
     if reduction == "none":
         return False
-    if x.class_axis is not None:
-        shape = tuple(np.delete(x.prediction.shape, x.class_axis))
-    else:
-        shape = np.broadcast_shapes(x.prediction.shape, x.labels.shape)
-    kept = ~_ignored(x) if x.integer_labels else np.ones(shape, bool)
-    weights = np.broadcast_to(np.asarray(x.options.get("sample_weight", 1.0), np.float64), kept.shape) * kept
+    prepared = prepare(OPS[x.op], x.prediction, x.labels, x.options)
+    axis = x.class_axis
+    shape = tuple(np.delete(x.prediction.shape, axis)) if axis is not None else np.broadcast_shapes(
+        x.prediction.shape, x.labels.shape)
+    weights = np.ones(shape) if prepared.example_weights is None else np.broadcast_to(prepared.example_weights, shape)
     if reduction == "sum":
         factors = weights
     else:
-        denominator = weights.sum() if reduction == "weighted_mean" else kept.sum()
-        if denominator == 0:
+        denominator = grad_denominator(x.prediction, axis, prepared)
+        if not denominator:
             return False
         factors = weights / denominator
+    factors = factors[np.isfinite(factors)]
     return bool(np.any(factors.astype(np.float32).astype(np.float64) != factors))
 
 
@@ -202,7 +214,7 @@ class ConditionError(ValueError):
     pass
 
 
-def parse_inputs(value) -> tuple[tuple[str, object], ...]:
+def parse_inputs(value: object) -> tuple[tuple[str, object], ...]:
     """`inputs: [name, {name: parameter}]` -> ((name, parameter), ...), checked."""
     items = value if isinstance(value, list) else [value]
     parsed = []
@@ -222,7 +234,7 @@ def parse_inputs(value) -> tuple[tuple[str, object], ...]:
     return tuple(parsed)
 
 
-def parse_options(value) -> dict:
+def parse_options(value: object) -> dict:
     """`options: {reduction: mean, label_smoothing: set}`, with option names checked."""
     if not isinstance(value, dict):
         raise ConditionError("a mapping of option -> value, list of values, set or unset")
@@ -230,6 +242,12 @@ def parse_options(value) -> dict:
     unknown = sorted(set(value) - known)
     if unknown:
         raise ConditionError(f"unknown option {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    for name, wanted in value.items():
+        alternatives = wanted if isinstance(wanted, list) else [wanted]
+        if not alternatives or not all(isinstance(a, (int, float, str)) for a in alternatives):
+            raise ConditionError(f"{name}: a value, a list of alternative values, {SET} or {UNSET}")
+        if any(isinstance(a, str) for a in alternatives) and name != "reduction" and wanted not in (SET, UNSET):
+            raise ConditionError(f"{name}: {wanted!r} is not a value of it; {SET} or {UNSET} say whether it is given")
     return dict(value)
 
 
@@ -239,7 +257,8 @@ def options_hold(wanted: Mapping[str, object], op: str, options: Mapping[str, ob
         if name not in declared:
             return False
         default = declared[name]
-        value = options.get(name, default)
+        value = options.get(name)
+        value = default if value is None else value  # an option written as null is unset, as the reference reads it
         given = value is not None and not _same(value, default)
         if expected == SET:
             if not given:
@@ -259,5 +278,5 @@ def _same(a, b) -> bool:
         return a == b
 
 
-def inputs_hold(predicates, inputs: Inputs) -> bool:
+def inputs_hold(predicates: tuple[tuple[str, object], ...], inputs: Inputs) -> bool:
     return all(PREDICATES[name][0](inputs, parameter) for name, parameter in predicates)

@@ -1,7 +1,9 @@
 """The known-divergence manifest: one YAML file, strict xfails and skips, with reasons."""
 import fnmatch
+import functools
 import math
 from dataclasses import dataclass, field
+from typing import Callable, Mapping
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -44,7 +46,7 @@ class Entry:
         """Whether the entry says anything of a check's options or inputs."""
         return bool(self.options or self.inputs or self.model)
 
-    def holds_on(self, op, options, inputs) -> bool:
+    def holds_on(self, op: str, options: Mapping[str, object], inputs: Callable[[], conditions.Inputs]) -> bool:
         """The entry's option and input conditions hold (inputs: a conditions.Inputs, made on
         demand, since most entries are ruled out by their fields first)."""
         if self.options and not conditions.options_hold(self.options, op, options):
@@ -59,10 +61,14 @@ class Entry:
             parts.append(f"where the {self.model} model is outside the tolerance")
         return "; ".join(parts)
 
-    def covers_mode(self, mode) -> bool:
+    def covers_mode(self, mode: str) -> bool:
+        """Whether the entry speaks of results of this mode: any, when it names none; else only
+        a mode it names (a result without a mode is none of them)."""
         pattern = self.match.get("mode")
-        if pattern is None or not mode:
+        if pattern is None:
             return True
+        if not mode:
+            return False
         return any(fnmatch.fnmatchcase(mode, str(p)) for p in (pattern if isinstance(pattern, list) else [pattern]))
 
     def excuses(self, kinds) -> bool:
@@ -107,7 +113,7 @@ class Coverage:
     def ids(self) -> list:
         return [e.id for e in self.entries]
 
-    def for_mode(self, mode) -> "Coverage | None":
+    def for_mode(self, mode: str) -> "Coverage | None":
         """The entries about this mode of running (all, for an entry that names none)."""
         found = tuple(e for e in self.entries if e.covers_mode(mode))
         return Coverage(found) if found else None
@@ -132,11 +138,14 @@ class Coverage:
         return [e for e in self.entries if kind in e.expect]
 
 
-def candidates(entries, check, package_versions, inputs):
+def candidates(entries: list[Entry], check, package_versions: Mapping[str, str],
+               inputs: Callable[[], conditions.Inputs]) -> list[Entry]:
     """The entries whose fields, versions, options and input predicates all hold for a check
-    (inputs: a callable giving its conditions.Inputs); a `model` is judged later, by the runner,
-    once the framework's variant and the expected values are known."""
+    (inputs: a callable giving its conditions.Inputs, made once and only if some entry asks);
+    a `model` is judged later, by the runner, once the framework's variant and the expected
+    values are known."""
     fields = check_fields(check)
+    inputs = functools.cache(inputs)
     return [e for e in entries if e.matches(fields, package_versions)
             and e.holds_on(check.case.op, check.case.options, inputs)]
 
@@ -174,6 +183,9 @@ def load(path=MANIFEST_PATH):
             raise ManifestError(f"{where}: key 'action': {raw['action']!r} is not one of {', '.join(ACTIONS)}")
         if not isinstance(raw["match"], dict) or any(k not in MATCH_FIELDS for k in raw["match"]):
             raise ManifestError(f"{where}: key 'match': a mapping over {', '.join(MATCH_FIELDS)}")
+        if raw["action"] == "skip" and "mode" in raw["match"]:
+            raise ManifestError(f"{where}: key 'match.mode': a skip stops the check before any mode runs "
+                                f"(use xfail for an entry about some modes)")
         requirements = _requirements(raw.get("versions"), where)
         expect = _expect(raw.get("expect"), raw["action"], where)
         options, inputs, model = _when(raw.get("when"), raw["action"], where)
@@ -187,8 +199,11 @@ def _when(value, action, where):
     """`when: {options: {...}, inputs: [...], model: name}` -> (options, inputs, model), checked."""
     if value is None:
         return {}, (), ""
-    if not isinstance(value, dict) or not value or set(value) - set(WHEN_KEYS):
+    if not isinstance(value, dict) or not value:
         raise ManifestError(f"{where}: key 'when': a mapping over {', '.join(WHEN_KEYS)}")
+    for key in value:
+        if key not in WHEN_KEYS:
+            raise ManifestError(f"{where}: key 'when.{key}': unknown (allowed: {', '.join(WHEN_KEYS)})")
     try:
         options = conditions.parse_options(value["options"]) if "options" in value else {}
     except conditions.ConditionError as exc:
@@ -198,7 +213,7 @@ def _when(value, action, where):
     except conditions.ConditionError as exc:
         raise ManifestError(f"{where}: key 'when.inputs': {exc}") from None
     model = value.get("model", "")
-    if model and model not in behaviour_models.NAMES:
+    if "model" in value and model not in behaviour_models.NAMES:
         raise ManifestError(f"{where}: key 'when.model': {model!r} (known: {', '.join(behaviour_models.NAMES)})")
     if model and action == "skip":
         raise ManifestError(f"{where}: key 'when.model': a skip is decided before anything runs; "

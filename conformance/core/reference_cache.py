@@ -25,15 +25,15 @@ CACHE_VARIABLE = "XENT_CONFORMANCE_REFERENCE_CACHE"
 
 @lru_cache(maxsize=1)
 def reference_code_digest() -> str:
-    """A digest of the reference package's source, the runner's and checks' (cotangents, directions)
+    """A digest of the reference package's source, expected.py's and checks' (cotangents, directions)
     and the NumPy and ml_dtypes versions: a change to any gives new keys."""
     import ml_dtypes
 
     import reference
-    from conformance.core import checks, runner
+    from conformance.core import checks, expected
 
     digest = hashlib.sha256(f"numpy {np.__version__} ml_dtypes {ml_dtypes.__version__}".encode())
-    sources = sorted(Path(reference.__file__).parent.rglob("*.py")) + [Path(checks.__file__), Path(runner.__file__)]
+    sources = sorted(Path(reference.__file__).parent.rglob("*.py")) + [Path(checks.__file__), Path(expected.__file__)]
     for path in sources:  # the reference, and the seeds of cotangents and directions around it
         digest.update(path.as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()

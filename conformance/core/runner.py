@@ -6,123 +6,18 @@ import traceback
 import numpy as np
 
 from conformance import adapters
-from conformance.cases.pinned import pinned_shape
-from conformance.core import behaviour_models, checks, conditions, goldens
+from conformance.core import behaviour_models, checks, goldens
 from conformance.core import manifest as divergences
 from conformance.core import reference_cache
 from conformance.core import tolerance as tol
 from conformance.core.compare import compare
+from conformance.core.expected import (as64, case_cotangent, cast_inputs, conditions_inputs, expected_for,
+                                       model_shows, reference_values)
 from conformance.core.failure_kinds import classify
 from conformance.results.records import number, summarize
 from reference import registry
-from reference.numerics.conditioning import summation
-from reference.dtypes import numpy_dtype, round_to
 
-
-def cast_inputs(case, dtype):
-    """The inputs as the dtype under test holds them (integer labels untouched)."""
-    cast = {}
-    for name, array in case.inputs.items():
-        cast[name] = array if array.dtype.kind in "iu" else array.astype(numpy_dtype(dtype))
-    return cast
-
-
-def _as64(cast):
-    return {k: v.astype(np.float64) if v.dtype.kind not in "iu" else v for k, v in cast.items()}
-
-
-def reference_values(case, variant, cast, dtype, quantity):
-    """(expected, scale) in float64: the variant's value and its conditioning scale."""
-    as64 = _as64(cast)
-    if quantity == "loss":
-        return (registry.evaluate_loss(case.op, variant, as64, case.options, dtype),
-                registry.evaluate_scale(case.op, variant, as64, case.options, dtype))
-    if quantity == "jvp":
-        return forward_reference(case, variant, as64, dtype)
-    wrt = "labels" if checks.GRADIENT_OF[quantity] == "grad_labels" else "prediction"
-    options = case.options
-    if quantity.startswith("vjp_"):  # d sum(c * L): the cotangent weighs each loss, as a sample weight does
-        c = case_cotangent(case, variant, as64, dtype)
-        options = {**options, "sample_weight": c * np.asarray(options.get("sample_weight", 1.0), np.float64)}
-    return registry.evaluate_grad(case.op, variant, as64, options, dtype, wrt)
-
-
-def forward_reference(case, variant, as64, dtype):
-    """The directional derivative of the (reduced) loss along the seeded direction v:
-    sum_j dL_i/dz_ij v_ij per loss (reduction none), or sum dL/dz v; and its scale."""
-    grad, scale = registry.evaluate_grad(case.op, variant, as64, case.options, dtype, "prediction")
-    v = checks.direction(case, dtype)
-    terms = grad * v
-    with np.errstate(invalid="ignore"):
-        sizes = np.abs(scale * v)
-    sizes = np.where(~np.isfinite(sizes) & (terms == 0), 0.0, sizes)  # a masked (-inf) logit adds exactly 0
-    if case.options.get("reduction", "none") != "none":
-        return np.asarray(np.sum(terms)), np.asarray(np.sum(sizes) + summation(terms))
-    if registry.OPS[case.op].class_axis and grad.ndim:
-        axis = case.options.get("axis", -1)
-        return np.sum(terms, axis=axis), np.sum(sizes, axis=axis) + summation(terms, axis)
-    return terms, sizes
-
-
-def case_cotangent(case, variant, as64, dtype):
-    """The seeded cotangent of this case's unreduced losses, in the dtype under test."""
-    shape = registry.evaluate_loss(case.op, variant, as64, {**case.options, "reduction": "none"}, dtype).shape
-    return checks.cotangent(case, dtype, shape)
-
-
-def conditions_inputs(case, cast):
-    """The check's inputs as the manifest's input predicates read them."""
-    as64 = _as64(cast)
-    return conditions.Inputs(case.op, case.options, as64[registry.OPS[case.op].prediction], as64["labels"])
-
-
-def model_values(model, case, variant, cast, dtype, quantity):
-    """What a behaviour model computes for this check's quantity, or None where it says nothing."""
-    if model == behaviour_models.FRAMEWORK_VARIANT:
-        return reference_values(case, variant, cast, dtype, quantity)[0]
-    if model == behaviour_models.FLOAT32:
-        in32 = {k: v if v.dtype.kind in "iu" else v.astype(np.float32) for k, v in cast.items()}
-        return round_to(reference_values(case, variant, in32, dtype, quantity)[0], "float32")
-    spec = behaviour_models.formula(case.op, model)
-    gradient = checks.GRADIENT_OF.get(quantity)
-    if spec is None or (gradient and getattr(spec, "grad" if gradient == "grad_logits" else "grad_labels") is None):
-        return None
-    try:
-        with np.errstate(all="ignore"):
-            return reference_values(case, spec, cast, dtype, quantity)[0]
-    except behaviour_models.NotModelled:
-        return None
-
-
-def model_shows(model, check, variant, cast, expectation):
-    """Whether the model's result lies outside the check's tolerance: the behaviour it models
-    shows on these inputs."""
-    values = model_values(model, check.case, variant, cast, check.dtype, check.quantity)
-    if values is None:
-        return False
-    expected, scale, tolerance = expectation
-    return not compare(expected, values, scale, check.dtype, tolerance, check.dtype).passed
-
-
-def expected_for(check, variant, cast, values=reference_values):
-    """(expected, scale, tolerance) for this check, all in float64."""
-    case = check.case
-    if check.pinned:
-        pinned = check.pinned
-        shape = pinned_shape(registry.OPS[case.op], cast, case.options, pinned.quantity)
-        values = np.broadcast_to(pinned.values, shape)  # a number stands for every element
-        if pinned.rel is not None or pinned.abs is not None:  # the source's own rtol and atol
-            stated = np.broadcast_to(pinned.within(), shape)
-            return values, np.zeros(shape), tol.Tolerance(tol.pinned_ulps(), 0.0, stated, f"source{pinned.printed}")
-        if pinned.printed:  # as printed: what rounds or truncates to the source's digits or decimals
-            # the printed interval, widened by the pinned ULPs an exact number allows: a framework
-            # that rounds honestly next to a value the source rounded is not held to the last digit
-            centre, half_width = tol.printed_interval(values, pinned.digits, pinned.decimals)
-            return centre, np.zeros(shape), tol.Tolerance(tol.pinned_ulps(), 0.0, half_width,
-                                                          f"printed{pinned.printed}")
-        return values, np.zeros(shape), tol.Tolerance(tol.pinned_ulps(), 0.0, 0.0)
-    expected, scale = values(case, variant, cast, check.dtype, check.quantity)
-    return expected, scale, tol.for_check(check.dtype, check.framework, case.op, check.quantity)
+__all__ = ["Runner", "cast_inputs", "conditions_inputs", "expected_for", "reference_values"]
 
 
 class Runner:
@@ -167,7 +62,7 @@ class Runner:
             return adapter.grad(*args, wrt=wrt)
         if "cotangent" not in inspect.signature(adapter.grad).parameters:
             raise adapters.NotOffered(f"{check.framework}'s grad takes no cotangent (vector-Jacobian products)")
-        c = case_cotangent(check.case, variant, _as64(cast), check.dtype)
+        c = case_cotangent(check.case, variant, as64(cast), check.dtype)
         return adapter.grad(*args, wrt=wrt, cotangent=c)  # float64 values the dtype holds; cast by the adapter
 
     def base_record(self, check):
@@ -249,8 +144,9 @@ class Runner:
                 return _judge_refusal(entry, finish, f"{check.framework} refused the undefined input: {detail}")
             record["failure"] = ["raises"]
             message = f"{check.framework} raised {detail}"
-            if entry and entry.action == "xfail":
-                return _judge_known(entry, {"raises"}, finish, message)
+            raised = entry.for_mode(_single_mode(capability)) if entry else None  # a raise is no one mode's
+            if raised:
+                return _judge_known(raised, {"raises"}, finish, message)
             return finish("error", "raised", message)
         results = result.all_modes()
         missing = _missing_modes(capability, results)
@@ -283,7 +179,8 @@ class Runner:
         if kinds:
             record["failure"] = sorted(kinds)
         if entry:
-            return _judge_modes(entry, results, verdicts, kinds_of, finish, message, check, variant, expected)
+            modes = [each.mode or _single_mode(capability) for each in results]
+            return _judge_modes(entry, modes, results, verdicts, kinds_of, finish, message, check, variant, expected)
         return finish("passed" if passed else "failed", None, "" if passed else message)
 
     def _note(self, record, coverage):
@@ -302,23 +199,28 @@ class Runner:
         return divergences.Coverage(found) if found else None
 
     def _model_shows(self, model, check, variant, cast, expectation):
-        key = (id(check.case), model, variant, check.dtype, check.quantity, bool(check.pinned))
+        # the tolerance may differ by framework, and each pinned number is its own expectation
+        key = (id(check.case), model, variant, check.dtype, check.quantity, check.framework, id(check.pinned))
         if key not in self._models:
             self._models[key] = (check.case, model_shows(model, check, variant, cast, expectation))
         return self._models[key][1]
 
 
-def _judge_modes(coverage, results, verdicts, kinds_of, finish, message, check, variant, expected):
+def _single_mode(capability):
+    """The mode of an adapter that runs one way and may leave its results unnamed."""
+    return capability.modes[0] if len(capability.modes) == 1 else ""
+
+
+def _judge_modes(coverage, modes, results, verdicts, kinds_of, finish, message, check, variant, expected):
     """A known divergence where every way the framework ran either passes or differs as an entry
     about that mode says; an entry naming modes (eager) says nothing of the others (jit)."""
-    covered = [i for i, each in enumerate(results) if coverage.for_mode(each.mode)]
+    covered = [i for i, mode in enumerate(modes) if coverage.for_mode(mode)]
     for i, each in enumerate(results):
         if i not in covered and not verdicts[i].passed:
             return finish("failed", None, describe(check, variant, verdicts[i], expected, each))
     if not covered:
         return finish("passed", None, "")
-    entries = divergences.Coverage(tuple(e for e in coverage.entries
-                                         if any(e.covers_mode(results[i].mode) for i in covered)))
+    entries = divergences.Coverage(tuple(e for e in coverage.entries if any(e.covers_mode(modes[i]) for i in covered)))
     if all(verdicts[i].passed for i in covered):
         return finish("xpassed", "manifest", f"{entries.id} no longer diverges (strict xfail): {message}")
     return _judge_known(entries, set().union(*(kinds_of[i] for i in covered)), finish, message)

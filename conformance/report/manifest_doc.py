@@ -60,6 +60,8 @@ def render(entries: list[Entry], records: list[dict] | None = None) -> str:
             lines.append(f"- observed: {_escape(entry.observed)}")
         if entry.describe_when():
             lines.append(f"- when: {_escape(entry.describe_when())}")
+        if entry.match.get("mode"):
+            lines.append(f"- modes: {_cell(entry.match['mode'])} (the others must pass)")
         if entry.match.get("case"):
             lines.append(f"- cases: {_cell(entry.match['case'])}")
         if entry.link:

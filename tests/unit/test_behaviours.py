@@ -161,7 +161,9 @@ def test_input_predicates_read_the_case_as_the_dtype_holds_it(outside_cases, nam
     ("{options: {reduce: mean}}", "key 'when.options': unknown option reduce"),
     ("{model: float16}", "key 'when.model': 'float16'"),
     ("{model: float32}", "a skip is decided before anything runs"),
-    ("{inptus: [empty_batch]}", "key 'when': a mapping over options, inputs, model"),
+    ("{inptus: [empty_batch]}", "key 'when.inptus': unknown"),
+    ("{model: null}", "key 'when.model': None"),
+    ("{options: {label_smoothing: sett}}", "label_smoothing: 'sett' is not a value of it"),
 ])
 def test_a_malformed_condition_is_refused_naming_the_key(tmp_path, when, message):
     path = tmp_path / "divergences.yaml"
@@ -222,3 +224,59 @@ def test_an_entry_about_one_mode_excuses_that_mode_only(tmp_path, monkeypatch, j
     assert record["outcome"] == outcome, record["message"]
     if outcome != "failed":
         assert "one-hot-sparse-masked-logits-give-nan" in [record["manifest"], *record.get("manifest_also", [])]
+
+
+def test_an_entry_about_a_mode_does_not_excuse_a_framework_that_runs_one_other_way(tmp_path, monkeypatch):
+    path = tmp_path / "divergences.yaml"
+    path.write_text("schema: 1\nentries:\n  - {id: jit-only, match: {framework: torch, mode: jit}, "
+                    "action: xfail, expect: inaccurate, reason: r}\n")
+    monkeypatch.setattr(StandIn, "loss", lambda self, *args: Result(np.array([1.0, 1.0, 1.0]), "float32", "cpu"))
+    monkeypatch.setattr(adapters, "load", lambda name: StandIn(name, STAND_INS[name]))
+    case = load_case_file_from(tmp_path, CASES, "my-moderate-logits")
+    record = Runner(manifest.load(path)).run(Check(case, "torch", "float32", "cpu", "loss"))
+    assert record["outcome"] == "failed", record["message"]
+
+
+def load_case_file_from(tmp_path, text, name):
+    path = tmp_path / "cases.yaml"
+    path.write_text(textwrap.dedent(text))
+    return {case.name: case for case in load_case_file(path)}[name]
+
+
+def test_a_skip_cannot_be_about_one_mode(tmp_path):
+    path = tmp_path / "divergences.yaml"
+    path.write_text("schema: 1\nentries:\n  - {id: a, match: {framework: jax, mode: jit}, action: skip, reason: r}\n")
+    with pytest.raises(manifest.ManifestError, match="key 'match.mode'"):
+        manifest.load(path)
+
+
+def test_a_label_logit_far_below_its_row_counts_only_for_a_target_that_counts():
+    z = np.array([[-100.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    ignored = conditions.Inputs("sparse_softmax_cross_entropy", {"ignore_index": -1}, z, np.array([-1, 0]))
+    counted = conditions.Inputs("sparse_softmax_cross_entropy", {"ignore_index": -1}, z, np.array([0, 0]))
+    assert not conditions.inputs_hold((("label_logit_below_row_max_by", 64.0),), ignored)
+    assert conditions.inputs_hold((("label_logit_below_row_max_by", 64.0),), counted)
+
+
+@pytest.mark.parametrize("options, wanted, holds", [
+    ({"label_smoothing": None}, {"label_smoothing": 0.0}, True),  # written as null: the default
+    ({"label_smoothing": None}, {"label_smoothing": "unset"}, True),
+    ({"label_smoothing": 0.1}, {"label_smoothing": "set"}, True),
+    ({"reduction": "mean"}, {"reduction": ["mean", "sum"]}, True),
+    ({}, {"ignore_index": "set"}, False),
+])
+def test_option_conditions(options, wanted, holds):
+    assert conditions.options_hold(wanted, "sparse_softmax_cross_entropy", options) == holds
+
+
+@pytest.mark.parametrize("options, labels, inexact", [
+    ({"reduction": "mean"}, [0, 1, 2, 1], False),  # 1/4
+    ({"reduction": "mean"}, [0, 1, 2], True),  # 1/3
+    ({"reduction": "mean", "weight": [1.0, 2.0, 4.0]}, [0, 1, 2, 1], True),  # w / 9
+    ({"reduction": "mean", "ignore_index": -1}, [0, -1, 2, 1], True),  # 1/3 of the targets that count
+    ({"reduction": "sum"}, [0, 1, 2], False),
+])
+def test_reduction_factors_follow_the_references_denominator(options, labels, inexact):
+    z = np.zeros((len(labels), 3))
+    x = conditions.Inputs("sparse_softmax_cross_entropy", options, z, np.array(labels))
+    assert conditions.inputs_hold((("reduction_factor_inexact_in_float32", None),), x) == inexact

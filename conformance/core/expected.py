@@ -1,0 +1,120 @@
+"""What a check expects: the inputs as the dtype holds them, the reference's value and
+conditioning scale for each quantity (loss, gradient, vector-Jacobian and forward-mode
+products with their seeded cotangents and directions) or a pinned number with its printed
+precision, and what a behaviour model of the manifest computes in their place."""
+import numpy as np
+
+from conformance.cases.pinned import pinned_shape
+from conformance.core import behaviour_models, checks, conditions
+from conformance.core import tolerance as tol
+from conformance.core.compare import compare
+from reference import registry
+from reference.dtypes import numpy_dtype, round_to
+from reference.numerics.conditioning import summation
+
+
+def cast_inputs(case, dtype):
+    """The inputs as the dtype under test holds them (integer labels untouched)."""
+    cast = {}
+    for name, array in case.inputs.items():
+        cast[name] = array if array.dtype.kind in "iu" else array.astype(numpy_dtype(dtype))
+    return cast
+
+
+def as64(cast: dict) -> dict:
+    """The cast inputs as float64 arrays (integer labels untouched)."""
+    return {k: v.astype(np.float64) if v.dtype.kind not in "iu" else v for k, v in cast.items()}
+
+
+def reference_values(case, variant, cast, dtype, quantity):
+    """(expected, scale) in float64: the variant's value and its conditioning scale."""
+    wide = as64(cast)
+    if quantity == "loss":
+        return (registry.evaluate_loss(case.op, variant, wide, case.options, dtype),
+                registry.evaluate_scale(case.op, variant, wide, case.options, dtype))
+    if quantity == "jvp":
+        return forward_reference(case, variant, wide, dtype)
+    wrt = "labels" if checks.GRADIENT_OF[quantity] == "grad_labels" else "prediction"
+    options = case.options
+    if quantity.startswith("vjp_"):  # d sum(c * L): the cotangent weighs each loss, as a sample weight does
+        c = case_cotangent(case, variant, wide, dtype)
+        options = {**options, "sample_weight": c * np.asarray(options.get("sample_weight", 1.0), np.float64)}
+    return registry.evaluate_grad(case.op, variant, wide, options, dtype, wrt)
+
+
+def forward_reference(case, variant, wide, dtype):
+    """The directional derivative of the (reduced) loss along the seeded direction v:
+    sum_j dL_i/dz_ij v_ij per loss (reduction none), or sum dL/dz v; and its scale."""
+    grad, scale = registry.evaluate_grad(case.op, variant, wide, case.options, dtype, "prediction")
+    v = checks.direction(case, dtype)
+    terms = grad * v
+    with np.errstate(invalid="ignore"):
+        sizes = np.abs(scale * v)
+    sizes = np.where(~np.isfinite(sizes) & (terms == 0), 0.0, sizes)  # a masked (-inf) logit adds exactly 0
+    if case.options.get("reduction", "none") != "none":
+        return np.asarray(np.sum(terms)), np.asarray(np.sum(sizes) + summation(terms))
+    if registry.OPS[case.op].class_axis and grad.ndim:
+        axis = case.options.get("axis", -1)
+        return np.sum(terms, axis=axis), np.sum(sizes, axis=axis) + summation(terms, axis)
+    return terms, sizes
+
+
+def case_cotangent(case, variant, wide, dtype):
+    """The seeded cotangent of this case's unreduced losses, in the dtype under test."""
+    shape = registry.evaluate_loss(case.op, variant, wide, {**case.options, "reduction": "none"}, dtype).shape
+    return checks.cotangent(case, dtype, shape)
+
+
+def conditions_inputs(case, cast: dict) -> conditions.Inputs:
+    """The check's inputs as the manifest's input predicates read them."""
+    wide = as64(cast)
+    return conditions.Inputs(case.op, case.options, wide[registry.OPS[case.op].prediction], wide["labels"])
+
+
+def model_values(model: str, case, variant: str, cast: dict, dtype: str, quantity: str) -> np.ndarray | None:
+    """What a behaviour model computes for this check's quantity, or None where it says nothing."""
+    if model == behaviour_models.FRAMEWORK_VARIANT:
+        return reference_values(case, variant, cast, dtype, quantity)[0]
+    if model == behaviour_models.FLOAT32:
+        in32 = {k: v if v.dtype.kind in "iu" else v.astype(np.float32) for k, v in cast.items()}
+        return round_to(reference_values(case, variant, in32, dtype, quantity)[0], "float32")
+    spec = behaviour_models.formula(case.op, model)
+    gradient = checks.GRADIENT_OF.get(quantity)
+    if spec is None or (gradient and getattr(spec, "grad" if gradient == "grad_logits" else "grad_labels") is None):
+        return None
+    try:
+        with np.errstate(all="ignore"):
+            return reference_values(case, spec, cast, dtype, quantity)[0]
+    except behaviour_models.NotModelled:
+        return None
+
+
+def model_shows(model: str, check, variant: str, cast: dict, expectation: tuple) -> bool:
+    """Whether the model's result lies outside the check's tolerance: the behaviour it models
+    shows on these inputs."""
+    values = model_values(model, check.case, variant, cast, check.dtype, check.quantity)
+    if values is None:
+        return False
+    expected, scale, tolerance = expectation
+    return not compare(expected, values, scale, check.dtype, tolerance, check.dtype).passed
+
+
+def expected_for(check, variant, cast, values=reference_values):
+    """(expected, scale, tolerance) for this check, all in float64."""
+    case = check.case
+    if check.pinned:
+        pinned = check.pinned
+        shape = pinned_shape(registry.OPS[case.op], cast, case.options, pinned.quantity)
+        values = np.broadcast_to(pinned.values, shape)  # a number stands for every element
+        if pinned.rel is not None or pinned.abs is not None:  # the source's own rtol and atol
+            stated = np.broadcast_to(pinned.within(), shape)
+            return values, np.zeros(shape), tol.Tolerance(tol.pinned_ulps(), 0.0, stated, f"source{pinned.printed}")
+        if pinned.printed:  # as printed: what rounds or truncates to the source's digits or decimals
+            # the printed interval, widened by the pinned ULPs an exact number allows: a framework
+            # that rounds honestly next to a value the source rounded is not held to the last digit
+            centre, half_width = tol.printed_interval(values, pinned.digits, pinned.decimals)
+            return centre, np.zeros(shape), tol.Tolerance(tol.pinned_ulps(), 0.0, half_width,
+                                                          f"printed{pinned.printed}")
+        return values, np.zeros(shape), tol.Tolerance(tol.pinned_ulps(), 0.0, 0.0)
+    expected, scale = values(case, variant, cast, check.dtype, check.quantity)
+    return expected, scale, tol.for_check(check.dtype, check.framework, case.op, check.quantity)
