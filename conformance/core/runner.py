@@ -26,7 +26,7 @@ class Runner:
         self.required = set(required)
         self.matched_entries = set()  # every manifest entry that covered something in this process
         self._references = {}  # (id(case), variant, dtype, quantity) -> (case, (expected, scale))
-        self._models = {}  # (id(case), model, variant, dtype, quantity, pinned) -> (case, shows)
+        self._models = {}  # (id(case), model, variant, dtype, quantity, framework, id(pinned)) -> (case, shows)
 
     def reference_values(self, case, variant, cast, dtype, quantity):
         """reference_values, once per case, variant, dtype and quantity: the frameworks that
