@@ -31,6 +31,7 @@ OPTION_SCHEMAS = {  # the value each option takes; which op takes which is in OP
     "ignore_index": {"type": "integer"},
     "half": {"type": "boolean"},
     "z_loss": {"type": "number", "minimum": 0},
+    "softcap": {"type": "number", "exclusiveMinimum": 0, "description": "logits become c tanh(z / c); -inf stays a mask"},
 }
 
 

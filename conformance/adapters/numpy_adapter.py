@@ -28,9 +28,15 @@ def binary_crossentropy(p, y, options):
     return -(_zero_weight(y, np.log(p)) + _zero_weight(1 - y, np.log1p(-p)))
 
 
+def _soft_cap(z, options):
+    """Gemma 2's logit soft-capping as a user writes it: c * tanh(z / c)."""
+    cap = options.get("softcap")
+    return z if cap is None else z.dtype.type(cap) * np.tanh(z / z.dtype.type(cap))
+
+
 def softmax_cross_entropy(z, y, options):
     axis = options.get("axis", -1)
-    return -np.sum(_zero_weight(y, _log_softmax(z, axis)), axis=axis)
+    return -np.sum(_zero_weight(y, _log_softmax(_soft_cap(z, options), axis)), axis=axis)
 
 
 def categorical_crossentropy(p, y, options):
@@ -40,7 +46,7 @@ def categorical_crossentropy(p, y, options):
 
 def sparse_softmax_cross_entropy(z, labels, options):
     axis = options.get("axis", -1)
-    return -_take(_log_softmax(z, axis), labels, axis)
+    return -_take(_log_softmax(_soft_cap(z, options), axis), labels, axis)
 
 
 def sparse_categorical_crossentropy(p, labels, options):
@@ -64,6 +70,8 @@ class NumpyAdapter(Adapter):
     }
     capabilities["mean_squared_error"] = Capability(mean_squared_error, dtypes=NUMPY_DTYPES, options={"half"},
                                                     differentiable=False)
+    for op in (softmax_cross_entropy, sparse_softmax_cross_entropy):
+        capabilities[op.__name__] = Capability(op, dtypes=NUMPY_DTYPES, options={"softcap"}, differentiable=False)
 
     def version(self):
         return np.__version__

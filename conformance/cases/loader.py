@@ -136,6 +136,8 @@ def _check_options(op, options, prediction, fail):
                  "options.pos_weight")
     if "z_loss" in options and not (type_ok("number", options["z_loss"]) and options["z_loss"] >= 0):
         fail(f"z_loss must be a non-negative number, got {options['z_loss']!r}", "options.z_loss")
+    if options.get("softcap") is not None and not (type_ok("number", options["softcap"]) and options["softcap"] > 0):
+        fail(f"softcap must be a positive number, got {options['softcap']!r}", "options.softcap")
     if "ignore_index" in options and not type_ok("int", options["ignore_index"]):
         fail(f"ignore_index must be an integer, got {options['ignore_index']!r}", "options.ignore_index")
     if "sample_weight" in options:

@@ -2,7 +2,8 @@
 - its formula with each intermediate rounded to the dtype under test (correctly rounded
   operations; the frameworks' own exp and log are within an ulp of that);
 - the whole computation in float32 under a float64 dtype (FLOAT32);
-- a convention, in exact arithmetic (CONVENTIONS: logsumexp(z) - sum(y z));
+- a convention, in exact arithmetic (CONVENTIONS: logsumexp(z) - sum(y z), a soft cap that
+  unmasks -inf logits);
 - against a pinned number, the reference variant the framework declares (FRAMEWORK_VARIANT).
 
 A manifest entry names one as `when: {model: name}`; the entry then covers a check only where
@@ -69,36 +70,36 @@ def _logaddexp_minus_zy_grad(z, y, dtype, pos_weight=None):
     return r(slope - y), _exact("sigmoid_cross_entropy").grad(z, y, dtype, pos_weight)[1]
 
 
-def _dense(y, z_loss):
-    if np.asarray(y).dtype.kind in "iu" or z_loss:
-        raise NotModelled("integer labels or z_loss")
+def _dense(y, z_loss, softcap):
+    if np.asarray(y).dtype.kind in "iu" or z_loss or softcap is not None:
+        raise NotModelled("integer labels, z_loss or softcap")
 
 
-def _lse_minus_labels_dot_logits(z, y, dtype, axis, z_loss=0.0):
+def _lse_minus_labels_dot_logits(z, y, dtype, axis, z_loss=0.0, softcap=None):
     """logsumexp(z) - sum(y z), both of the logits shifted by their row's largest:
     -sum(y log_softmax(z)) only where each label row sums to 1 (MLX; measured 1.3132616 for
     the article's labels [1, 2] at logits [1, 2]). A label weight of 0 adds nothing, even at a
     -inf logit."""
-    _dense(y, z_loss)
+    _dense(y, z_loss, softcap)
     top = np.max(np.where(np.isfinite(z), z, -np.inf), axis=axis, keepdims=True)
     shifted = z - np.where(np.isfinite(top), top, 0.0)
     return logsumexp(shifted, axis) - np.sum(np.where(y == 0, 0.0, y * shifted), axis=axis)
 
 
-def _softmax_minus_labels(z, y, dtype, axis, z_loss=0.0):
+def _softmax_minus_labels(z, y, dtype, axis, z_loss=0.0, softcap=None):
     """softmax(z) - y: the gradient only where each label row sums to 1 (TensorFlow's fused
     kernel, Paddle's soft-label backward, MLX)."""
-    _dense(y, z_loss)
+    _dense(y, z_loss, softcap)
     p = np.exp(z - np.expand_dims(logsumexp(z, axis), axis))
-    return p - y, _exact("softmax_cross_entropy").grad(z, y, dtype, axis, z_loss)[1]
+    return p - y, _exact("softmax_cross_entropy").grad(z, y, dtype, axis, z_loss, softcap)[1]
 
 
-def _minus_logits(z, y, dtype, axis, z_loss=0.0):
+def _minus_logits(z, y, dtype, axis, z_loss=0.0, softcap=None):
     """Its derivative in the labels: -(z - max z), without the logsumexp a normalised row cancels."""
-    _dense(y, z_loss)
+    _dense(y, z_loss, softcap)
     top = np.max(np.where(np.isfinite(z), z, -np.inf), axis=axis, keepdims=True)
     return -(z - np.where(np.isfinite(top), top, 0.0)), _exact("softmax_cross_entropy").grad_labels(
-        z, y, dtype, axis, z_loss)[1]
+        z, y, dtype, axis, z_loss, softcap)[1]
 
 
 def _log_sigmoid_terms_without_log1p(z, y, dtype, pos_weight=None):
@@ -141,12 +142,24 @@ def _sigmoid_clip_then_log_of_one_minus_p(z, y, dtype, pos_weight=None):
     return _clip_then_log_of_one_minus_p(round_to(sigmoid(z), dtype), y, dtype)
 
 
-def _lse_rounded_before_subtracting(z, y, dtype, axis, z_loss=0.0):
+def _lse_rounded_before_subtracting(z, y, dtype, axis, z_loss=0.0, softcap=None):
     """logsumexp(z), rounded, minus z[label] (optax's integer-label cross-entropy)."""
-    if np.asarray(y).dtype.kind not in "iu" or z_loss:
-        raise NotModelled("dense labels or z_loss")
+    if np.asarray(y).dtype.kind not in "iu" or z_loss or softcap is not None:
+        raise NotModelled("dense labels, z_loss or softcap")
     r = lambda v: round_to(v, dtype)  # noqa: E731
     return r(r(logsumexp(z, axis)) - take_class(z, y, axis))
+
+
+def _cap_unmasking(op: str) -> Variant:
+    """c tanh(z / c) taken literally, so a -inf logit (a padded class) becomes -c and gets a
+    probability, where the reference keeps the mask; in exact arithmetic."""
+    exact = _exact(op)
+
+    def loss(z, y, dtype, axis, z_loss=0.0, softcap=None):
+        if softcap is None:
+            raise NotModelled("no softcap")
+        return exact.loss(softcap * np.tanh(z / softcap), y, dtype, axis, z_loss, None)
+    return Variant(loss=loss, scale=exact.scale)
 
 
 def _loss_model(op: str, loss: Callable, grad: Callable | None = None) -> Variant:
@@ -172,6 +185,8 @@ FORMULAS: dict[tuple[str, str], Variant] = {
     ("softmax_cross_entropy", "lse_minus_labels_dot_logits"):
         Variant(loss=_lse_minus_labels_dot_logits, scale=_exact("softmax_cross_entropy").scale,
                 grad=_softmax_minus_labels, grad_labels=_minus_logits),
+    ("softmax_cross_entropy", "soft_cap_unmasking"): _cap_unmasking("softmax_cross_entropy"),
+    ("sparse_softmax_cross_entropy", "soft_cap_unmasking"): _cap_unmasking("sparse_softmax_cross_entropy"),
     ("sparse_softmax_cross_entropy", "lse_rounded_before_subtracting"):
         _loss_model("sparse_softmax_cross_entropy", _lse_rounded_before_subtracting),
 }
@@ -182,7 +197,7 @@ FLOAT32 = "float32"
 FRAMEWORK_VARIANT = "framework_variant"
 NAMES = (FLOAT32, FRAMEWORK_VARIANT, *sorted({name for _, name in FORMULAS}))
 # Models of a convention rather than of rounding: judged against pinned numbers too.
-CONVENTIONS = ("lse_minus_labels_dot_logits",)
+CONVENTIONS = ("lse_minus_labels_dot_logits", "soft_cap_unmasking")
 
 
 def judged_on(model: str, pinned: bool) -> bool:

@@ -198,39 +198,99 @@ def sparse_softmax_cross_entropy_grad_scale(logits, labels, axis: int = -1) -> n
     return p * softmax_terms(z, axis) + onehot(labels, p, axis)
 
 
+# Soft-capping -------------------------------------------------------------------------------
+
+
+def soft_cap(logits, softcap: float | None) -> np.ndarray:
+    """c tanh(z / c) (Gemma 2's logit soft-capping); a -inf logit, a masked or padded class,
+    stays -inf: the cap bounds the logits, it does not unmask a class (c tanh(-inf / c) = -c
+    would give every padded lane a probability)."""
+    z = np.asarray(logits, np.float64)
+    if softcap is None:
+        return z
+    with np.errstate(invalid="ignore"):
+        return np.where(z == -np.inf, -np.inf, softcap * np.tanh(z / softcap))
+
+
+def _through_cap(logits, capped, grad, scale, softcap, axis):
+    """The chain rule through the cap: d/dz = d/dc sech^2(z / c), 0 at a mask. Its scale adds
+    the rounding of the capped logits (at their own magnitude: the cap is not shift-invariant)
+    through the softmax, and the slope 1 - tanh^2 formed from a rounded tanh (2 tanh^2)."""
+    if softcap is None:
+        return grad, scale
+    z = np.asarray(logits, np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        slope = np.where(z == -np.inf, 0.0, 1.0 / np.cosh(z / softcap) ** 2)
+        tanh2 = np.where(z == -np.inf, 1.0, np.tanh(z / softcap) ** 2)
+    return grad * slope, (scale + _capped_spread(capped, axis)) * slope + np.abs(grad) * 2.0 * tanh2
+
+
+def _capped_spread(capped, axis):
+    """p_j (|c_j| + sum_k p_k |c_k|): how far rounding each capped logit at its magnitude moves
+    p_j (and -log p_j, divided by p_j)."""
+    p = np.exp(log_softmax(capped, axis))
+    size = np.where(np.isfinite(capped), np.abs(capped), 0.0)
+    return p * (size + np.sum(p * size, axis=axis, keepdims=True))
+
+
+def _capped_loss_rounding(grad_of_capped, capped):
+    """sum_j |dL/dc_j| |c_j|: the loss moved by rounding each capped logit at its magnitude."""
+    size = np.where(np.isfinite(capped), np.abs(capped), 0.0)
+    return np.abs(grad_of_capped) * size
+
+
+def _softmax_variant(loss, loss_scale, grad, grad_scale, label_grad=None) -> Variant:
+    """The exact variant of a softmax op, soft-capped when `softcap` is given: each function
+    of the plain op is evaluated on c tanh(z / c), and its gradient taken through the cap."""
+    def capped_loss(z, y, dtype, axis, z_loss, softcap):
+        capped = soft_cap(z, softcap)
+        return with_z_loss(loss(capped, y, axis, dtype), capped, z_loss, axis)
+
+    def capped_grad_of_capped(capped, y, dtype, axis, z_loss):
+        return (with_z_loss_grad(grad(capped, y, axis, dtype), capped, z_loss, axis),
+                grad_scale(capped, y, axis) + z_loss_grad_scale(capped, z_loss, axis))
+
+    def capped_scale(z, y, value, dtype, axis, z_loss, softcap):
+        capped = soft_cap(z, softcap)
+        scale = loss_scale(capped, y, value, axis) + z_loss_scale(capped, z_loss, axis)
+        if softcap is None:
+            return scale
+        rounding = _capped_loss_rounding(capped_grad_of_capped(capped, y, dtype, axis, z_loss)[0], capped)
+        return scale + np.sum(rounding, axis=axis)
+
+    def capped_grad(z, y, dtype, axis, z_loss, softcap):
+        capped = soft_cap(z, softcap)
+        return _through_cap(z, capped, *capped_grad_of_capped(capped, y, dtype, axis, z_loss), softcap, axis)
+
+    def capped_label_grad(z, y, dtype, axis, z_loss, softcap):
+        capped = soft_cap(z, softcap)
+        grad_labels, scale = label_grad(capped, axis)
+        if softcap is None:
+            return grad_labels, scale
+        p = np.exp(log_softmax(capped, axis))
+        return grad_labels, scale + np.divide(_capped_spread(capped, axis), p, out=np.zeros_like(p), where=p > 0)
+
+    return Variant(loss=capped_loss, scale=capped_scale, grad=capped_grad,
+                   grad_labels=capped_label_grad if label_grad else None)
+
+
 # Declarations ------------------------------------------------------------------------------
 
 SOFTMAX_CROSS_ENTROPY = Op(
     name="softmax_cross_entropy", prediction="logits", integer_labels=False, class_axis=True,
-    options={"reduction": "none", "axis": -1, "label_smoothing": 0.0, "weight": None, "z_loss": 0.0},
-    variants={
-        "exact": Variant(
-            loss=lambda z, y, dtype, axis, z_loss: with_z_loss(softmax_cross_entropy(z, y, axis, dtype), z, z_loss,
-                                                               axis),
-            scale=lambda z, y, loss, dtype, axis, z_loss: (softmax_cross_entropy_scale(z, y, loss, axis)
-                                                           + z_loss_scale(z, z_loss, axis)),
-            grad=lambda z, y, dtype, axis, z_loss: (
-                with_z_loss_grad(softmax_cross_entropy_grad(z, y, axis, dtype), z, z_loss, axis),
-                softmax_cross_entropy_grad_scale(z, y, axis) + z_loss_grad_scale(z, z_loss, axis)),
-            grad_labels=lambda z, y, dtype, axis, z_loss: softmax_cross_entropy_label_grad(z, axis)),
-    },
+    options={"reduction": "none", "axis": -1, "label_smoothing": 0.0, "weight": None, "z_loss": 0.0,
+             "softcap": None},
+    variants={"exact": _softmax_variant(softmax_cross_entropy, softmax_cross_entropy_scale, softmax_cross_entropy_grad,
+                                        softmax_cross_entropy_grad_scale, softmax_cross_entropy_label_grad)},
 )
 
 SPARSE_SOFTMAX_CROSS_ENTROPY = Op(
     name="sparse_softmax_cross_entropy", prediction="logits", integer_labels=True, class_axis=True,
     options={"reduction": "none", "axis": -1, "label_smoothing": 0.0, "weight": None, "ignore_index": None,
-             "z_loss": 0.0},
+             "z_loss": 0.0, "softcap": None},
     dense_form="softmax_cross_entropy",
-    variants={
-        "exact": Variant(
-            loss=lambda z, y, dtype, axis, z_loss: with_z_loss(sparse_softmax_cross_entropy(z, y, axis, dtype), z,
-                                                               z_loss, axis),
-            scale=lambda z, y, loss, dtype, axis, z_loss: (sparse_softmax_cross_entropy_scale(z, y, loss, axis)
-                                                           + z_loss_scale(z, z_loss, axis)),
-            grad=lambda z, y, dtype, axis, z_loss: (
-                with_z_loss_grad(sparse_softmax_cross_entropy_grad(z, y, axis, dtype), z, z_loss, axis),
-                sparse_softmax_cross_entropy_grad_scale(z, y, axis) + z_loss_grad_scale(z, z_loss, axis))),
-    },
+    variants={"exact": _softmax_variant(sparse_softmax_cross_entropy, sparse_softmax_cross_entropy_scale,
+                                        sparse_softmax_cross_entropy_grad, sparse_softmax_cross_entropy_grad_scale)},
 )
 
 DECLARATIONS = (SOFTMAX_CROSS_ENTROPY, SPARSE_SOFTMAX_CROSS_ENTROPY)

@@ -49,6 +49,7 @@ def _option_values(op, inputs):
         "pos_weight": (None, 2.5),
         "half": (False, True),
         "z_loss": (0.0, 0.3),
+        "softcap": (None, 1.5),  # below the logits' size, so the cap bends them
         "axis": (-1,),  # axis 0 is test_class_axis_first below
         "sample_weight": (None, np.linspace(0.5, 2.0, int(np.prod(loss_shape))).reshape(loss_shape)),
     }

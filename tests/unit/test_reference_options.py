@@ -248,3 +248,22 @@ def test_class_axis_first():
     np.testing.assert_allclose(got, -np.sum(W * smooth(SOFT, 0.1, 3) * log_softmax(Z), axis=-1), rtol=RTOL)
     got = loss("sparse_softmax_cross_entropy", {"logits": Z.T, "labels": LABELS}, axis=0, label_smoothing=0.1)
     np.testing.assert_allclose(got, -np.sum(smooth(np.eye(3)[LABELS], 0.1, 3) * log_softmax(Z), axis=-1), rtol=RTOL)
+
+
+def test_soft_capping_bends_the_logits_and_keeps_a_mask():
+    import numpy as np
+
+    from reference.registry import evaluate_loss
+    z = np.array([[2.0, -45.0, 60.0, -np.inf], [0.5, 1.0, -np.inf, -np.inf]])
+    labels = np.array([0, 1])
+    capped = 30.0 * np.tanh(z / 30.0)
+    with_cap = evaluate_loss("sparse_softmax_cross_entropy", "exact", {"logits": z, "labels": labels},
+                             {"softcap": 30.0}, "float64")
+    by_hand = evaluate_loss("sparse_softmax_cross_entropy", "exact",
+                            {"logits": np.where(np.isinf(z), -np.inf, capped), "labels": labels}, {}, "float64")
+    assert np.array_equal(with_cap, by_hand)  # the -inf lanes stay masked, not -30
+    unmasked = evaluate_loss("sparse_softmax_cross_entropy", "exact", {"logits": capped, "labels": labels}, {},
+                             "float64")
+    assert unmasked[1] > with_cap[1]  # capping the mask itself would hand the padded lanes probability
+    uncapped = evaluate_loss("sparse_softmax_cross_entropy", "exact", {"logits": z, "labels": labels}, {}, "float64")
+    assert with_cap[0] < uncapped[0]  # the 60 bent to about 29 costs label 0 less

@@ -29,8 +29,8 @@ def test_the_canonical_ops():
 def test_function_options_are_derived_from_the_declaration():
     assert {name: op.function_options for name, op in OPS.items()} == {
         "sigmoid_cross_entropy": ("pos_weight",), "binary_crossentropy": (),
-        "softmax_cross_entropy": ("axis", "z_loss"), "categorical_crossentropy": ("axis",),
-        "sparse_softmax_cross_entropy": ("axis", "z_loss"), "sparse_categorical_crossentropy": ("axis",),
+        "softmax_cross_entropy": ("axis", "z_loss", "softcap"), "categorical_crossentropy": ("axis",),
+        "sparse_softmax_cross_entropy": ("axis", "z_loss", "softcap"), "sparse_categorical_crossentropy": ("axis",),
         "mean_squared_error": ("half",),
     }
 
