@@ -12,6 +12,7 @@ import json
 
 from conformance.cases import schema
 from conformance.core.failure_kinds import KINDS
+from conformance.core.goldens import VERDICTS
 from conformance.results.records import OUTCOMES, SCHEMA
 from reference.dtypes import FLOAT_DTYPES
 from reference.registry import OPS, REDUCTIONS, SHARED_OPTIONS
@@ -68,7 +69,7 @@ def case_file_schema() -> dict:
                       "description": schema.PINNED_KEYS["value"][2]},
             "digits": {"type": "integer", "minimum": 1, "maximum": schema.MAX_PRINTED_DIGITS,
                        "description": schema.PINNED_KEYS["digits"][2]},
-            "decimals": {"type": "integer", "minimum": 0, "maximum": 30,
+            "decimals": {"type": "integer", "minimum": 0, "maximum": schema.MAX_PRINTED_DECIMALS,
                          "description": schema.PINNED_KEYS["decimals"][2]},
             "rel": {"type": "number", "minimum": 0, "description": schema.PINNED_KEYS["rel"][2]},
             "abs": {"type": "number", "minimum": 0, "description": schema.PINNED_KEYS["abs"][2]}})},
@@ -113,7 +114,7 @@ def results_schema() -> dict:
                     "description": "how a check that differs differs (what a manifest entry expects)"},
         "manifest": {"type": "string", "description": "the known-divergence entry that covers the check"},
         "golden": {"type": "object", "description": "a pinned check's number judged against the reference",
-                   "properties": {"verdict": {"enum": ["exact", "rounded", "truncated", "inexact"]},
+                   "properties": {"verdict": {"enum": list(VERDICTS)},
                                   "variant": {"type": "string"}, "precision": {"type": "string"},
                                   "printed": summary, "reference": summary}},
         "manifest_also": {"type": "array", "items": {"type": "string"},

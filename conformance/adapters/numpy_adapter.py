@@ -64,14 +64,13 @@ class NumpyAdapter(Adapter):
     framework = "numpy"
     packages = ("numpy",)
     capabilities = {
-        op.__name__: Capability(op, dtypes=NUMPY_DTYPES, differentiable=False)
+        op.__name__: Capability(op, dtypes=NUMPY_DTYPES, differentiable=False,
+                                options={"softcap"} if op in (softmax_cross_entropy, sparse_softmax_cross_entropy) else ())
         for op in (sigmoid_cross_entropy, binary_crossentropy, softmax_cross_entropy, categorical_crossentropy,
                    sparse_softmax_cross_entropy, sparse_categorical_crossentropy)
     }
     capabilities["mean_squared_error"] = Capability(mean_squared_error, dtypes=NUMPY_DTYPES, options={"half"},
                                                     differentiable=False)
-    for op in (softmax_cross_entropy, sparse_softmax_cross_entropy):
-        capabilities[op.__name__] = Capability(op, dtypes=NUMPY_DTYPES, options={"softcap"}, differentiable=False)
 
     def version(self):
         return np.__version__

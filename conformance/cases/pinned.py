@@ -37,8 +37,11 @@ class Pinned:
             return f" within rel {self.rel or 0:g} and abs {self.abs or 0:g}"
         return f" to {self.decimals} decimals" if self.decimals is not None else ""
 
-    def within(self) -> np.ndarray:
-        """The half-width the source's own tolerance allows around each value (rel, abs)."""
+    def within(self) -> np.ndarray | None:
+        """The half-width the source's own tolerance allows around each value (rel, abs), or
+        None when the source gave none."""
+        if self.rel is None and self.abs is None:
+            return None
         return (self.abs or 0.0) + (self.rel or 0.0) * np.abs(self.values)
 
 
@@ -101,7 +104,7 @@ def _source_tolerance(entry, printed, fail, key):
     if not given:
         return None, None
     for name, value in given.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        if not 0 <= value < math.inf:  # a number already (check_keys)
             fail(f"expected a non-negative number, got {value!r}", f"{key}.{name}")
     if not any(given.values()):
         fail("a tolerance of 0 is an exact number: leave rel and abs out", f"{key}.{next(iter(given))}")
@@ -124,7 +127,7 @@ def pinned_shape(op, arrays, options, quantity) -> tuple:
 
 
 def _check_decimals(value, decimals, fail, key):
-    if not 0 <= decimals <= 30:
-        fail(f"expected 0 to 30 decimal places, got {decimals}", key + ".decimals")
+    if not 0 <= decimals <= schema.MAX_PRINTED_DECIMALS:
+        fail(f"expected 0 to {schema.MAX_PRINTED_DECIMALS} decimal places, got {decimals}", key + ".decimals")
     if not math.isfinite(value) or float(f"{value:.{decimals}f}") != value:
         fail(f"{value!r} has more than {decimals} decimal places", key + ".decimals")

@@ -46,6 +46,7 @@ PINNED_KEYS = {
 }
 PINNED_QUANTITIES = ("loss", "grad_logits", "grad_labels")
 MAX_PRINTED_DIGITS = 17  # a float64 needs at most 17 significant digits
+MAX_PRINTED_DECIMALS = 30
 
 GENERATOR_KEYS = {
     "generate": ("str", True, "normal, uniform, integers, simplex, bernoulli"),

@@ -18,7 +18,7 @@ import numpy as np
 from reference.dtypes import round_to
 from reference.declaration import Variant
 from reference.numerics.sigmoid import log_sigmoid, sigmoid
-from reference.numerics.softmax import logsumexp, take_class
+from reference.numerics.softmax import log_softmax, logsumexp, take_class
 from reference.registry import OPS
 
 
@@ -30,33 +30,58 @@ def _exact(op: str) -> Variant:
     return OPS[op].variants["exact"]
 
 
+def _rounder(dtype: str) -> Callable[[np.ndarray], np.ndarray]:
+    """One rounding to the dtype, applied after each operation of a modelled formula."""
+    return lambda values: round_to(values, dtype)
+
+
+def _no_scale(*args, **options) -> float:
+    """A model's loss is compared with the reference's scale; it has none of its own."""
+    return 0.0
+
+
+def _unscaled(grad):
+    """A modelled gradient, with the zero scale that reductions and directions carry along."""
+    return grad, np.zeros_like(grad)
+
+
 def _plain(pos_weight):
     if pos_weight is not None:
         raise NotModelled("pos_weight")
 
 
+def _label_weight(pos_weight, y, r):
+    """l = 1 + (q - 1) y, the weight a positive weight q puts on an example's log terms."""
+    return r(1.0 + r(r(np.asarray(pos_weight, np.float64) - 1.0) * y))
+
+
+def _log_one_plus_exp(x, r):
+    """log(1 + exp(x)) with log rather than log1p, rounded per operation."""
+    with np.errstate(over="ignore"):
+        return r(np.log(r(1.0 + r(np.exp(x)))))
+
+
 def _log_of_one_plus_exp(z, y, dtype, pos_weight=None):
     """max(z, 0) - z y + log(1 + exp(-|z|)), with log rather than log1p (Paddle, tinygrad)."""
     _plain(pos_weight)
-    r = lambda v: round_to(v, dtype)  # noqa: E731 - one rounding per operation
-    return r(r(r(np.maximum(z, 0)) - r(z * y)) + r(np.log(r(1.0 + r(np.exp(-np.abs(z)))))))
+    r = _rounder(dtype)
+    return r(r(r(np.maximum(z, 0)) - r(z * y)) + _log_one_plus_exp(-np.abs(z), r))
 
 
 def _one_minus_y_z_minus_log_sigmoid(z, y, dtype, pos_weight=None):
     """(1 - y) z - log_sigmoid(z), or with a positive weight q and l = 1 + (q - 1) y,
     (1 - y) z + l (log1p(exp(-|z|)) + max(-z, 0)) (PyTorch's binary_cross_entropy_with_logits)."""
-    r = lambda v: round_to(v, dtype)  # noqa: E731
+    r = _rounder(dtype)
     first = r(r(1.0 - y) * z)
     if pos_weight is None:
         return r(first - r(log_sigmoid(z)))
-    weight = r(1.0 + r(r(np.asarray(pos_weight, np.float64) - 1.0) * y))
-    return r(first + r(weight * r(-log_sigmoid(z))))
+    return r(first + r(_label_weight(pos_weight, y, r) * r(-log_sigmoid(z))))
 
 
 def _logaddexp_minus_zy(z, y, dtype, pos_weight=None):
     """logaddexp(0, z) - z y (MLX)."""
     _plain(pos_weight)
-    r = lambda v: round_to(v, dtype)  # noqa: E731
+    r = _rounder(dtype)
     return r(r(np.logaddexp(0.0, z)) - r(z * y))
 
 
@@ -65,14 +90,20 @@ def _logaddexp_minus_zy_grad(z, y, dtype, pos_weight=None):
     is 1 minus the one in its larger, so below zero it is 1 - sigmoid(-z), which cancels
     (measured: 6.1392784e-06 for sigmoid(-12) = 6.1441746e-06 in float32); then minus y."""
     _plain(pos_weight)
-    r = lambda v: round_to(v, dtype)  # noqa: E731
+    r = _rounder(dtype)
     slope = np.where(z < 0, r(1.0 - r(sigmoid(-z))), r(sigmoid(z)))
-    return r(slope - y), _exact("sigmoid_cross_entropy").grad(z, y, dtype, pos_weight)[1]
+    return _unscaled(r(slope - y))
 
 
 def _dense(y, z_loss, softcap):
     if np.asarray(y).dtype.kind in "iu" or z_loss or softcap is not None:
         raise NotModelled("integer labels, z_loss or softcap")
+
+
+def _shifted(z, axis):
+    """The logits less their row's largest finite one (MLX's shift)."""
+    top = np.max(np.where(np.isfinite(z), z, -np.inf), axis=axis, keepdims=True)
+    return z - np.where(np.isfinite(top), top, 0.0)
 
 
 def _lse_minus_labels_dot_logits(z, y, dtype, axis, z_loss=0.0, softcap=None):
@@ -81,8 +112,7 @@ def _lse_minus_labels_dot_logits(z, y, dtype, axis, z_loss=0.0, softcap=None):
     the article's labels [1, 2] at logits [1, 2]). A label weight of 0 adds nothing, even at a
     -inf logit."""
     _dense(y, z_loss, softcap)
-    top = np.max(np.where(np.isfinite(z), z, -np.inf), axis=axis, keepdims=True)
-    shifted = z - np.where(np.isfinite(top), top, 0.0)
+    shifted = _shifted(z, axis)
     return logsumexp(shifted, axis) - np.sum(np.where(y == 0, 0.0, y * shifted), axis=axis)
 
 
@@ -90,26 +120,21 @@ def _softmax_minus_labels(z, y, dtype, axis, z_loss=0.0, softcap=None):
     """softmax(z) - y: the gradient only where each label row sums to 1 (TensorFlow's fused
     kernel, Paddle's soft-label backward, MLX)."""
     _dense(y, z_loss, softcap)
-    p = np.exp(z - np.expand_dims(logsumexp(z, axis), axis))
-    return p - y, _exact("softmax_cross_entropy").grad(z, y, dtype, axis, z_loss, softcap)[1]
+    return _unscaled(np.exp(log_softmax(z, axis)) - y)
 
 
 def _minus_logits(z, y, dtype, axis, z_loss=0.0, softcap=None):
     """Its derivative in the labels: -(z - max z), without the logsumexp a normalised row cancels."""
     _dense(y, z_loss, softcap)
-    top = np.max(np.where(np.isfinite(z), z, -np.inf), axis=axis, keepdims=True)
-    return -(z - np.where(np.isfinite(top), top, 0.0)), _exact("softmax_cross_entropy").grad_labels(
-        z, y, dtype, axis, z_loss, softcap)[1]
+    return _unscaled(-_shifted(z, axis))
 
 
 def _log_sigmoid_terms_without_log1p(z, y, dtype, pos_weight=None):
     """-(q y log_sigmoid(z) + (1 - y) log_sigmoid(-z)), log_sigmoid(x) = -log(1 + exp(-x)) with
     log rather than log1p (tinygrad)."""
-    r = lambda v: round_to(v, dtype)  # noqa: E731
+    r = _rounder(dtype)
     q = 1.0 if pos_weight is None else np.asarray(pos_weight, np.float64)
-    log_sigmoid_r = lambda x: -r(np.log(r(1.0 + r(np.exp(-x)))))  # noqa: E731
-    with np.errstate(over="ignore"):
-        return r(-r(r(r(q * y) * log_sigmoid_r(z)) + r(r(1.0 - y) * log_sigmoid_r(-z))))
+    return r(-r(r(r(q * y) * -_log_one_plus_exp(-z, r)) + r(r(1.0 - y) * -_log_one_plus_exp(z, r))))
 
 
 def _weighted_grad_as_written(z, y, dtype, pos_weight=None):
@@ -117,11 +142,11 @@ def _weighted_grad_as_written(z, y, dtype, pos_weight=None):
     below zero (1 - y) + l (sigmoid(z) - 1), two terms near 1 that cancel (TensorFlow, Paddle)."""
     if pos_weight is None:
         raise NotModelled("no pos_weight")
-    r = lambda v: round_to(v, dtype)  # noqa: E731
-    weight = r(1.0 + r(r(np.asarray(pos_weight, np.float64) - 1.0) * y))
+    r = _rounder(dtype)
+    weight = _label_weight(pos_weight, y, r)
     below = r(r(1.0 - y) + r(weight * r(r(sigmoid(z)) - 1.0)))
     above = r(r(1.0 - y) - r(weight * r(sigmoid(-z))))
-    return np.where(z < 0, below, above), _exact("sigmoid_cross_entropy").grad(z, y, dtype, pos_weight)[1]
+    return _unscaled(np.where(z < 0, below, above))
 
 
 def _clip(p, dtype):
@@ -131,7 +156,7 @@ def _clip(p, dtype):
 
 def _clip_then_log_of_one_minus_p(p, y, dtype):
     """Keras 3: clip p to [eps, 1 - eps], then -y log p - (1 - y) log(1 - p), 1 - p rounded."""
-    r = lambda v: round_to(v, dtype)  # noqa: E731
+    r = _rounder(dtype)
     p = _clip(p, dtype)
     return r(r(-r(y * r(np.log(p)))) - r(r(1.0 - y) * r(np.log(r(1.0 - p)))))
 
@@ -146,11 +171,11 @@ def _lse_rounded_before_subtracting(z, y, dtype, axis, z_loss=0.0, softcap=None)
     """logsumexp(z), rounded, minus z[label] (optax's integer-label cross-entropy)."""
     if np.asarray(y).dtype.kind not in "iu" or z_loss or softcap is not None:
         raise NotModelled("dense labels, z_loss or softcap")
-    r = lambda v: round_to(v, dtype)  # noqa: E731
+    r = _rounder(dtype)
     return r(r(logsumexp(z, axis)) - take_class(z, y, axis))
 
 
-def _cap_unmasking(op: str) -> Variant:
+def _cap_unmasking(op: str) -> Callable:
     """c tanh(z / c) taken literally, so a -inf logit (a padded class) becomes -c and gets a
     probability, where the reference keeps the mask; in exact arithmetic."""
     exact = _exact(op)
@@ -159,36 +184,30 @@ def _cap_unmasking(op: str) -> Variant:
         if softcap is None:
             raise NotModelled("no softcap")
         return exact.loss(softcap * np.tanh(z / softcap), y, dtype, axis, z_loss, None)
-    return Variant(loss=loss, scale=exact.scale)
+    return loss
 
 
-def _loss_model(op: str, loss: Callable, grad: Callable | None = None) -> Variant:
-    exact = _exact(op)
-    return Variant(loss=loss, scale=exact.scale, grad=grad)
+def _model(loss: Callable, grad: Callable | None = None, grad_labels: Callable | None = None) -> Variant:
+    """A model as a reference variant, so the option pipeline, reductions, cotangents and
+    directions apply to it as to the reference; its values only (no scale)."""
+    return Variant(loss=loss, scale=_no_scale, grad=grad, grad_labels=grad_labels)
 
 
-# (op, model name) -> the model as a reference variant: loss (and gradient where modelled)
+# (op, model name) -> the model: loss (and gradient where modelled)
 FORMULAS: dict[tuple[str, str], Variant] = {
-    ("sigmoid_cross_entropy", "log_of_one_plus_exp"): _loss_model("sigmoid_cross_entropy", _log_of_one_plus_exp),
-    ("sigmoid_cross_entropy", "one_minus_y_z_minus_log_sigmoid"):
-        _loss_model("sigmoid_cross_entropy", _one_minus_y_z_minus_log_sigmoid),
-    ("sigmoid_cross_entropy", "logaddexp_minus_zy"):
-        _loss_model("sigmoid_cross_entropy", _logaddexp_minus_zy, _logaddexp_minus_zy_grad),
+    ("sigmoid_cross_entropy", "log_of_one_plus_exp"): _model(_log_of_one_plus_exp),
+    ("sigmoid_cross_entropy", "one_minus_y_z_minus_log_sigmoid"): _model(_one_minus_y_z_minus_log_sigmoid),
+    ("sigmoid_cross_entropy", "logaddexp_minus_zy"): _model(_logaddexp_minus_zy, _logaddexp_minus_zy_grad),
     ("sigmoid_cross_entropy", "weighted_gradient_as_written"):
-        Variant(loss=_exact("sigmoid_cross_entropy").loss, scale=_exact("sigmoid_cross_entropy").scale,
-                grad=_weighted_grad_as_written),
-    ("sigmoid_cross_entropy", "log_sigmoid_terms_without_log1p"):
-        _loss_model("sigmoid_cross_entropy", _log_sigmoid_terms_without_log1p),
-    ("sigmoid_cross_entropy", "log_of_one_minus_p"):
-        _loss_model("sigmoid_cross_entropy", _sigmoid_clip_then_log_of_one_minus_p),
-    ("binary_crossentropy", "log_of_one_minus_p"): _loss_model("binary_crossentropy", _clip_then_log_of_one_minus_p),
+        _model(_exact("sigmoid_cross_entropy").loss, _weighted_grad_as_written),
+    ("sigmoid_cross_entropy", "log_sigmoid_terms_without_log1p"): _model(_log_sigmoid_terms_without_log1p),
+    ("sigmoid_cross_entropy", "log_of_one_minus_p"): _model(_sigmoid_clip_then_log_of_one_minus_p),
+    ("binary_crossentropy", "log_of_one_minus_p"): _model(_clip_then_log_of_one_minus_p),
     ("softmax_cross_entropy", "lse_minus_labels_dot_logits"):
-        Variant(loss=_lse_minus_labels_dot_logits, scale=_exact("softmax_cross_entropy").scale,
-                grad=_softmax_minus_labels, grad_labels=_minus_logits),
-    ("softmax_cross_entropy", "soft_cap_unmasking"): _cap_unmasking("softmax_cross_entropy"),
-    ("sparse_softmax_cross_entropy", "soft_cap_unmasking"): _cap_unmasking("sparse_softmax_cross_entropy"),
-    ("sparse_softmax_cross_entropy", "lse_rounded_before_subtracting"):
-        _loss_model("sparse_softmax_cross_entropy", _lse_rounded_before_subtracting),
+        _model(_lse_minus_labels_dot_logits, _softmax_minus_labels, _minus_logits),
+    ("softmax_cross_entropy", "soft_cap_unmasking"): _model(_cap_unmasking("softmax_cross_entropy")),
+    ("sparse_softmax_cross_entropy", "soft_cap_unmasking"): _model(_cap_unmasking("sparse_softmax_cross_entropy")),
+    ("sparse_softmax_cross_entropy", "lse_rounded_before_subtracting"): _model(_lse_rounded_before_subtracting),
 }
 # The whole computation in float32: inputs rounded to float32, the result rounded to float32.
 FLOAT32 = "float32"

@@ -18,6 +18,8 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from conformance.cases.pinned import pinned_shape
+from reference.numerics.softmax import take_class
 from reference.options import grad_denominator, prepare
 from reference.registry import OPS, SHARED_OPTIONS
 
@@ -41,12 +43,6 @@ class Inputs:
     @property
     def integer_labels(self) -> bool:
         return OPS[self.op].integer_labels
-
-    def label_logits(self) -> np.ndarray:
-        """Each example's logit at its label (integer labels inside the classes only)."""
-        axis, classes = self.class_axis, self.prediction.shape[self.class_axis]
-        inside = np.where((self.labels >= 0) & (self.labels < classes), self.labels, 0)
-        return np.squeeze(np.take_along_axis(self.prediction, np.expand_dims(inside, axis), axis), axis)
 
 
 def _ignored(x: Inputs) -> np.ndarray:
@@ -153,7 +149,8 @@ def _label_logit_below_row_max_by(x: Inputs, gap) -> bool:
         return False
     counted = ~_ignored(x) & (x.labels >= 0) & (x.labels < x.prediction.shape[x.class_axis])
     with np.errstate(invalid="ignore"):
-        gaps = np.max(x.prediction, axis=x.class_axis) - x.label_logits()
+        gaps = np.max(x.prediction, axis=x.class_axis) - take_class(x.prediction, np.where(counted, x.labels, 0),
+                                                                    x.class_axis)
     return bool(np.any(gaps[counted] > gap))
 
 
@@ -167,8 +164,8 @@ def _reduction_factor_inexact_in_float32(x: Inputs, _) -> bool:
         return False
     prepared = prepare(OPS[x.op], x.prediction, x.labels, x.options)
     axis = x.class_axis
-    shape = tuple(np.delete(x.prediction.shape, axis)) if axis is not None else np.broadcast_shapes(
-        x.prediction.shape, x.labels.shape)
+    shape = pinned_shape(OPS[x.op], {OPS[x.op].prediction: x.prediction, "labels": x.labels},
+                         {**x.options, "reduction": "none"}, "loss")  # the unreduced losses
     weights = np.ones(shape) if prepared.example_weights is None else np.broadcast_to(prepared.example_weights, shape)
     if reduction == "sum":
         factors = weights

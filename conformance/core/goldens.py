@@ -19,7 +19,7 @@ from conformance.core.tolerance import ulp
 from reference.dtypes import round_to
 
 VERDICTS = ("exact", "rounded", "truncated", "within", "inexact")  # from best to worst
-INEXACT = VERDICTS.index("inexact")
+ROUNDED, TRUNCATED, INEXACT = (VERDICTS.index(v) for v in ("rounded", "truncated", "inexact"))
 
 
 def as_printed(value: float, rounding: str, digits: int | None = None, decimals: int | None = None) -> float:
@@ -60,12 +60,12 @@ def judge(printed, reference, dtype: str, digits: int | None = None, decimals: i
             worst = max(worst, INEXACT)
             continue
         if digits is not None and shown == 0:  # a printed 0 is 0 to significant digits
-            worst = max(worst, 1 if any(v == 0 for v in values) else INEXACT)
+            worst = max(worst, ROUNDED if any(v == 0 for v in values) else INEXACT)
             continue
         if any(as_printed(v, ROUND_HALF_EVEN, digits, decimals) == shown for v in values):
-            worst = max(worst, 1)
+            worst = max(worst, ROUNDED)
         elif any(as_printed(v, ROUND_DOWN, digits, decimals) == shown for v in values):
-            worst = max(worst, 2)
+            worst = max(worst, TRUNCATED)
         else:
             worst = INEXACT
     return VERDICTS[worst]

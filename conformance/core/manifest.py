@@ -67,9 +67,7 @@ class Entry:
         pattern = self.match.get("mode")
         if pattern is None:
             return True
-        if not mode:
-            return False
-        return any(fnmatch.fnmatchcase(mode, str(p)) for p in (pattern if isinstance(pattern, list) else [pattern]))
+        return bool(mode) and _fits(mode, pattern)
 
     def excuses(self, kinds) -> bool:
         """Whether the check's kinds of difference are the ones this entry describes."""
@@ -81,15 +79,17 @@ class Entry:
         for key, pattern in self.match.items():
             if key == "mode":  # judged per mode, once the framework has run (covers_mode)
                 continue
-            patterns = pattern if isinstance(pattern, list) else [pattern]
-            if not any(fnmatch.fnmatchcase(str(fields[key]), str(p)) for p in patterns):
+            if not _fits(fields[key], pattern):
                 return False
         return all(_satisfied(requirement, package_versions) for requirement in self._requirements)
 
     def may_cover(self, framework):
-        pattern = self.match.get("framework", "*")
-        patterns = pattern if isinstance(pattern, list) else [pattern]
-        return any(fnmatch.fnmatchcase(framework, str(p)) for p in patterns)
+        return _fits(framework, self.match.get("framework", "*"))
+
+
+def _fits(value, pattern) -> bool:
+    """A match field's value fits a shell-style pattern, or one of a list of them."""
+    return any(fnmatch.fnmatchcase(str(value), str(p)) for p in (pattern if isinstance(pattern, list) else [pattern]))
 
 
 @dataclass(frozen=True)

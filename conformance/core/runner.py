@@ -26,6 +26,7 @@ class Runner:
         self.required = set(required)
         self.matched_entries = set()  # every manifest entry that covered something in this process
         self._references = {}  # (id(case), variant, dtype, quantity) -> (case, (expected, scale))
+        self._goldens = {}  # (id(pinned), dtype) -> (case, the golden's record)
         self._models = {}  # (id(case), model, variant, dtype, quantity, framework, id(pinned)) -> (case, shows)
 
     def reference_values(self, case, variant, cast, dtype, quantity):
@@ -41,16 +42,19 @@ class Runner:
             self._references[key] = (case, values)
         return self._references[key][1]
 
-    def golden(self, check) -> dict:
-        """The pinned number's verdict (goldens.judge) and the reference value it is judged by."""
+    def golden(self, check, cast) -> dict:
+        """The pinned number's verdict (goldens.judge) and the reference value it is judged by:
+        once per pinned number and dtype, whichever framework's check carries it."""
         pinned, case = check.pinned, check.case
-        cast = cast_inputs(case, check.dtype)
-        reference, _ = self.reference_values(case, pinned.variant, cast, check.dtype, check.quantity)
-        stated = None if pinned.rel is None and pinned.abs is None else pinned.within()
-        verdict = goldens.judge(pinned.values, reference, check.dtype, pinned.digits, pinned.decimals,
-                                tol.pinned_ulps(), within=stated)
-        return {"verdict": verdict, "variant": pinned.variant, "printed": summarize(pinned.values),
-                "precision": pinned.printed.strip() or "exact", "reference": summarize(reference, "float64")}
+        key = (id(pinned), check.dtype)  # the entry holds the case, and so the pinned number, alive
+        if key not in self._goldens:
+            reference, _ = self.reference_values(case, pinned.variant, cast, check.dtype, check.quantity)
+            verdict = goldens.judge(pinned.values, reference, check.dtype, pinned.digits, pinned.decimals,
+                                    tol.pinned_ulps(), within=pinned.within())
+            self._goldens[key] = (case, {"verdict": verdict, "variant": pinned.variant,
+                                         "printed": summarize(pinned.values), "precision": pinned.printed.strip() or "exact",
+                                         "reference": summarize(reference, "float64")})
+        return dict(self._goldens[key][1])
 
     @staticmethod
     def _gradient(adapter, check, args, variant, cast):
@@ -90,8 +94,9 @@ class Runner:
         def finish(outcome, reason=None, message=""):
             record.update(outcome=outcome, reason=reason, message=message)
 
+        cast = cast_inputs(check.case, check.dtype)
         if check.pinned:  # the source's number against the mathematics, whichever framework runs
-            record["golden"] = self.golden(check)
+            record["golden"] = self.golden(check, cast)
             if check.pinned.inexact:
                 return _judge_inexact_golden(record["golden"]["verdict"], check.pinned, finish)
 
@@ -104,7 +109,6 @@ class Runner:
                 return finish("error", "not-installed", f"required framework unavailable: {exc}")
             return finish("skipped", "not-installed", str(exc))
         record["framework_version"] = adapter.version()
-        cast = cast_inputs(check.case, check.dtype)
         candidates = divergences.candidates(self.manifest, check, adapter.package_versions(),
                                             lambda: conditions_inputs(check.case, cast))
         skips = [e for e in candidates if e.action == "skip"]
@@ -202,7 +206,8 @@ class Runner:
         # the tolerance may differ by framework, and each pinned number is its own expectation
         key = (id(check.case), model, variant, check.dtype, check.quantity, check.framework, id(check.pinned))
         if key not in self._models:
-            self._models[key] = (check.case, model_shows(model, check, variant, cast, expectation))
+            self._models[key] = (check.case, model_shows(model, check, variant, cast, expectation,
+                                                         self.reference_values))
         return self._models[key][1]
 
 
@@ -214,7 +219,7 @@ def _single_mode(capability):
 def _judge_modes(coverage, modes, results, verdicts, kinds_of, finish, message, check, variant, expected):
     """A known divergence where every way the framework ran either passes or differs as an entry
     about that mode says; an entry naming modes (eager) says nothing of the others (jit)."""
-    covered = [i for i, mode in enumerate(modes) if coverage.for_mode(mode)]
+    covered = [i for i, mode in enumerate(modes) if any(e.covers_mode(mode) for e in coverage.entries)]
     for i, each in enumerate(results):
         if i not in covered and not verdicts[i].passed:
             return finish("failed", None, describe(check, variant, verdicts[i], expected, each))

@@ -24,7 +24,7 @@ def sources(data: ReportData) -> list:
         if not golden:
             continue
         key = (r["case"], r["quantity"], r["dtype"], r.get("source"))
-        entry = goldens.setdefault(key, {"record": r, "golden": golden, "ran": 0, "reproduced": 0})
+        entry = goldens.setdefault(key, {"golden": golden, "ran": 0, "reproduced": 0})
         if r["outcome"] != "skipped":
             entry["ran"] += 1
             entry["reproduced"] += r["outcome"] == "passed"

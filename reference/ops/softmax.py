@@ -219,24 +219,25 @@ def _through_cap(logits, capped, grad, scale, softcap, axis):
     if softcap is None:
         return grad, scale
     z = np.asarray(logits, np.float64)
+    masked = z == -np.inf
     with np.errstate(over="ignore", invalid="ignore"):
-        slope = np.where(z == -np.inf, 0.0, 1.0 / np.cosh(z / softcap) ** 2)
-        tanh2 = np.where(z == -np.inf, 1.0, np.tanh(z / softcap) ** 2)
-    return grad * slope, (scale + _capped_spread(capped, axis)) * slope + np.abs(grad) * 2.0 * tanh2
+        slope = np.where(masked, 0.0, 1.0 / np.cosh(z / softcap) ** 2)
+        tanh2 = np.where(masked, 1.0, (capped / softcap) ** 2)
+    p, shift = _capped_shift(capped, axis)
+    return grad * slope, (scale + p * shift) * slope + np.abs(grad) * 2.0 * tanh2
 
 
-def _capped_spread(capped, axis):
-    """p_j (|c_j| + sum_k p_k |c_k|): how far rounding each capped logit at its magnitude moves
-    p_j (and -log p_j, divided by p_j)."""
+def _capped_size(capped):
+    """|c_j|, 0 at a mask: the magnitude each capped logit is rounded at."""
+    return np.where(np.isfinite(capped), np.abs(capped), 0.0)
+
+
+def _capped_shift(capped, axis):
+    """(p, |c_j| + sum_k p_k |c_k|): rounding each capped logit at its magnitude moves
+    log p_j by at most the second, and p_j by p_j times it."""
     p = np.exp(log_softmax(capped, axis))
-    size = np.where(np.isfinite(capped), np.abs(capped), 0.0)
-    return p * (size + np.sum(p * size, axis=axis, keepdims=True))
-
-
-def _capped_loss_rounding(grad_of_capped, capped):
-    """sum_j |dL/dc_j| |c_j|: the loss moved by rounding each capped logit at its magnitude."""
-    size = np.where(np.isfinite(capped), np.abs(capped), 0.0)
-    return np.abs(grad_of_capped) * size
+    size = _capped_size(capped)
+    return p, size + np.sum(p * size, axis=axis, keepdims=True)
 
 
 def _softmax_variant(loss, loss_scale, grad, grad_scale, label_grad=None) -> Variant:
@@ -246,29 +247,29 @@ def _softmax_variant(loss, loss_scale, grad, grad_scale, label_grad=None) -> Var
         capped = soft_cap(z, softcap)
         return with_z_loss(loss(capped, y, axis, dtype), capped, z_loss, axis)
 
-    def capped_grad_of_capped(capped, y, dtype, axis, z_loss):
-        return (with_z_loss_grad(grad(capped, y, axis, dtype), capped, z_loss, axis),
-                grad_scale(capped, y, axis) + z_loss_grad_scale(capped, z_loss, axis))
+    def grad_of_capped(capped, y, dtype, axis, z_loss):
+        return with_z_loss_grad(grad(capped, y, axis, dtype), capped, z_loss, axis)
 
     def capped_scale(z, y, value, dtype, axis, z_loss, softcap):
         capped = soft_cap(z, softcap)
         scale = loss_scale(capped, y, value, axis) + z_loss_scale(capped, z_loss, axis)
         if softcap is None:
             return scale
-        rounding = _capped_loss_rounding(capped_grad_of_capped(capped, y, dtype, axis, z_loss)[0], capped)
-        return scale + np.sum(rounding, axis=axis)
+        # sum_j |dL/dc_j| |c_j|: the loss moved by rounding each capped logit at its magnitude
+        return scale + np.sum(np.abs(grad_of_capped(capped, y, dtype, axis, z_loss)) * _capped_size(capped), axis=axis)
 
     def capped_grad(z, y, dtype, axis, z_loss, softcap):
         capped = soft_cap(z, softcap)
-        return _through_cap(z, capped, *capped_grad_of_capped(capped, y, dtype, axis, z_loss), softcap, axis)
+        scale = grad_scale(capped, y, axis) + z_loss_grad_scale(capped, z_loss, axis)
+        return _through_cap(z, capped, grad_of_capped(capped, y, dtype, axis, z_loss), scale, softcap, axis)
 
     def capped_label_grad(z, y, dtype, axis, z_loss, softcap):
         capped = soft_cap(z, softcap)
         grad_labels, scale = label_grad(capped, axis)
         if softcap is None:
             return grad_labels, scale
-        p = np.exp(log_softmax(capped, axis))
-        return grad_labels, scale + np.divide(_capped_spread(capped, axis), p, out=np.zeros_like(p), where=p > 0)
+        p, shift = _capped_shift(capped, axis)
+        return grad_labels, scale + np.where(p > 0, shift, 0.0)
 
     return Variant(loss=capped_loss, scale=capped_scale, grad=capped_grad,
                    grad_labels=capped_label_grad if label_grad else None)

@@ -3,6 +3,7 @@ reproduced element by element to its printed precision; a shape or a quantity th
 hold is refused when the file loads, naming file, case and key."""
 import textwrap
 
+import jsonschema
 import numpy as np
 import pytest
 
@@ -134,7 +135,6 @@ def test_printed_intervals_element_by_element():
 
 
 def test_the_json_schema_takes_pinned_arrays_and_refuses_an_unknown_quantity(tmp_path):
-    jsonschema = pytest.importorskip("jsonschema")
     from conformance import schemas
     from conformance.cases import yamlio
 

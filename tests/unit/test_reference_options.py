@@ -251,9 +251,6 @@ def test_class_axis_first():
 
 
 def test_soft_capping_bends_the_logits_and_keeps_a_mask():
-    import numpy as np
-
-    from reference.registry import evaluate_loss
     z = np.array([[2.0, -45.0, 60.0, -np.inf], [0.5, 1.0, -np.inf, -np.inf]])
     labels = np.array([0, 1])
     capped = 30.0 * np.tanh(z / 30.0)
