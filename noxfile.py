@@ -5,6 +5,7 @@
     nox -s conformance -- --constraints candidates.txt   # try candidate framework versions
     nox -s tests                               # the suite's own tests
     nox -s hunt                                # a short search for the worst input (see README)
+    nox -s kernels                             # fused LLM kernels (Liger-Kernel, ...) through the plug-in
 """
 import nox
 
@@ -46,6 +47,26 @@ def tests(session):
     session.run("pytest", "tests/unit", "-q", "-p", "no:cacheprovider", "-n", "2", *session.posargs)
     session.run("pytest", "tests/package", "-q", "-p", "no:cacheprovider", *session.posargs)
     session.run("pytest", "tests/browser", "-q", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session
+def kernels(session):
+    """Fused cross-entropy kernels of LLM training through the plug-in plugins/xent-kernels
+    (framework id liger), in a process of their own and kept out of the main matrix: natively
+    on CUDA, through Triton's interpreter on the CPU (slow, so the cases are small). Results in
+    results/kernels/conformance.json.
+
+        nox -s kernels                             # every kernel, required (a missing one fails)
+        nox -s kernels -- --device cuda            # CUDA only
+    """
+    constraints, args = _constraints(session.posargs)
+    session.install("-c", constraints, "-e", ".[torch,test]", "./plugins/xent-kernels")
+    required = [arg for kernel in KERNELS for arg in ("--framework", kernel, "--require", kernel)]
+    session.run("python", "-m", "conformance", "run", *required, "--results-dir", "results/kernels",
+                "--history", "", *args)
+
+
+KERNELS = ("liger",)  # the framework ids of plugins/xent-kernels
 
 
 @nox.session

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 from conformance.cases import schema
+from conformance.core import checks
 from conformance.core.failure_kinds import KINDS
 from conformance.core.goldens import VERDICTS
 from conformance.results.records import OUTCOMES, SCHEMA
@@ -100,7 +101,7 @@ def results_schema() -> dict:
                 "outcome", "expected", "actual", "max_abs_err", "max_ulp_err", "tolerance", "reason"]
     record = {"type": "object", "required": required, "properties": {
         "id": {"type": "string", "description": "stable across runs: case::quantity::framework::dtype::device"},
-        "quantity": {"enum": ["loss", "grad_logits", "grad_labels", "vjp_logits", "vjp_labels", "jvp"]},
+        "quantity": {"enum": list(checks.QUANTITIES)},
         "dtype": {"enum": list(FLOAT_DTYPES)}, "device": {"enum": ["cpu", "cuda"]},
         "outcome": {"enum": list(OUTCOMES)},
         "reason": {"type": ["string", "null"], "description": "not-installed, no-device, not-offered, manifest, inexact-golden, ..."},

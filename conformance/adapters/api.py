@@ -27,6 +27,8 @@ from reference.dtypes import FLOAT_DTYPES, numpy_dtype
 BASE_OPTIONS = ("reduction", "axis")
 BASIC_REDUCTIONS = ("none", "sum", "mean")
 QUANTITIES = ("loss", "grad_logits", "grad_labels")
+# Properties of a training step, checked on every adapter that offers backward_probe.
+PROBE_QUANTITIES = ("inputs_intact", "second_backward")
 
 
 class NotOffered(Exception):
@@ -84,6 +86,19 @@ class Result:
 
     def all_modes(self) -> list[Result]:
         return [self, *self.others]
+
+
+@dataclass
+class BackwardProbe:
+    """One forward and two backward passes of the same graph (retain_graph), as a training step
+    with gradient accumulation or a second optimizer pass runs them, and the inputs read back
+    from the framework's own tensors afterwards: a kernel that stores its gradient into the
+    logits, or scales a saved gradient in place, shows here and nowhere else."""
+
+    first: Result  # the vector-Jacobian product of the first backward
+    second: Result  # the same product from the second backward of the same forward
+    prediction_after: np.ndarray  # the prediction as the framework's tensor holds it afterwards
+    labels_after: np.ndarray  # likewise the labels
 
 
 class Adapter:
@@ -159,6 +174,15 @@ class Adapter:
         """The forward-mode derivative of the loss (as reduced) along direction, one value per
         prediction element (float64 values the dtype holds), through the framework's forward mode."""
         raise NotOffered(f"{self.framework} has no forward-mode derivative")
+
+    def backward_probe(self, op: str, prediction: np.ndarray, labels: np.ndarray, options: Mapping, dtype: str,
+                       device: str, cotangent: np.ndarray) -> BackwardProbe:
+        """Forward once on tensors made from prediction and labels, backward twice with the
+        cotangent (float64 values the dtype holds, one per loss) keeping the graph, and read the
+        input tensors back. The suite hands over copies, so write nothing back into them
+        yourself: the tensors must be the ones the kernel saw (on the CPU they may share the
+        copies' memory). Offered by adapters whose framework has mutable tensors and autograd."""
+        raise NotOffered(f"{self.framework} offers no backward probe (retained graph, inputs read back)")
 
     def composed(self) -> "Adapter | None":
         """The same framework computing softmax cross-entropy from its public building blocks

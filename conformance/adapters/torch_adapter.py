@@ -3,7 +3,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from conformance.adapters.api import Adapter, Capability, Result, as_float, elementwise_reduce, move_class_axis
+from conformance.adapters.api import (Adapter, BackwardProbe, Capability, Result, as_float, elementwise_reduce,
+                                      move_class_axis)
 from conformance.bench.contract import (BenchKernel, CompileFailed, GpuProbes, NoDevice, Problem, Timed, first_call,
                                         loss_and_grad, rotating)
 
@@ -38,6 +39,19 @@ def autograd(fn, x, cotangent=None):
         (grad,) = torch.autograd.grad(out, x, grad_outputs=torch.as_tensor(cotangent, dtype=out.dtype,
                                                                            device=out.device))
     return out, grad
+
+
+def probe_backward(fn, x, y, cotangent) -> BackwardProbe:
+    """fn(x) once, then its vector-Jacobian product with the cotangent twice from the same graph
+    (retain_graph), and x and y read back: what a kernel that writes into its inputs or scales
+    a saved gradient in place gets wrong. Any PyTorch-based adapter's backward_probe."""
+    out = fn(x)
+    c = torch.as_tensor(cotangent, dtype=out.dtype, device=out.device)
+    (first,) = torch.autograd.grad(out, x, grad_outputs=c, retain_graph=True)
+    first = first.clone()  # a kernel may hand back, and later overwrite, a buffer of its own
+    (second,) = torch.autograd.grad(out, x, grad_outputs=c)
+    return BackwardProbe(to_result(first), to_result(second), x.detach().to(torch.float64).cpu().numpy(),
+                         y.detach().to(torch.float64).cpu().numpy())
 
 
 def _extra(options):
@@ -139,6 +153,9 @@ class TorchAdapter(Adapter):
             return to_result(autograd(lambda t: self._function(op, t, options)(x), y, cotangent)[1])
         return to_result(autograd(self._function(op, y, options), x, cotangent)[1])
 
+    def backward_probe(self, op, prediction, labels, options, dtype, device, cotangent):
+        x, y = to_tensor(prediction, dtype, device, True), to_tensor(labels, dtype, device)
+        return probe_backward(self._function(op, y, options), x, y, cotangent)
 
     def kernels(self):
         return {

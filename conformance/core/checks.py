@@ -2,7 +2,11 @@
 
 Quantities: loss; grad_logits and grad_labels, the gradient of the summed loss; vjp_logits
 and vjp_labels, the vector-Jacobian product with a seeded random cotangent (reduction none),
-which a backward that ignores its cotangent, or scales every row by the first one, fails.
+which a backward that ignores its cotangent, or scales every row by the first one, fails;
+and two properties of a training step (adapters' backward_probe), with that cotangent or, on
+a reduced loss, a seeded scalar one (a backward that scales its saved gradient in place by a
+scalar shows only there): inputs_intact, the inputs bitwise unchanged after a forward and two
+backward passes, and second_backward, the second backward of one forward against the product.
 """
 import zlib
 from dataclasses import dataclass
@@ -21,7 +25,7 @@ class Check:
     framework: str
     dtype: str
     device: str
-    quantity: str  # loss, grad_logits / grad_labels (d sum / d prediction or labels), vjp_logits / vjp_labels
+    quantity: str  # loss, grad_logits / grad_labels (d sum / d prediction or labels), vjp_*, jvp, a probe's
     pinned: Pinned | None = None  # compared with a source's number instead of the reference
 
     @property
@@ -42,7 +46,12 @@ def has_reference_grad(op, quantity="grad_logits"):
 
 
 GRADIENT_OF = {"grad_logits": "grad_logits", "grad_labels": "grad_labels",
-               "vjp_logits": "grad_logits", "vjp_labels": "grad_labels", "jvp": "grad_logits"}
+               "vjp_logits": "grad_logits", "vjp_labels": "grad_labels", "jvp": "grad_logits",
+               "second_backward": "grad_logits", "inputs_intact": "grad_logits"}
+# The quantities whose expected values are a vector-Jacobian product with the seeded cotangent.
+VJP_QUANTITIES = ("vjp_logits", "vjp_labels", "second_backward")
+PROBE_QUANTITIES = ("inputs_intact", "second_backward")
+QUANTITIES = ("loss", "grad_logits", "grad_labels", "vjp_logits", "vjp_labels", "jvp", *PROBE_QUANTITIES)
 
 
 def has_losses_to_weigh(case):
@@ -81,6 +90,10 @@ def generate(cases, frameworks, devices=DEVICES):
                             yield Check(case, framework, dtype, device, quantity)
                     for quantity in ("vjp_logits", "vjp_labels"):
                         if case.grad and has_losses_to_weigh(case) and has_reference_grad(case.op, GRADIENT_OF[quantity]):
+                            yield Check(case, framework, dtype, device, quantity)
+                    if case.grad and has_reference_grad(case.op, "grad_logits") and (
+                            has_losses_to_weigh(case) or case.options.get("reduction", "none") != "none"):
+                        for quantity in PROBE_QUANTITIES:
                             yield Check(case, framework, dtype, device, quantity)
                     if case.grad and has_reference_grad(case.op, "grad_logits"):
                         yield Check(case, framework, dtype, device, "jvp")

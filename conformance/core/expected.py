@@ -36,8 +36,11 @@ def reference_values(case, variant, cast, dtype, quantity):
         return forward_reference(case, variant, wide, dtype)
     wrt = "labels" if checks.GRADIENT_OF[quantity] == "grad_labels" else "prediction"
     options = case.options
-    if quantity.startswith("vjp_"):  # d sum(c * L): the cotangent weighs each loss, as a sample weight does
+    if quantity in checks.VJP_QUANTITIES:  # d sum(c * L): the cotangent weighs each loss, as a sample weight does
         c = case_cotangent(case, variant, wide, dtype)
+        if c.ndim == 0:  # a reduced loss (second_backward): its scalar cotangent scales the gradient
+            grad, scale = registry.evaluate_grad(case.op, variant, wide, options, dtype, wrt)
+            return grad * c, scale * np.abs(c)
         options = {**options, "sample_weight": c * np.asarray(options.get("sample_weight", 1.0), np.float64)}
     return registry.evaluate_grad(case.op, variant, wide, options, dtype, wrt)
 
@@ -60,9 +63,18 @@ def forward_reference(case, variant, wide, dtype):
 
 
 def case_cotangent(case, variant, wide, dtype):
-    """The seeded cotangent of this case's unreduced losses, in the dtype under test."""
+    """The seeded cotangent of this case's unreduced losses, in the dtype under test; a scalar
+    where the case reduces them."""
+    if case.options.get("reduction", "none") != "none":
+        return checks.cotangent(case, dtype, ())
     shape = registry.evaluate_loss(case.op, variant, wide, {**case.options, "reduction": "none"}, dtype).shape
     return checks.cotangent(case, dtype, shape)
+
+
+def probed_inputs(prediction, labels) -> np.ndarray:
+    """The prediction and the labels as one float64 vector: what inputs_intact compares (labels
+    are integers below 2**53 or floats the dtype holds, so the conversion is exact)."""
+    return np.concatenate([np.asarray(prediction, np.float64).ravel(), np.asarray(labels, np.float64).ravel()])
 
 
 def conditions_inputs(case, cast: dict) -> conditions.Inputs:
@@ -75,6 +87,8 @@ def model_values(model: str, case, variant: str, cast: dict, dtype: str, quantit
                  values=reference_values) -> np.ndarray | None:
     """What a behaviour model computes for this check's quantity, or None where it says nothing
     (values: how the framework's own variant is evaluated, the runner's cache)."""
+    if quantity == "inputs_intact":  # a model of the arithmetic says nothing of writes into the inputs
+        return None
     if model == behaviour_models.FRAMEWORK_VARIANT:
         return values(case, variant, cast, dtype, quantity)[0]
     if model == behaviour_models.FLOAT32:
@@ -121,5 +135,8 @@ def expected_for(check, variant, cast, values=reference_values):
             (centre, half_width), how = tol.printed_interval(values, pinned.digits, pinned.decimals), "printed"
         return centre, np.zeros(shape), tol.Tolerance(tol.pinned_ulps(), 0.0, half_width,
                                                       f"{how}{pinned.printed}" if how else "")
+    if check.quantity == "inputs_intact":  # nothing may have been written into them: bit for bit
+        expected = probed_inputs(cast[registry.OPS[case.op].prediction], cast["labels"])
+        return expected, np.zeros_like(expected), tol.Tolerance(0.0, 0.0, 0.0, "bitwise: the inputs unchanged")
     expected, scale = values(case, variant, cast, check.dtype, check.quantity)
     return expected, scale, tol.for_check(check.dtype, check.framework, case.op, check.quantity)

@@ -12,7 +12,7 @@ from conformance.core import reference_cache
 from conformance.core import tolerance as tol
 from conformance.core.compare import compare
 from conformance.core.expected import (as64, case_cotangent, cast_inputs, conditions_inputs, expected_for,
-                                       model_shows, reference_values)
+                                       model_shows, probed_inputs, reference_values)
 from conformance.core.failure_kinds import classify
 from conformance.results.records import number, summarize
 from reference import registry
@@ -33,6 +33,7 @@ class Runner:
         """reference_values, once per case, variant, dtype and quantity: the frameworks that
         follow one variant share it (a 128,256-class reference takes a second), and so do
         the other processes of a run (reference_cache)."""
+        quantity = "vjp_logits" if quantity == "second_backward" else quantity  # one product, expected twice
         key = (id(case), variant, dtype, quantity)  # the entry holds case, so its id stays its own
         if key not in self._references:
             values = reference_cache.load(case, variant, dtype, quantity)
@@ -62,12 +63,14 @@ class Runner:
         if check.quantity == "jvp":
             return adapter.jvp(*args, direction=checks.direction(check.case, check.dtype))
         wrt = "labels" if checks.GRADIENT_OF[check.quantity] == "grad_labels" else "prediction"
-        if not check.quantity.startswith("vjp_"):
+        if check.quantity in ("grad_logits", "grad_labels"):
             return adapter.grad(*args, wrt=wrt)
+        c = case_cotangent(check.case, variant, as64(cast), check.dtype)  # float64 values the dtype holds
+        if check.quantity in checks.PROBE_QUANTITIES:
+            return _probe(adapter, args, c, check.quantity)
         if "cotangent" not in inspect.signature(adapter.grad).parameters:
             raise adapters.NotOffered(f"{check.framework}'s grad takes no cotangent (vector-Jacobian products)")
-        c = case_cotangent(check.case, variant, as64(cast), check.dtype)
-        return adapter.grad(*args, wrt=wrt, cotangent=c)  # float64 values the dtype holds; cast by the adapter
+        return adapter.grad(*args, wrt=wrt, cotangent=c)
 
     def base_record(self, check):
         case = check.case
@@ -132,7 +135,8 @@ class Runner:
         entry = self._coverage(candidates, check, variant, cast, (expected, scale, tolerance))
         if entry:
             self._note(record, entry)
-        prediction, labels = cast[registry.OPS[check.case.op].prediction], cast["labels"]
+        # copies: a kernel that writes into its inputs (inputs_intact) must not reach the case's arrays
+        prediction, labels = cast[registry.OPS[check.case.op].prediction].copy(), cast["labels"].copy()
         try:
             args = (check.case.op, prediction, labels, check.case.options, check.dtype, check.device)
             if check.quantity == "loss":
@@ -153,7 +157,7 @@ class Runner:
                 return _judge_known(raised, {"raises"}, finish, message)
             return finish("error", "raised", message)
         results = result.all_modes()
-        missing = _missing_modes(capability, results)
+        missing = [] if check.quantity in checks.PROBE_QUANTITIES else _missing_modes(capability, results)
         if missing:
             return finish("error", "adapter-error", f"{check.framework} declares modes {', '.join(capability.modes)} "
                                                     f"but returned none for {', '.join(missing)}")
@@ -209,6 +213,19 @@ class Runner:
             self._models[key] = (check.case, model_shows(model, check, variant, cast, expectation,
                                                          self.reference_values))
         return self._models[key][1]
+
+
+def _probe(adapter, args, cotangent, quantity):
+    """A backward probe (on copies of the inputs): the second backward's product, or the inputs
+    read back. A probe runs one way (the adapter's first mode), so its result is not asked for
+    every mode."""
+    op, prediction, labels, *rest = args
+    probe = adapter.backward_probe(op, prediction, labels, *rest, cotangent=cotangent)
+    if quantity == "second_backward":
+        return probe.second
+    after = probed_inputs(probe.prediction_after, probe.labels_after)  # values only: the dtype is the inputs'
+    options, dtype, device = rest
+    return adapters.Result(after, dtype, probe.first.device, probe.first.mode)
 
 
 def _single_mode(capability):

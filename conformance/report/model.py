@@ -16,10 +16,12 @@ OP_ORDER = ("sigmoid_cross_entropy", "binary_crossentropy", "softmax_cross_entro
             "sparse_softmax_cross_entropy", "sparse_categorical_crossentropy", "mean_squared_error")
 DTYPE_ORDER = ("float64", "float32", "float16", "bfloat16")
 DEVICE_ORDER = ("cpu", "cuda")
-QUANTITY_ORDER = ("loss", "grad_logits", "grad_labels", "vjp_logits", "vjp_labels", "jvp")
+QUANTITY_ORDER = ("loss", "grad_logits", "grad_labels", "vjp_logits", "vjp_labels", "jvp", "inputs_intact",
+                  "second_backward")
 QUANTITY_LABELS = {"loss": "loss", "grad_logits": "gradient", "grad_labels": "gradient (labels)",
                    "vjp_logits": "VJP, random cotangent", "vjp_labels": "VJP (labels)",
-                   "jvp": "forward mode (JVP)"}
+                   "jvp": "forward mode (JVP)", "inputs_intact": "inputs intact after backward",
+                   "second_backward": "second backward (retained graph)"}
 OUTCOME_WORDS = {"passed": "passed", "failed": "failed", "error": "error", "xfailed": "known divergence",
                  "xpassed": "fixed divergence (xpassed)", "skipped": "skipped"}
 

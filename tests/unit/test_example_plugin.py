@@ -30,7 +30,8 @@ def test_the_example_kernel_passes_every_check_it_offers(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:]
     ran = [r for r in records if r["outcome"] != "skipped"]
     assert len(ran) >= 40 and {r["outcome"] for r in ran} == {"passed"}
-    assert {r["quantity"] for r in ran} == {"loss", "grad_logits", "vjp_logits", "jvp"}
+    assert {r["quantity"] for r in ran} == {"loss", "grad_logits", "vjp_logits", "jvp", "inputs_intact",
+                                            "second_backward"}
     assert {r["framework"] for r in records} == {"example-kernel"}
 
 
@@ -39,6 +40,8 @@ def test_the_example_kernel_passes_every_check_it_offers(tmp_path):
     ("unshifted-lse", "sparse-offset-1e4::loss::example-kernel::float32::cpu"),
     ("first-cotangent", "sparse-random::vjp_logits::example-kernel::float32::cpu"),
     ("tangent-without-label", "sparse-random::jvp::example-kernel::float32::cpu"),
+    ("in-place-backward", "sparse-random::inputs_intact::example-kernel::float32::cpu"),
+    ("rescaled-second-backward", "sparse-random::second_backward::example-kernel::float32::cpu"),
 ])
 def test_a_planted_fault_fails_checks_that_name_themselves(tmp_path, fault, failing_case):
     done, records = run_suite(tmp_path, fault)

@@ -1,7 +1,7 @@
 """The adapter that plugs the kernel into xent-conformance (see docs/adapters.md there)."""
 import numpy as np
 
-from conformance.adapters.api import Adapter, Capability, NotOffered, Result
+from conformance.adapters.api import Adapter, BackwardProbe, Capability, NotOffered, Result
 from xent_example import kernel
 
 
@@ -57,3 +57,15 @@ class ExampleKernelAdapter(Adapter):
                                1.0 if cotangent is None else cotangent)
         grad = np.moveaxis(grad, -1, axis)
         return Result(grad.astype(np.float64), str(grad.dtype), "cpu")
+
+    def backward_probe(self, op, prediction, labels, options, dtype, device, cotangent):
+        self.capability(op)
+        logits = self._classes_last(prediction, options)  # a view: what the kernel writes shows in prediction
+        step = kernel.TrainingStep(logits, labels, options.get("reduction", "none"), options.get("ignore_index"),
+                                   options.get("z_loss") or 0.0)
+        axis = options.get("axis", -1)
+        results = []
+        for _ in range(2):
+            grad = step.backward(cotangent)  # read out (copied to float64) before the next backward
+            results.append(Result(np.moveaxis(grad, -1, axis).astype(np.float64), str(grad.dtype), "cpu"))
+        return BackwardProbe(*results, prediction, labels)

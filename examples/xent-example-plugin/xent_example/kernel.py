@@ -10,7 +10,11 @@ XENT_EXAMPLE_FAULT plants a known bug, to see the suite catch it:
 - "first-cotangent": the backward scales every row by the first row's cotangent (the bug
   class of Liger-Kernel PR #1298, where grad_output[0] scaled every token);
 - "tangent-without-label": forward mode forgets the label's term of the directional
-  derivative, sum_j p_j v_j instead of sum_j p_j v_j - v_label.
+  derivative, sum_j p_j v_j instead of sum_j p_j v_j - v_label;
+- "in-place-backward": the training step's backward stores the gradient into the logits it
+  was given (Liger-Kernel #272, Unsloth #5002);
+- "rescaled-second-backward": the training step's backward scales the gradient it saved in
+  forward in place, so a second backward of the same forward is scaled twice (QuACK PR #209).
 """
 import os
 
@@ -100,3 +104,25 @@ def forward_derivative(logits, labels, direction, reduction, ignore_index=None, 
         grad = grad + np.where(valid[..., None], np.eye(logits.shape[-1], dtype=logits.dtype)[np.where(valid, labels, 0)], 0)
     per_row = np.sum(grad * direction, axis=-1)
     return reduce(per_row.astype(logits.dtype), labels, reduction, ignore_index)
+
+
+class TrainingStep:
+    """Forward that computes the gradient as it goes and keeps it for backward, as fused
+    kernels do (one pass over the logits), and a backward that may run more than once."""
+
+    def __init__(self, logits, labels, reduction, ignore_index=None, z_loss=0.0):
+        self.logits = logits  # the caller's array, as an autograd context saves its input
+        self.losses = reduce(forward(logits, labels, ignore_index, z_loss), labels, reduction, ignore_index)
+        self.saved_grad = backward(logits, labels, reduction, ignore_index, z_loss)
+
+    def backward(self, cotangent=1.0):
+        cotangent = np.asarray(cotangent, self.logits.dtype)
+        if cotangent.ndim:
+            cotangent = cotangent[..., None]
+        if _fault() == "in-place-backward":
+            np.multiply(self.saved_grad, cotangent, out=self.logits)
+            return self.logits
+        if _fault() == "rescaled-second-backward":
+            self.saved_grad *= cotangent
+            return self.saved_grad
+        return (self.saved_grad * cotangent).astype(self.logits.dtype)

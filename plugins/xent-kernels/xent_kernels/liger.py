@@ -1,0 +1,87 @@
+"""Liger-Kernel's cross-entropy, LigerCrossEntropyFunction: one Triton kernel computes the loss
+and, when the logits require a gradient, the gradient in the same pass, which it stores into
+the logits tensor itself to save memory; backward then scales the stored gradient.
+
+Options: ignore_index, label_smoothing (PyTorch's convention: eps / V on every class),
+z_loss (its lse_square_scale), softcap and class weights. Logits are [tokens, vocabulary].
+"""
+from xent_kernels import triton_device  # first: it decides TRITON_INTERPRET before Triton kernels are made
+
+from importlib import metadata
+
+import torch
+from liger_kernel.ops.cross_entropy import LigerCrossEntropyFunction
+
+from conformance.adapters.api import Adapter, Capability, NotOffered
+from conformance.adapters.torch_adapter import autograd, probe_backward, to_result, to_tensor
+
+# Options whose code path uses what Triton's interpreter does not have: a Python float where
+# the kernel calls .to() on a tensor, and libdevice's tanh (each fails under TRITON_INTERPRET=1).
+INTERPRETER_LACKS = {
+    "softcap": "Liger's softcap calls libdevice tanh, which Triton's interpreter does not provide",
+    "weight": "Liger's class weights call .to() on a Python float, which Triton's interpreter passes unconverted",
+}
+LIGER_DEFAULT_IGNORE_INDEX = -100
+
+
+def two_dimensional(prediction, options):
+    """Liger's kernels take [tokens, vocabulary] logits only."""
+    if prediction.ndim != 2 or options.get("axis", -1) % 2 != 1:
+        raise NotOffered("Liger-Kernel takes logits of shape [tokens, vocabulary], the classes last")
+
+
+def interpreter_offers(options):
+    if triton_device.INTERPRETED:
+        for name, reason in INTERPRETER_LACKS.items():
+            if options.get(name) is not None:
+                raise NotOffered(f"not under Triton's interpreter (the CPU): {reason}")
+
+
+def cross_entropy(z, labels, options):
+    weight = options.get("weight")
+    if weight is not None:
+        weight = torch.as_tensor(weight, dtype=z.dtype, device=z.device)
+    ignore_index = options.get("ignore_index")
+    loss, *_ = LigerCrossEntropyFunction.apply(
+        z, labels, weight, LIGER_DEFAULT_IGNORE_INDEX if ignore_index is None else ignore_index,
+        float(options.get("z_loss") or 0.0), float(options.get("label_smoothing") or 0.0),
+        options.get("reduction", "none"), options.get("softcap"))
+    return loss
+
+
+class LigerAdapter(Adapter):
+    framework = "liger"
+    packages = ("liger-kernel", "triton", "torch")
+    capabilities = {
+        "sparse_softmax_cross_entropy": Capability(
+            cross_entropy, options={"ignore_index", "label_smoothing", "z_loss", "softcap", "weight"}),
+    }
+
+    def version(self):
+        return f"{metadata.version('liger-kernel')} (triton {metadata.version('triton')}" + (
+            ", interpreted)" if triton_device.INTERPRETED else ")")
+
+    def devices(self):
+        return triton_device.devices()
+
+    def _function(self, op, labels, options, prediction):
+        two_dimensional(prediction, options)
+        interpreter_offers(options)
+        implementation = self.capability(op).implementation
+        return lambda x: implementation(x, labels, options)
+
+    def loss(self, op, prediction, labels, options, dtype, device):
+        fn = self._function(op, to_tensor(labels, dtype, device), options, prediction)
+        with torch.no_grad():
+            return to_result(fn(to_tensor(prediction, dtype, device)))
+
+    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
+        if wrt != "prediction":
+            raise NotOffered("integer labels have no gradient")
+        fn = self._function(op, to_tensor(labels, dtype, device), options, prediction)
+        return to_result(autograd(fn, to_tensor(prediction, dtype, device, True), cotangent)[1])
+
+    def backward_probe(self, op, prediction, labels, options, dtype, device, cotangent):
+        y = to_tensor(labels, dtype, device)
+        x = to_tensor(prediction, dtype, device, True)
+        return probe_backward(self._function(op, y, options, prediction), x, y, cotangent)
