@@ -19,12 +19,12 @@ from conformance.bench.settings import REFERENCE, settings_for
 HERE = Path(__file__).resolve().parent
 
 
-def _named_here(config):
-    """Whether the command line names this folder or something in it."""
+def _named_here(config, target=HERE):
+    """Whether the command line names this folder or something in it (or target, a file in it)."""
     base = Path(config.invocation_params.dir)
     for arg in config.args:
         path = (base / arg.split("::")[0]).resolve()
-        if path == HERE or HERE in path.parents:
+        if path == target or target in path.parents:
             return True
     return False
 
@@ -39,6 +39,8 @@ def pytest_ignore_collect(collection_path, config):
     if path.name == "test_reference_cost.py":  # the reference's own process (or a run of everything)
         wanted = reference_selected(settings.frameworks) and "cpu" in settings.devices
         return None if wanted else True
+    if path.name == "test_linear_cross_entropy.py":  # its own run: named on the command line
+        return None if _named_here(config, path) else True
     if path.name == "test_kernels.py" and settings.frameworks:
         return None if set(settings.frameworks) - {REFERENCE} else True
     return None

@@ -13,7 +13,8 @@ import torch
 from liger_kernel.ops.cross_entropy import LigerCrossEntropyFunction
 
 from conformance.adapters.api import Adapter, Capability, NotOffered
-from conformance.adapters.torch_adapter import autograd, probe_backward, to_result, to_tensor
+from conformance.adapters.torch_adapter import GPU_PROBES, autograd, probe_backward, to_result, to_tensor, torch_timed
+from conformance.bench.contract import BenchKernel
 
 # Options whose code path uses what Triton's interpreter does not have: a Python float where
 # the kernel calls .to() on a tensor, and libdevice's tanh (each fails under TRITON_INTERPRET=1).
@@ -85,3 +86,14 @@ class LigerAdapter(Adapter):
         y = to_tensor(labels, dtype, device)
         x = to_tensor(prediction, dtype, device, True)
         return probe_backward(self._function(op, y, options, prediction), x, y, cotangent)
+
+    def kernels(self):
+        return {"fused": BenchKernel(
+            "fused", "LigerCrossEntropyFunction, reduction none (forward and backward: the gradient is stored into "
+                     "the logits, so later calls see other values and do the same work)", _timed, gpu=GPU_PROBES)}
+
+
+def _timed(problem):
+    if triton_device.INTERPRETED or problem.device != "cuda":
+        raise NotOffered("Triton's interpreter (the CPU) is a correctness path, not one to time")
+    return torch_timed(lambda x, y: cross_entropy(x, y, {"reduction": "none"}), problem)
