@@ -238,12 +238,12 @@ def torch_timed(loss_fn, problem: Problem, compile=False) -> Timed:
         timed.compile_s = timed.first_call_s
     if device == "cuda":
         timed.info["device_name"] = torch.cuda.get_device_name(torch.device(device))
-        timed.memory_probe = _cuda_peak_extra
+        timed.memory_probe = cuda_peak_extra
         timed.memory_method = "torch.cuda.max_memory_allocated"
     return timed
 
 
-def _cuda_peak_extra(call):
+def cuda_peak_extra(call):
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     base = torch.cuda.memory_allocated()

@@ -112,13 +112,9 @@ def reference_loss(hidden, weight, labels, rows=1024):
 
 def peak_extra(call, device):
     if device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        out = call()
-        peak = torch.cuda.max_memory_allocated()
-        del out
-        return peak - base, "torch.cuda.max_memory_allocated"
+        from conformance.adapters.torch_adapter import cuda_peak_extra
+
+        return cuda_peak_extra(call), "torch.cuda.max_memory_allocated"
     return machine.rss_peak_extra(call), "resident-set high-water mark"
 
 
