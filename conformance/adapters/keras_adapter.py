@@ -12,6 +12,7 @@ import numpy as np
 
 from conformance.adapters.api import BASIC_REDUCTIONS, Capability, NotOffered, Result, Unavailable, as_float
 from conformance.adapters.keras_common import KerasStyleAdapter, keras_capabilities
+from conformance.adapters.native_order import load_triton_first
 from conformance.bench.contract import BenchKernel, GpuProbes, Timed, with_info
 from reference.dtypes import FLOAT_DTYPES
 
@@ -45,6 +46,7 @@ class KerasAdapter(KerasStyleAdapter):
         if self.backend != requested:
             raise Unavailable(f"keras-{self.backend} needs its own process with KERAS_BACKEND={self.backend}")
         self.prepare_backend()
+        load_triton_first()  # before a backend's LLVM (TensorFlow's; native_order.py)
         import keras
 
         if keras.config.backend() != self.backend:

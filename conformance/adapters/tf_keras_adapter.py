@@ -1,5 +1,8 @@
 """Legacy Keras 2 (the tf-keras package), on TensorFlow."""
-import tf_keras
+from conformance.adapters.native_order import load_triton_first
+
+load_triton_first()  # before TensorFlow's LLVM (native_order.py)
+import tf_keras  # noqa: E402
 
 from conformance.adapters.keras_common import KerasStyleAdapter, keras_capabilities
 from conformance.adapters.tensorflow_adapter import tape_grad, tf_device, tf_devices, to_result, to_tensor
