@@ -1,0 +1,123 @@
+"""linear_cross_entropy: the cross-entropy of an LM head, sparse softmax cross-entropy of the
+logits z = hidden @ weight.T + bias, with its gradients with respect to hidden, weight and bias,
+and their conditioning scales.
+
+The logits are computed accurately: the products of the inputs summed in double-double and
+rounded once (within an ulp of the exact logits), so the reference owes nothing to the order
+in which a matrix product sums. The loss on top, and every option it takes (ignore_index,
+label_smoothing, class weights, z_loss, softcap, the reductions), is the sparse softmax
+cross-entropy's own (reference/ops/softmax.py through the registry); its gradient with
+respect to the logits, G, gives the others by the chain rule: G @ weight, G.T @ hidden and
+the column sums of G.
+
+Conditioning. A framework computes each logit as a dot product in the dtype under test: H
+products and a sum, about (1 + ceil(log2 H)) roundings of sum_k |h_k| |w_vk| (pairwise
+summation), one of |b_v| and one of |z_v|: that magnitude, D_v, is what the logits' rounding
+touches. The loss scale adds sum_v |G_v| D_v to the cross-entropy's own; a gradient adds the
+rounding of its own product (|G| and the inputs, over V or N terms) and what the logits'
+rounding moves G by, bounded for one row by 2 max_v D_v (|G_v| + p_v sum_u |G_u|) (for one-hot
+labels |J D|_v <= 2 max D |G_v|, J the softmax Jacobian scaled as G is; the second term
+covers smoothed labels and the z-loss), through the same product.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from reference import registry
+from reference.numerics import doubledouble as dd
+
+SPARSE = "sparse_softmax_cross_entropy"
+OPTIONS = ("reduction", "ignore_index", "label_smoothing", "weight", "z_loss", "softcap", "sample_weight")
+DOUBLE_DOUBLE_LIMIT = 1 << 24  # N x V x H products at most: past this, float64 products (see logits)
+
+
+@dataclass(frozen=True)
+class Linear:
+    """Everything the checks of one linear_cross_entropy case ask for, in float64."""
+    loss: np.ndarray
+    loss_scale: np.ndarray
+    grad_hidden: np.ndarray
+    grad_hidden_scale: np.ndarray
+    grad_weight: np.ndarray
+    grad_weight_scale: np.ndarray
+    grad_bias: np.ndarray
+    grad_bias_scale: np.ndarray
+
+
+def _roundings(terms: int) -> float:
+    """Roundings of a product and a pairwise sum of that many terms."""
+    return 1.0 + float(np.ceil(np.log2(max(terms, 1))))
+
+
+def logits(hidden, weight, bias=None) -> tuple[np.ndarray, np.ndarray]:
+    """(z, D): the logits rounded once from their double-double value, and per logit the
+    magnitude the dtype's rounding touches (module docstring). Float32 and narrower inputs
+    have exact float64 products; past DOUBLE_DOUBLE_LIMIT they are summed in float64, within
+    H 2^-53 sum |h w| of exact, which no float32 tolerance can see, so float64 checks of such
+    a case are refused."""
+    hidden, weight = np.asarray(hidden, np.float64), np.asarray(weight, np.float64)
+    n, h = hidden.shape
+    v = weight.shape[0]
+    magnitude = np.abs(hidden) @ np.abs(weight).T
+    if n * v * h <= DOUBLE_DOUBLE_LIMIT:
+        total = dd.sum(dd.DD(*dd.two_prod(hidden[:, None, :], weight[None, :, :])), axis=-1)
+        if bias is not None:
+            total = dd.add(total, dd.of(np.broadcast_to(np.asarray(bias, np.float64), total.hi.shape)))
+        z = total.hi  # the double-double rounded once
+    else:
+        z = hidden @ weight.T + (0.0 if bias is None else np.asarray(bias, np.float64))
+    size = _roundings(h) * magnitude + np.abs(z)
+    if bias is not None:
+        size = size + np.abs(np.asarray(bias, np.float64))
+    return z, size
+
+
+def evaluate(hidden, weight, bias, labels, options: Mapping[str, object], dtype: str) -> Linear:
+    """The loss (reduced as options['reduction'] says), the gradients of its sum with respect to
+    hidden, weight and bias, and their scales."""
+    unknown = set(options) - set(OPTIONS)
+    if unknown:
+        raise ValueError(f"linear_cross_entropy does not take the option(s) {sorted(unknown)} "
+                         f"(it takes: {', '.join(OPTIONS)})")
+    hidden, weight = np.asarray(hidden, np.float64), np.asarray(weight, np.float64)
+    if dtype == "float64" and hidden.shape[0] * weight.shape[0] * hidden.shape[1] > DOUBLE_DOUBLE_LIMIT:
+        raise ValueError(f"linear_cross_entropy in float64 needs at most {DOUBLE_DOUBLE_LIMIT} products "
+                         "(N x V x H) for its double-double logits")
+    z, size = logits(hidden, weight, bias)
+    inputs = {"logits": z, "labels": np.asarray(labels)}
+    loss = registry.evaluate_loss(SPARSE, "exact", inputs, options, dtype)
+    g, g_scale = registry.evaluate_grad(SPARSE, "exact", inputs, options, dtype)
+    finite_g = np.where(np.isfinite(g), g, 0.0)
+    per_row = np.sum(np.abs(finite_g) * size, axis=-1)  # the logits' rounding, through the loss
+    if options.get("reduction", "none") != "none":
+        per_row = np.sum(per_row)
+    loss_scale = registry.evaluate_scale(SPARSE, "exact", inputs, options, dtype) + per_row
+
+    p = _probabilities(z, options)
+    moved = 2.0 * np.max(size, axis=-1, keepdims=True) * (
+        np.abs(finite_g) + p * np.sum(np.abs(finite_g), axis=-1, keepdims=True))
+    rows, classes = z.shape
+    own = np.abs(finite_g)
+    error = g_scale + moved  # what G itself carries
+    grad_hidden = g @ weight
+    grad_hidden_scale = (_roundings(classes) * own + error) @ np.abs(weight)
+    grad_weight = g.T @ hidden
+    grad_weight_scale = (_roundings(rows) * own + error).T @ np.abs(hidden)
+    grad_bias = np.sum(g, axis=0)
+    grad_bias_scale = np.sum(_roundings(rows) * own + error, axis=0)
+    return Linear(np.asarray(loss), np.asarray(loss_scale), grad_hidden, grad_hidden_scale, grad_weight,
+                  grad_weight_scale, grad_bias, grad_bias_scale)
+
+
+def _probabilities(z, options) -> np.ndarray:
+    """softmax of the logits as the loss sees them (capped where softcap is set)."""
+    cap = options.get("softcap")
+    if cap:
+        z = cap * np.tanh(z / cap)
+    with np.errstate(invalid="ignore"):
+        shifted = z - np.max(z, axis=-1, keepdims=True)
+        e = np.exp(shifted)
+        return np.nan_to_num(e / np.sum(e, axis=-1, keepdims=True))
