@@ -108,7 +108,12 @@ def results_schema() -> dict:
         "expected": summary, "actual": summary,
         "max_abs_err": {"$ref": "#/$defs/number"}, "max_ulp_err": {"$ref": "#/$defs/number"},
         "tolerance": {"type": ["object", "null"]},
-        "modes": {"type": "object", "description": "each mode's outcome and ULP error (jit, eager, compile, ...)"},
+        "modes": {"type": "object", "description": "each mode's outcome and errors (jit, eager, compile, ...)",
+                  "additionalProperties": {"type": "object", "required": ["passed", "max_ulp_err"], "properties": {
+                      "passed": {"type": "boolean"}, "max_ulp_err": {"type": ["number", "null"]},
+                      "rms_err": {"type": ["number", "null"], "description": "root-mean-square error"},
+                      "same_as_eager": {"type": "boolean",
+                                        "description": "torch._dynamo.utils.same's rule accepts it beside eager"}}}},
         "refused": {"enum": ["raised", "nan"], "description": "how the framework refused undefined input"},
         "undefined": {"type": "boolean", "description": "the case holds inputs outside the op's domain"},
         "failure": {"type": "array", "items": {"enum": list(KINDS)},

@@ -35,6 +35,15 @@ class NotOffered(Exception):
     """The framework has no public function for this op, option, dtype, device or quantity."""
 
 
+class RaisedInMode(Exception):
+    """The framework raised while running one of its modes (torch.compile, say), where the
+    others ran: the suite judges the raise by the manifest entries about that mode."""
+
+    def __init__(self, mode: str, error: BaseException):
+        super().__init__(f"{mode}: {type(error).__name__}: {error}")
+        self.mode, self.error = mode, error
+
+
 class Unavailable(Exception):
     """The framework cannot be imported or started in this process."""
 

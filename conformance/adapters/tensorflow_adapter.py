@@ -1,13 +1,24 @@
-"""TensorFlow's fused tf.nn kernels."""
+"""TensorFlow's fused tf.nn kernels, run eagerly, in tf.function and in tf.function(jit_compile=True).
+
+A training step runs in tf.function (a graph, Grappler's rewrites) and often with XLA, which
+fuses and rewrites the loss and its gradient as a whole: each is a mode, and a check passes only
+when every mode does. Each loss, gradient or forward-mode derivative is traced once per op,
+options, quantity and dtype (reduce_retracing keeps new shapes from retracing each time).
+"""
 import os
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # no cuInit "error" where there is no GPU
 
 import numpy as np
-import tensorflow as tf
 
-from conformance.adapters.api import Adapter, Capability, NotOffered, Result, as_float, elementwise_reduce
+from conformance.adapters.native_order import load_triton_first
+
+load_triton_first()  # before TensorFlow's LLVM (native_order.py)
+import tensorflow as tf  # noqa: E402
+
+from conformance.adapters.api import (Adapter, Capability, NotOffered, RaisedInMode, Result, as_float,
+                                      elementwise_reduce, options_key)
 from conformance.bench.contract import (BenchKernel, GpuProbes, NoDevice, Problem, Timed, first_call, loss_and_grad,
                                         requested_threads, rotating)
 
@@ -30,9 +41,35 @@ def to_tensor(array, dtype):
     return tf.cast(tf.constant(as_float(array)), DTYPES[dtype])
 
 
-def to_result(tensor):
+def to_result(tensor, mode=""):
     device = "cuda" if "GPU" in tensor.device.upper() else "cpu"
-    return Result(tf.cast(tensor, tf.float64).numpy(), tensor.dtype.name, device)
+    return Result(tf.cast(tensor, tf.float64).numpy(), tensor.dtype.name, device, mode)
+
+
+MODES = ("eager", "function", "xla")
+_GRAPHS = {}  # (what is computed, mode) -> its tf.function
+
+
+def in_modes(key, body, *tensors, modes=MODES):
+    """body(*tensors) eagerly, in tf.function and in tf.function(jit_compile=True), each traced
+    once per key; the eager Result first, the others attached. A raise of a mode after the
+    first is that mode's (RaisedInMode)."""
+    results = []
+    for mode in modes:
+        if mode == "eager":
+            run = body
+        else:
+            if (key, mode) not in _GRAPHS:
+                _GRAPHS[(key, mode)] = tf.function(body, jit_compile=mode == "xla", reduce_retracing=True)
+            run = _GRAPHS[(key, mode)]
+        try:
+            results.append(to_result(run(*tensors), mode))
+        except Exception as exc:  # noqa: BLE001 - the runner judges it, by mode
+            if not results:
+                raise
+            raise RaisedInMode(mode, exc) from exc
+    results[0].others = results[1:]
+    return results[0]
 
 
 def tape_grad(fn, x, cotangent=None):
@@ -44,12 +81,12 @@ def tape_grad(fn, x, cotangent=None):
         total = tf.reduce_sum(out)
     if cotangent is None:
         return total, tape.gradient(total, x)
-    return total, tape.gradient(out, x, output_gradients=tf.cast(tf.constant(cotangent), out.dtype))
+    return total, tape.gradient(out, x, output_gradients=tf.cast(cotangent, out.dtype))
 
 
 def forward_jvp(fn, x, direction):
     """d fn(x) along direction through tf.autodiff.ForwardAccumulator."""
-    with tf.autodiff.ForwardAccumulator(x, tf.cast(tf.constant(direction), x.dtype)) as accumulator:
+    with tf.autodiff.ForwardAccumulator(x, tf.cast(direction, x.dtype)) as accumulator:
         out = fn(x)
     tangent = accumulator.jvp(out)
     if tangent is None:
@@ -86,9 +123,9 @@ class TensorflowAdapter(Adapter):
     framework = "tensorflow"
     packages = ("tensorflow",)
     capabilities = {
-        "sigmoid_cross_entropy": Capability(sigmoid_cross_entropy, options={"pos_weight"}),
-        "softmax_cross_entropy": Capability(softmax_cross_entropy),
-        "sparse_softmax_cross_entropy": Capability(sparse_softmax_cross_entropy),
+        "sigmoid_cross_entropy": Capability(sigmoid_cross_entropy, options={"pos_weight"}, modes=MODES),
+        "softmax_cross_entropy": Capability(softmax_cross_entropy, modes=MODES),
+        "sparse_softmax_cross_entropy": Capability(sparse_softmax_cross_entropy, modes=MODES),
     }
 
     def version(self):
@@ -106,22 +143,40 @@ class TensorflowAdapter(Adapter):
         return lambda x: elementwise_reduce(implementation(x, labels, options), reduction, tf.reduce_sum,
                                             tf.reduce_mean)
 
+    def _key(self, op, options, dtype, *what):
+        return (type(self).__name__, op, options_key(options), dtype, *what)
+
+    def _traced(self, op, options, dtype, x, y, *what):
+        """The key of one traced function: ranks included, so that reduce_retracing relaxes the
+        sizes only (the functions read their inputs' ranks)."""
+        return self._key(op, options, dtype, x.shape.rank, y.shape.rank, *what)
+
     def loss(self, op, prediction, labels, options, dtype, device):
         with tf_device(device):
             x, y = to_tensor(prediction, dtype), to_tensor(labels, dtype)
-            return to_result(self._function(op, y, options)(x))
+            return in_modes(self._traced(op, options, dtype, x, y, "loss", device),
+                            lambda x, y: self._function(op, y, options)(x), x, y, modes=self.capability(op).modes)
 
     def jvp(self, op, prediction, labels, options, dtype, device, direction):
         with tf_device(device):
             x, y = to_tensor(prediction, dtype), to_tensor(labels, dtype)
-            return to_result(forward_jvp(self._function(op, y, options), x, direction))
+            v = tf.cast(tf.constant(direction), x.dtype)
+            return in_modes(self._traced(op, options, dtype, x, y, "jvp", device),
+                            lambda x, y, v: forward_jvp(self._function(op, y, options), x, v), x, y, v,
+                            modes=self.capability(op).modes)
 
     def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
         with tf_device(device):
             x, y = to_tensor(prediction, dtype), to_tensor(labels, dtype)
+            c = () if cotangent is None else (tf.constant(np.asarray(cotangent, np.float64)),)
             if wrt == "labels":
-                return to_result(tape_grad(lambda t: self._function(op, t, options)(x), y, cotangent)[1])
-            return to_result(tape_grad(self._function(op, y, options), x, cotangent)[1])
+                def body(x, y, *c):
+                    return tape_grad(lambda t: self._function(op, t, options)(x), y, *c)[1]
+            else:
+                def body(x, y, *c):
+                    return tape_grad(self._function(op, y, options), x, *c)[1]
+            return in_modes(self._traced(op, options, dtype, x, y, "grad", wrt, len(c), device), body, x, y, *c,
+                            modes=self.capability(op).modes)
 
 
     def kernels(self):
@@ -148,8 +203,8 @@ class TensorflowAdapter(Adapter):
 
 class TensorflowComposed(TensorflowAdapter):
     composition = "tf.nn.log_softmax, then tf.gather (dense labels: -reduce_sum(y * log_softmax))"
-    capabilities = {"sparse_softmax_cross_entropy": Capability(gather_of_log_softmax),
-                    "softmax_cross_entropy": Capability(dense_of_log_softmax)}
+    capabilities = {"sparse_softmax_cross_entropy": Capability(gather_of_log_softmax, modes=MODES),
+                    "softmax_cross_entropy": Capability(dense_of_log_softmax, modes=MODES)}
 
     def composed(self):
         return None

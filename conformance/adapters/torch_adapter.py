@@ -1,14 +1,99 @@
-"""PyTorch's torch.nn.functional losses."""
+"""PyTorch's torch.nn.functional losses, run eagerly and under torch.compile (inductor).
+
+Inductor generates its own kernels (C++ on the CPU, Triton on CUDA) for the whole loss, so
+the compiled loss and its compiled backward are checked as a mode of their own: a check passes
+only when both modes do. One compiled function per implementation, with shapes dynamic and the
+recompile limits lifted (dynamo otherwise falls back to eager after eight recompiles, silently);
+each new option value or dtype is one compilation, which `environment()` counts.
+"""
+import shutil
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from conformance.adapters.api import (Adapter, BackwardProbe, Capability, Result, as_float, elementwise_reduce,
-                                      move_class_axis)
+from conformance.adapters.api import (Adapter, BackwardProbe, Capability, RaisedInMode, Result, as_float,
+                                      elementwise_reduce, move_class_axis, options_key)
 from conformance.bench.contract import (BenchKernel, CompileFailed, GpuProbes, NoDevice, Problem, Timed, first_call,
                                         loss_and_grad, rotating)
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64}
+
+
+def compile_available() -> bool:
+    """Inductor's CPU code needs a C++ compiler; where there is none, PyTorch runs eagerly only."""
+    return torch.cuda.is_available() or any(shutil.which(name) for name in ("c++", "g++", "clang++"))
+
+
+MODES = ("eager", "compile") if compile_available() else ("eager",)
+_COMPILED = {}  # (function, the options' constants) -> its torch.compile wrapper
+
+
+def _configure_dynamo():
+    """No silent fallback to eager after a recompile limit; integers (an axis, an ignore_index)
+    specialised, as constants of the graph, whatever dynamic= says of the shapes."""
+    for name in ("cache_size_limit", "recompile_limit", "accumulated_cache_size_limit",
+                 "accumulated_recompile_limit"):
+        if hasattr(torch._dynamo.config, name):
+            setattr(torch._dynamo.config, name, 1 << 20)
+    torch._dynamo.config.specialize_int = True
+
+
+def compiled(function, options):
+    """function(*tensors, options) under torch.compile(fullgraph=True, dynamic=True), made once
+    per implementation and options: the options' numbers and strings are constants of the graph
+    (as in a training script; dynamic=True would otherwise trace an axis as a symbol), their
+    arrays inputs, the shapes dynamic. fullgraph: a graph break raises instead of running part
+    of the loss eagerly."""
+    constants = {name: value for name, value in options.items() if not isinstance(value, torch.Tensor)}
+    key = (function, options_key(constants))
+    if key not in _COMPILED:
+        _configure_dynamo()
+
+        def with_options(*tensors_then_arrays):
+            *tensors, arrays = tensors_then_arrays
+            return function(*tensors, {**constants, **arrays})
+        _COMPILED[key] = torch.compile(with_options, fullgraph=True, dynamic=True)
+    graph = _COMPILED[key]
+    arrays = {name: value for name, value in options.items() if isinstance(value, torch.Tensor)}
+    return lambda *tensors: graph(*tensors, arrays)
+
+
+def option_tensors(options, device):
+    """The options with their arrays (weights) as float64 tensors on the device: inputs of the
+    compiled graph, not constants baked into it (each function casts them to the logits' dtype)."""
+    return {name: torch.as_tensor(value, dtype=torch.float64, device=device) if isinstance(value, (np.ndarray, list))
+            else value for name, value in options.items()}
+
+
+def in_modes(run, modes=MODES):
+    """run(compile: bool) -> a tensor, for each mode; the eager Result first, the others attached.
+    A raise of a mode after the first is that mode's (RaisedInMode)."""
+    results = []
+    for mode in modes:
+        try:
+            result = to_result(run(mode == "compile"))
+        except Exception as exc:  # noqa: BLE001 - the runner judges it, by mode
+            if not results:
+                raise
+            raise RaisedInMode(mode, exc) from exc
+        result.mode = mode
+        results.append(result)
+    results[0].others = results[1:]
+    return results[0]
+
+
+_FORWARD_DERIVATIVES = {}
+
+
+def forward_derivative(implementation):
+    """(x, v, labels, options) -> d implementation(x, labels, options) along v, through
+    torch.func.jvp: one function, so that torch.compile traces the forward mode whole."""
+    if implementation not in _FORWARD_DERIVATIVES:
+        def along(x, v, labels, options):
+            return torch.func.jvp(lambda t: implementation(t, labels, options), (x,), (v,))[1]
+        _FORWARD_DERIVATIVES[implementation] = along
+    return _FORWARD_DERIVATIVES[implementation]
 
 
 def torch_devices():
@@ -115,12 +200,14 @@ class TorchAdapter(Adapter):
     framework = "torch"
     packages = ("torch",)
     capabilities = {
-        "sigmoid_cross_entropy": Capability(sigmoid_cross_entropy, options={"pos_weight", "sample_weight"}),
-        "binary_crossentropy": Capability(binary_crossentropy, variant="torch_clamp_log", options={"sample_weight"}),
-        "softmax_cross_entropy": Capability(softmax_cross_entropy, options={"label_smoothing", "weight"}),
-        "sparse_softmax_cross_entropy": Capability(sparse_softmax_cross_entropy,
+        "sigmoid_cross_entropy": Capability(sigmoid_cross_entropy, options={"pos_weight", "sample_weight"},
+                                            modes=MODES),
+        "binary_crossentropy": Capability(binary_crossentropy, variant="torch_clamp_log", options={"sample_weight"},
+                                          modes=MODES),
+        "softmax_cross_entropy": Capability(softmax_cross_entropy, options={"label_smoothing", "weight"}, modes=MODES),
+        "sparse_softmax_cross_entropy": Capability(sparse_softmax_cross_entropy, modes=MODES,
                                                    options={"label_smoothing", "weight", "ignore_index"}),
-        "mean_squared_error": Capability(mean_squared_error),
+        "mean_squared_error": Capability(mean_squared_error, modes=MODES),
     }
 
     def version(self):
@@ -132,30 +219,44 @@ class TorchAdapter(Adapter):
     def devices(self):
         return torch_devices()
 
-    def _function(self, op, labels, options):
-        implementation = self.capability(op).implementation
-        return lambda x: implementation(x, labels, options)
+    def environment(self):
+        return {**super().environment(), "modes": list(MODES),
+                "compile": "torch.compile(fullgraph=True, dynamic=True), inductor" if "compile" in MODES
+                else "not run: no C++ compiler for inductor's CPU code"}
+
+    def _function(self, op, labels, options, device="cpu", compile=False):
+        implementation, tensors = self.capability(op).implementation, option_tensors(options, device)
+        if compile:
+            run = compiled(implementation, tensors)
+            return lambda x: run(x, labels)
+        return lambda x: implementation(x, labels, tensors)
 
     def loss(self, op, prediction, labels, options, dtype, device):
         x, y = to_tensor(prediction, dtype, device), to_tensor(labels, dtype, device)
         with torch.no_grad():
-            return to_result(self._function(op, y, options)(x))
+            return in_modes(lambda compile: self._function(op, y, options, device, compile)(x),
+                            self.capability(op).modes)
 
     def jvp(self, op, prediction, labels, options, dtype, device, direction):
         x, y = to_tensor(prediction, dtype, device), to_tensor(labels, dtype, device)
         v = torch.as_tensor(direction, dtype=x.dtype, device=x.device)
-        return to_result(torch.func.jvp(self._function(op, y, options), (x,), (v,))[1])
+        forward, tensors = forward_derivative(self.capability(op).implementation), option_tensors(options, device)
+        return in_modes(lambda compile: compiled(forward, tensors)(x, v, y) if compile else forward(x, v, y, tensors),
+                        self.capability(op).modes)
 
     def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
         on_labels = wrt == "labels"
-        x, y = to_tensor(prediction, dtype, device, not on_labels), to_tensor(labels, dtype, device, on_labels)
-        if on_labels:
-            return to_result(autograd(lambda t: self._function(op, t, options)(x), y, cotangent)[1])
-        return to_result(autograd(self._function(op, y, options), x, cotangent)[1])
+
+        def run(compile):  # fresh leaves per mode: one mode's graph must not see the other's
+            x, y = to_tensor(prediction, dtype, device, not on_labels), to_tensor(labels, dtype, device, on_labels)
+            if on_labels:
+                return autograd(lambda t: self._function(op, t, options, device, compile)(x), y, cotangent)[1]
+            return autograd(self._function(op, y, options, device, compile), x, cotangent)[1]
+        return in_modes(run, self.capability(op).modes)
 
     def backward_probe(self, op, prediction, labels, options, dtype, device, cotangent):
         x, y = to_tensor(prediction, dtype, device, True), to_tensor(labels, dtype, device)
-        return probe_backward(self._function(op, y, options), x, y, cotangent)
+        return probe_backward(self._function(op, y, options, device), x, y, cotangent)
 
     def kernels(self):
         return {
@@ -171,8 +272,8 @@ class TorchAdapter(Adapter):
 
 class TorchComposed(TorchAdapter):
     composition = "F.log_softmax, then F.nll_loss (dense labels: -(y * F.log_softmax).sum)"
-    capabilities = {"sparse_softmax_cross_entropy": Capability(nll_of_log_softmax),
-                    "softmax_cross_entropy": Capability(dense_of_log_softmax)}
+    capabilities = {"sparse_softmax_cross_entropy": Capability(nll_of_log_softmax, modes=MODES),
+                    "softmax_cross_entropy": Capability(dense_of_log_softmax, modes=MODES)}
 
     def composed(self):
         return None

@@ -135,6 +135,11 @@ def _class_axis_not_last(x: Inputs, _) -> bool:
     return x.class_axis is not None and x.class_axis != x.prediction.ndim - 1
 
 
+def _class_axis_not_second(x: Inputs, _) -> bool:
+    """The classes are not on axis 1, where PyTorch's losses take them (an adapter permutes)."""
+    return x.class_axis is not None and x.prediction.ndim > 1 and x.class_axis != 1
+
+
 def _classes_at_least(x: Inputs, n) -> bool:
     return x.class_axis is not None and x.prediction.shape[x.class_axis] >= n
 
@@ -199,6 +204,7 @@ PREDICATES: dict[str, tuple[Callable[[Inputs, object], bool], type | None]] = {
     "labels_not_one_hot": (_labels_not_one_hot, None),
     "zero_logit": (_zero_logit, None),
     "class_axis_not_last": (_class_axis_not_last, None),
+    "class_axis_not_second": (_class_axis_not_second, None),
     "classes_at_least": (_classes_at_least, int),
     "classes_at_most": (_classes_at_most, int),
     "label_logit_below_row_max_by": (_label_logit_below_row_max_by, float),

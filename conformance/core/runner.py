@@ -6,7 +6,7 @@ import traceback
 import numpy as np
 
 from conformance import adapters
-from conformance.core import behaviour_models, checks, goldens
+from conformance.core import behaviour_models, checks, goldens, relative_view
 from conformance.core import manifest as divergences
 from conformance.core import reference_cache
 from conformance.core import tolerance as tol
@@ -146,13 +146,15 @@ class Runner:
         except adapters.NotOffered as exc:
             return finish("skipped", "not-offered", str(exc))
         except Exception as exc:  # the framework raised: a refusal of undefined input, else a finding
-            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[-1]
+            mode = exc.mode if isinstance(exc, adapters.RaisedInMode) else _single_mode(capability)
+            error = exc.error if isinstance(exc, adapters.RaisedInMode) else exc
+            detail = _what_raised(error)
             if check.case.undefined:
                 record["refused"] = "raised"
                 return _judge_refusal(entry, finish, f"{check.framework} refused the undefined input: {detail}")
             record["failure"] = ["raises"]
-            message = f"{check.framework} raised {detail}"
-            raised = entry.for_mode(_single_mode(capability)) if entry else None  # a raise is no one mode's
+            message = f"{check.framework}{f' ({mode})' if mode else ''} raised {detail}"
+            raised = entry.for_mode(mode) if entry else None  # unnamed: a raise of no one mode
             if raised:
                 return _judge_known(raised, {"raises"}, finish, message)
             return finish("error", "raised", message)
@@ -176,8 +178,7 @@ class Runner:
             tolerance={**tolerance.as_record(check.dtype), "bound_at_worst": number(verdict.bound_at_worst)},
         )
         if len(results) > 1:
-            record["modes"] = {each.mode: {"passed": v.passed, "max_ulp_err": number(v.max_ulp_err)}
-                               for each, v in zip(results, verdicts)}
+            record["modes"] = _modes_record(results, verdicts, expected, check.dtype)
         passed = all(v.passed for v in verdicts)
         if check.case.undefined and passed and np.isnan(expected).any():
             record["refused"] = "nan"  # NaN exactly where the reference says the loss is undefined
@@ -226,6 +227,26 @@ def _probe(adapter, args, cotangent, quantity):
     after = probed_inputs(probe.prediction_after, probe.labels_after)  # values only: the dtype is the inputs'
     options, dtype, device = rest
     return adapters.Result(after, dtype, probe.first.device, probe.first.mode)
+
+
+def _what_raised(error):
+    """One line of the exception: its first (a compiler's message ends with advice on logging),
+    unless that only introduces the rest (TensorFlow's "in user code:"), then its last."""
+    lines = [line for line in "".join(traceback.format_exception_only(type(error), error)).splitlines() if line.strip()]
+    return (lines[-1] if lines[0].rstrip().endswith(":") else lines[0]).strip()
+
+
+def _modes_record(results, verdicts, expected, dtype):
+    """Each mode's verdict and largest ULP error; beside a compiled mode, whether the rule of
+    torch._dynamo.utils.same accepts it next to the eager result (relative_view)."""
+    modes = {each.mode: {"passed": v.passed, "max_ulp_err": number(v.max_ulp_err),
+                         "rms_err": number(relative_view.rms_error(expected, each.values))}
+             for each, v in zip(results, verdicts)}
+    eager = next((each for each in results if each.mode == "eager"), None)
+    for each in results:
+        if eager is not None and each is not eager:
+            modes[each.mode]["same_as_eager"] = relative_view.same(expected, eager.values, each.values, dtype)
+    return modes
 
 
 def _single_mode(capability):

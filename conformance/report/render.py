@@ -32,6 +32,7 @@ from conformance.report.html import to_html
 from conformance.report.markdown import to_markdown
 from conformance.report.matrix import matrix
 from conformance.report.model import ReportData, ulp_text
+from conformance.report.modes import modes
 from conformance.report.reproduce import case_file, pytest_id, reproduce_command
 from conformance.report.sections import environment, pictures, refusals, skipped, totals
 from conformance.report.sources import sources as printed_sources
@@ -56,7 +57,8 @@ def build(env: dict | None, records: list[dict], sources: list | None = None, wi
     blocks = [Heading(1, "xent-conformance report", "top")]
     blocks += environment(data) + totals(data)
     blocks += pictures(data, plots, why)
-    blocks += accuracy(data) + matrix(data) + refusals(data) + printed_sources(data) + divergences(data) + failures(data)
+    blocks += accuracy(data) + matrix(data) + modes(data) + refusals(data) + printed_sources(data) + divergences(data)
+    blocks += failures(data)
     blocks += skipped(data)
     return blocks
 

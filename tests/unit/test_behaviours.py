@@ -280,3 +280,40 @@ def test_reduction_factors_follow_the_references_denominator(options, labels, in
     z = np.zeros((len(labels), 3))
     x = conditions.Inputs("sparse_softmax_cross_entropy", options, z, np.array(labels))
     assert conditions.inputs_hold((("reduction_factor_inexact_in_float32", None),), x) == inexact
+
+
+@pytest.mark.parametrize("raising_mode, outcome", [("compile", "xfailed"), ("eager", "error")])
+def test_a_raise_in_one_mode_is_judged_by_the_entries_about_that_mode(tmp_path, monkeypatch, raising_mode, outcome):
+    """torch.compile raising where eager computes is that mode's known divergence; the same
+    raise from eager, which the entry does not name, is an error."""
+    path = tmp_path / "divergences.yaml"
+    path.write_text("schema: 1\nentries:\n  - {id: compile-raises, match: {framework: torch, mode: compile}, "
+                    "action: xfail, expect: raises, reason: r}\n")
+
+    class CompileAndEager(StandIn):
+        def __init__(self, framework, versions):
+            super().__init__(framework, versions)
+            self.capabilities = {op: dataclasses.replace(c, modes=("eager", "compile"))
+                                 for op, c in self.capabilities.items()}
+
+        def loss(self, *args):
+            error = RuntimeError("cannot trace")
+            raise adapters.RaisedInMode("compile", error) if raising_mode == "compile" else error
+    monkeypatch.setattr(adapters, "load", lambda name: CompileAndEager(name, STAND_INS[name]))
+    case = load_case_file_from(tmp_path, CASES, "my-moderate-logits")
+    record = Runner(manifest.load(path)).run(Check(case, "torch", "float32", "cpu", "loss"))
+    assert record["outcome"] == outcome, record["message"]
+    assert record["failure"] == ["raises"]
+    if outcome == "error":
+        assert record["message"] == "torch raised RuntimeError: cannot trace"
+    else:
+        assert record["manifest"] == "compile-raises"
+
+
+def test_the_classes_off_the_second_axis_are_where_pytorch_permutes():
+    def holds(shape, axis):
+        z = np.zeros(shape)
+        inputs = conditions.Inputs("softmax_cross_entropy", {"axis": axis}, z, z)
+        return conditions.inputs_hold((("class_axis_not_second", None),), inputs)
+    assert not holds((4, 3), -1) and not holds((2, 3, 4), 1)
+    assert holds((4, 3), 0) and holds((2, 3, 4), -1) and not holds((3,), -1)

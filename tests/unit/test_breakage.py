@@ -1,4 +1,5 @@
 """The suite notices a broken framework: a 1e-4 relative error fails the checks it touches."""
+import numpy as np
 import pytest
 
 from conformance.core import checks
@@ -76,8 +77,24 @@ def test_every_mode_of_a_framework_is_judged(cases, monkeypatch, relative, outco
 def test_the_matrix_counts_where_modes_differ():
     from conformance.results import summary
 
-    records = [{"framework": "jax", "modes": {"jit": {"passed": True, "max_ulp_err": 1.0},
+    records = [{"framework": "jax", "modes": {"jit": {"passed": True, "max_ulp_err": 1.0, "same_as_eager": same},
                                               "eager": {"passed": eager, "max_ulp_err": ulp}}}
-               for eager, ulp in [(True, 1.0), (True, 3.0), (False, "inf")]]
+               for eager, ulp, same in [(True, 1.0, True), (True, 3.0, False), (False, "inf", True)]]
     records.append({"framework": "torch"})
-    assert summary.modes(records) == ["jax ran eager and jit: ULP errors differ in 2 of 3 checks, the verdict in 1"]
+    assert summary.modes(records) == ["jax ran eager and jit: ULP errors differ in 2 of 3 checks, the verdict in 1; "
+                                      "the relative view (torch._dynamo.utils.same) rejects 1"]
+
+
+def test_the_relative_view_is_the_rule_of_dynamo_same():
+    """Accepted: allclose to eager, or an RMS error against float64 at most 2x eager's (3x below
+    1,000 elements or in half precision) plus 1e-5; a compiled error beyond that is rejected."""
+    from conformance.core import relative_view
+
+    reference = np.linspace(1.0, 2.0, 2000)
+    eager = reference + 1e-3
+    assert relative_view.same(reference, eager, eager + 5e-5, "float32")  # allclose to eager
+    assert relative_view.same(reference, eager, reference - 2e-3, "float32")  # 2x eager's error
+    assert not relative_view.same(reference, eager, reference + 2.2e-3, "float32")
+    assert relative_view.same(reference, eager, reference + 2.9e-3, "bfloat16")  # 3x in half precision
+    assert relative_view.same(reference[:10], eager[:10], reference[:10] + 2.9e-3, "float32")  # 3x: few elements
+    assert not relative_view.same(reference, eager, eager[:10], "float32")

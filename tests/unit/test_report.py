@@ -188,6 +188,20 @@ def test_a_plugin_framework_id_is_a_column_of_the_matrix_and_the_accuracy_table(
     assert "| `example-numpy` |" in text.split("## Environment")[1].split("\n## ")[0]
 
 
+def test_the_modes_section_lists_where_compiled_and_eager_disagree():
+    agree = dict(record("logits-small", "torch", ulp=1.0), modes={
+        "eager": {"passed": True, "max_ulp_err": 1.0}, "compile": {"passed": True, "max_ulp_err": 1.0,
+                                                                   "same_as_eager": True}})
+    split = dict(record("logits-big", "torch", ulp=40.0), modes={
+        "eager": {"passed": True, "max_ulp_err": 1.0}, "compile": {"passed": False, "max_ulp_err": 40.0,
+                                                                   "same_as_eager": False}})
+    text = report.render(environment(), [agree, split], "md", with_plots=False)
+    section = text.split("## Compiled and eager")[1].split("\n## ")[0]
+    assert "| `torch` | `compile` | 2 | 1 | 1 | 1 |" in section
+    assert f"| `{split['id']}` | `compile` | 1 | 40 | passed | failed | rejects |" in section
+    assert agree["id"] not in section
+
+
 def test_known_divergence_shows_what_was_observed():
     entry = manifest_entry()
     text = report.render(environment(), synthetic_records(), "md", with_plots=False)
