@@ -17,8 +17,8 @@ from conformance.adapters.native_order import load_triton_first
 load_triton_first()  # before TensorFlow's LLVM (native_order.py)
 import tensorflow as tf  # noqa: E402
 
-from conformance.adapters.api import (Adapter, Capability, NotOffered, RaisedInMode, Result, as_float,
-                                      elementwise_reduce, options_key)
+from conformance.adapters.api import (Adapter, Capability, NotOffered, Result, as_float, elementwise_reduce,
+                                      options_key, results_in_modes)
 from conformance.bench.contract import (BenchKernel, GpuProbes, NoDevice, Problem, Timed, first_call, loss_and_grad,
                                         requested_threads, rotating)
 
@@ -41,9 +41,9 @@ def to_tensor(array, dtype):
     return tf.cast(tf.constant(as_float(array)), DTYPES[dtype])
 
 
-def to_result(tensor, mode=""):
+def to_result(tensor):
     device = "cuda" if "GPU" in tensor.device.upper() else "cpu"
-    return Result(tf.cast(tensor, tf.float64).numpy(), tensor.dtype.name, device, mode)
+    return Result(tf.cast(tensor, tf.float64).numpy(), tensor.dtype.name, device)
 
 
 MODES = ("eager", "function", "xla")
@@ -52,24 +52,12 @@ _GRAPHS = {}  # (what is computed, mode) -> its tf.function
 
 def in_modes(key, body, *tensors, modes=MODES):
     """body(*tensors) eagerly, in tf.function and in tf.function(jit_compile=True), each traced
-    once per key; the eager Result first, the others attached. A raise of a mode after the
-    first is that mode's (RaisedInMode)."""
-    results = []
-    for mode in modes:
-        if mode == "eager":
-            run = body
-        else:
-            if (key, mode) not in _GRAPHS:
-                _GRAPHS[(key, mode)] = tf.function(body, jit_compile=mode == "xla", reduce_retracing=True)
-            run = _GRAPHS[(key, mode)]
-        try:
-            results.append(to_result(run(*tensors), mode))
-        except Exception as exc:  # noqa: BLE001 - the runner judges it, by mode
-            if not results:
-                raise
-            raise RaisedInMode(mode, exc) from exc
-    results[0].others = results[1:]
-    return results[0]
+    once per key; the eager Result first, the others attached."""
+    def compute(mode):
+        if mode != "eager" and (key, mode) not in _GRAPHS:
+            _GRAPHS[(key, mode)] = tf.function(body, jit_compile=mode == "xla", reduce_retracing=True)
+        return to_result((body if mode == "eager" else _GRAPHS[(key, mode)])(*tensors))
+    return results_in_modes(modes, compute)
 
 
 def tape_grad(fn, x, cotangent=None):
@@ -143,13 +131,10 @@ class TensorflowAdapter(Adapter):
         return lambda x: elementwise_reduce(implementation(x, labels, options), reduction, tf.reduce_sum,
                                             tf.reduce_mean)
 
-    def _key(self, op, options, dtype, *what):
-        return (type(self).__name__, op, options_key(options), dtype, *what)
-
     def _traced(self, op, options, dtype, x, y, *what):
         """The key of one traced function: ranks included, so that reduce_retracing relaxes the
         sizes only (the functions read their inputs' ranks)."""
-        return self._key(op, options, dtype, x.shape.rank, y.shape.rank, *what)
+        return (type(self).__name__, op, options_key(options), dtype, x.shape.rank, y.shape.rank, *what)
 
     def loss(self, op, prediction, labels, options, dtype, device):
         with tf_device(device):

@@ -2,9 +2,9 @@
 
 Inductor generates its own kernels (C++ on the CPU, Triton on CUDA) for the whole loss, so
 the compiled loss and its compiled backward are checked as a mode of their own: a check passes
-only when both modes do. One compiled function per implementation, with shapes dynamic and the
-recompile limits lifted (dynamo otherwise falls back to eager after eight recompiles, silently);
-each new option value or dtype is one compilation, which `environment()` counts.
+only when both modes do. One compiled function per implementation and options, with shapes
+dynamic and the recompile limits lifted (dynamo otherwise falls back to eager after eight
+recompiles, silently); each new option value or dtype is one compilation.
 """
 import shutil
 
@@ -12,8 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from conformance.adapters.api import (Adapter, BackwardProbe, Capability, RaisedInMode, Result, as_float,
-                                      elementwise_reduce, move_class_axis, options_key)
+from conformance.adapters.api import (Adapter, BackwardProbe, Capability, Result, as_float, elementwise_reduce,
+                                      move_class_axis, options_key, results_in_modes)
 from conformance.bench.contract import (BenchKernel, CompileFailed, GpuProbes, NoDevice, Problem, Timed, first_call,
                                         loss_and_grad, rotating)
 
@@ -67,20 +67,8 @@ def option_tensors(options, device):
 
 
 def in_modes(run, modes=MODES):
-    """run(compile: bool) -> a tensor, for each mode; the eager Result first, the others attached.
-    A raise of a mode after the first is that mode's (RaisedInMode)."""
-    results = []
-    for mode in modes:
-        try:
-            result = to_result(run(mode == "compile"))
-        except Exception as exc:  # noqa: BLE001 - the runner judges it, by mode
-            if not results:
-                raise
-            raise RaisedInMode(mode, exc) from exc
-        result.mode = mode
-        results.append(result)
-    results[0].others = results[1:]
-    return results[0]
+    """run(compile: bool) -> a tensor, for each mode; the eager Result first, the others attached."""
+    return results_in_modes(modes, lambda mode: to_result(run(mode == "compile")))
 
 
 _FORWARD_DERIVATIVES = {}

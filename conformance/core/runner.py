@@ -220,13 +220,12 @@ def _probe(adapter, args, cotangent, quantity):
     """A backward probe (on copies of the inputs): the second backward's product, or the inputs
     read back. A probe runs one way (the adapter's first mode), so its result is not asked for
     every mode."""
-    op, prediction, labels, *rest = args
-    probe = adapter.backward_probe(op, prediction, labels, *rest, cotangent=cotangent)
+    probe = adapter.backward_probe(*args, cotangent=cotangent)
     if quantity == "second_backward":
         return probe.second
-    after = probed_inputs(probe.prediction_after, probe.labels_after)  # values only: the dtype is the inputs'
-    options, dtype, device = rest
-    return adapters.Result(after, dtype, probe.first.device, probe.first.mode)
+    dtype = args[4]  # values only: the dtype is the inputs'
+    return adapters.Result(probed_inputs(probe.prediction_after, probe.labels_after), dtype, probe.first.device,
+                           probe.first.mode)
 
 
 def _what_raised(error):
