@@ -52,7 +52,7 @@ def case_file_schema() -> dict:
     missing = [name for name in options if name not in OPTION_SCHEMAS]
     if missing:
         raise ValueError(f"no JSON Schema for the option(s) {', '.join(missing)}: add them to OPTION_SCHEMAS")
-    inputs = sorted({op.prediction for op in OPS.values()} | {"labels"})
+    inputs = sorted({name for op in OPS.values() for name in op.inputs})
     generator = _object(schema.GENERATOR_KEYS, {"generate": {"enum": list(schema.GENERATORS)},
                                                 "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
                                                 "seed": {"type": "integer", "minimum": 0}})

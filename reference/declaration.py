@@ -11,7 +11,7 @@ from typing import Callable, Mapping
 
 from reference.options import PIPELINE_OPTIONS
 
-PREDICTIONS = ("logits", "probs", "predictions")
+PREDICTIONS = ("logits", "probs", "predictions", "hidden")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,12 +42,27 @@ class Op:
     # value outside has no loss (NaN). Ops with a class axis declare none: their loss is linear
     # in the label weights (the article's labels [1, 2]) and Keras normalises predicted rows.
     unit_interval: tuple[str, ...] = ()
+    # An op on logits it computes from its inputs (linear_cross_entropy: hidden @ linear_weight.T
+    # + linear_bias), then evaluated as the op `head`: its own module is its reference, and it
+    # follows the mathematics only (the registry gives it the head's exact variant).
+    head: str | None = None
+    tensors: tuple[str, ...] = ()  # its further inputs, differentiated too
+    optional_tensors: tuple[str, ...] = ()  # those of them a case may leave out
 
     def __post_init__(self):
         if self.prediction not in PREDICTIONS:
             raise ValueError(f"{self.name}: prediction must be one of {PREDICTIONS}, got {self.prediction!r}")
         if "reduction" not in self.options:
             raise ValueError(f"{self.name}: every op takes the option 'reduction'")
+        if self.head is not None:
+            if self.variants or self.class_axis or not self.integer_labels:
+                raise ValueError(f"{self.name}: an op with a head declares no variants, no class axis, and "
+                                 "takes integer labels (the head's classes are its computed logits')")
+            if not set(self.optional_tensors) <= set(self.tensors):
+                raise ValueError(f"{self.name}: optional_tensors must be among its tensors")
+            return
+        if self.tensors:
+            raise ValueError(f"{self.name}: only an op with a head takes further tensors")
         if "exact" not in self.variants:
             raise ValueError(f"{self.name}: every op has an 'exact' variant")
         if self.class_axis != ("axis" in self.options):
@@ -62,6 +77,11 @@ class Op:
                 function = getattr(variant, role)
                 if function is not None:
                     self._check_signature(f"{variant_name}.{role}", function, positional)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The names of its inputs in a case: the prediction, further tensors, the labels."""
+        return (self.prediction, *self.tensors, "labels")
 
     @property
     def function_options(self) -> tuple[str, ...]:

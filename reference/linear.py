@@ -21,17 +21,28 @@ covers smoothed labels and the z-loss), through the same product.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
 
-from reference import registry
+from reference.declaration import Op
 from reference.numerics import doubledouble as dd
 
 SPARSE = "sparse_softmax_cross_entropy"
 OPTIONS = ("reduction", "ignore_index", "label_smoothing", "weight", "z_loss", "softcap", "sample_weight")
 DOUBLE_DOUBLE_LIMIT = 1 << 24  # N x V x H products at most: past this, float64 products (see logits)
+
+DECLARATION = Op(
+    name="linear_cross_entropy", prediction="hidden", integer_labels=True, class_axis=False,
+    options={"reduction": "none", "label_smoothing": 0.0, "weight": None, "ignore_index": None, "z_loss": 0.0,
+             "softcap": None},
+    head=SPARSE, tensors=("linear_weight", "linear_bias"), optional_tensors=("linear_bias",),
+)
+DECLARATIONS = (DECLARATION,)
+# The gradients a check asks for, by the input they are taken with respect to.
+GRADIENTS = {"hidden": "grad_hidden", "linear_weight": "grad_weight", "linear_bias": "grad_bias"}
 
 
 @dataclass(frozen=True)
@@ -72,13 +83,36 @@ def logits(hidden, weight, bias=None) -> tuple[np.ndarray, np.ndarray]:
     size = _roundings(h) * magnitude + np.abs(z)
     if bias is not None:
         size = size + np.abs(np.asarray(bias, np.float64))
-    return z, size
+    return z, np.where(np.isinf(z), 0.0, size)  # a masked (-inf) logit stays -inf whatever the rounding
+
+
+_EVALUATED: "OrderedDict[tuple, Linear]" = OrderedDict()  # the last few: a check asks for one quantity at a time
+
+
+def _key(*values) -> tuple:
+    def frozen(value):
+        if value is None or isinstance(value, (str, int, float, bool)):
+            return value
+        array = np.asarray(value)
+        return array.dtype.str, array.shape, array.tobytes()
+    return tuple(frozen(v) for v in values)
 
 
 def evaluate(hidden, weight, bias, labels, options: Mapping[str, object], dtype: str) -> Linear:
     """The loss (reduced as options['reduction'] says), the gradients of its sum with respect to
     hidden, weight and bias, and their scales."""
-    unknown = set(options) - set(OPTIONS)
+    key = (_key(hidden, weight, bias, labels, dtype),
+           tuple(sorted((name, _key(value)) for name, value in options.items() if value is not None)))
+    if key not in _EVALUATED:
+        _EVALUATED[key] = _evaluate(hidden, weight, bias, labels, options, dtype)
+        while len(_EVALUATED) > 8:
+            _EVALUATED.popitem(last=False)
+    return _EVALUATED[key]
+
+
+def _evaluate(hidden, weight, bias, labels, options: Mapping[str, object], dtype: str) -> Linear:
+    """evaluate, uncached."""
+    unknown = {name for name, value in options.items() if value is not None} - set(OPTIONS)
     if unknown:
         raise ValueError(f"linear_cross_entropy does not take the option(s) {sorted(unknown)} "
                          f"(it takes: {', '.join(OPTIONS)})")
@@ -87,6 +121,13 @@ def evaluate(hidden, weight, bias, labels, options: Mapping[str, object], dtype:
         raise ValueError(f"linear_cross_entropy in float64 needs at most {DOUBLE_DOUBLE_LIMIT} products "
                          "(N x V x H) for its double-double logits")
     z, size = logits(hidden, weight, bias)
+    with np.errstate(invalid="ignore"):  # masked (-inf) logits: inf * 0 in terms np.where then drops
+        return _on_logits(hidden, weight, z, size, labels, options, dtype)
+
+
+def _on_logits(hidden, weight, z, size, labels, options, dtype) -> Linear:
+    from reference import registry  # it registers this module's declaration
+
     inputs = {"logits": z, "labels": np.asarray(labels)}
     loss = registry.evaluate_loss(SPARSE, "exact", inputs, options, dtype)
     g, g_scale = registry.evaluate_grad(SPARSE, "exact", inputs, options, dtype)
@@ -101,7 +142,8 @@ def evaluate(hidden, weight, bias, labels, options: Mapping[str, object], dtype:
         np.abs(finite_g) + p * np.sum(np.abs(finite_g), axis=-1, keepdims=True))
     rows, classes = z.shape
     own = np.abs(finite_g)
-    error = g_scale + moved  # what G itself carries
+    # what G itself carries; a masked (-inf) logit's G is exactly 0 and adds nothing to a product
+    error = np.where(np.isneginf(z), 0.0, g_scale + moved)
     grad_hidden = g @ weight
     grad_hidden_scale = (_roundings(classes) * own + error) @ np.abs(weight)
     grad_weight = g.T @ hidden

@@ -7,6 +7,7 @@ from typing import Mapping
 
 import numpy as np
 
+from reference import linear
 from reference import options as pipeline
 from reference.declaration import Op, Variant
 from reference.ops import FAMILIES
@@ -24,6 +25,12 @@ def _register(families) -> dict[str, Op]:
                 raise ValueError(f"op {op.name!r} is declared twice")
             ops[op.name] = op
     for op in ops.values():
+        if op.head is not None:
+            head = ops.get(op.head)
+            if head is None or head.head is not None:
+                raise ValueError(f"{op.name}: its head {op.head!r} must be a declared op on logits")
+            op.variants.update(exact=head.variants["exact"])  # the mathematics, through its own module
+    for op in ops.values():
         if op.dense_form is None:
             continue
         dense = ops.get(op.dense_form)
@@ -33,7 +40,7 @@ def _register(families) -> dict[str, Op]:
     return ops
 
 
-OPS: dict[str, Op] = _register(FAMILIES)
+OPS: dict[str, Op] = _register((*FAMILIES, linear))
 
 
 def variant_names(op: str) -> tuple[str, ...]:
@@ -41,8 +48,22 @@ def variant_names(op: str) -> tuple[str, ...]:
 
 
 def has_grad(op: str, variant: str, quantity: str = "grad_logits") -> bool:
-    spec = _variant(_op(op), variant)
+    """Whether the reference differentiates the variant: grad_logits (with respect to the
+    prediction), grad_labels, or (an op with further tensors) grad_<tensor>."""
+    declared = _op(op)
+    spec = _variant(declared, variant)
+    if quantity.startswith("grad_") and quantity[len("grad_"):] in declared.tensors:
+        return spec.grad is not None
     return (spec.grad if quantity == "grad_logits" else spec.grad_labels) is not None
+
+
+def _linear(op: Op, variant: "str | Variant", inputs, options: Mapping[str, object], dtype: str) -> linear.Linear:
+    """An op with a head, evaluated by its own module: the mathematics only."""
+    if variant != "exact":
+        raise ValueError(f"{op.name} is computed by the mathematics only (variant 'exact'), not {variant!r}")
+    _check_options(op, options)
+    return linear.evaluate(inputs[op.prediction], inputs["linear_weight"], inputs.get("linear_bias"),
+                           inputs["labels"], options, dtype)
 
 
 def _op(name: str) -> Op:
@@ -83,6 +104,8 @@ def _setup(op_name: str, variant: "str | Variant", inputs, options: Mapping[str,
 
 def evaluate_loss(op: str, variant: "str | Variant", inputs, options: Mapping[str, object], dtype: str) -> np.ndarray:
     """The loss in float64, reduced as options['reduction'] says."""
+    if _op(op).head:
+        return _linear(OPS[op], variant, inputs, options, dtype).loss
     prediction, prepared, spec, function_options = _setup(op, variant, inputs, options)
     loss = spec.loss(prediction, prepared.labels, dtype, **function_options)
     return np.asarray(pipeline.reduce_loss(loss, options.get("reduction", "none"), prepared))
@@ -90,6 +113,8 @@ def evaluate_loss(op: str, variant: "str | Variant", inputs, options: Mapping[st
 
 def evaluate_scale(op: str, variant: "str | Variant", inputs, options: Mapping[str, object], dtype: str) -> np.ndarray:
     """The conditioning scale of evaluate_loss, same shape."""
+    if _op(op).head:
+        return _linear(OPS[op], variant, inputs, options, dtype).loss_scale
     prediction, prepared, spec, function_options = _setup(op, variant, inputs, options)
     loss = spec.loss(prediction, prepared.labels, dtype, **function_options)
     scale = spec.scale(prediction, prepared.labels, loss, dtype, **function_options)
@@ -104,8 +129,13 @@ def evaluate_grad(op: str, variant: "str | Variant", inputs, options: Mapping[st
     of unreduced losses, or the sum of the examples' weights). For the labels, the options'
     label transform y -> (y (1 - s) + s / K) w contributes its factor (1 - s) w.
     """
-    if wrt not in ("prediction", "labels"):
-        raise ValueError(f"wrt must be 'prediction' or 'labels', got {wrt!r}")
+    if _op(op).head and wrt in ("prediction", *OPS[op].tensors):
+        evaluated = _linear(OPS[op], variant, inputs, options, dtype)
+        field = linear.GRADIENTS[OPS[op].prediction if wrt == "prediction" else wrt]
+        return getattr(evaluated, field), getattr(evaluated, field + "_scale")
+    allowed = ("prediction", *OPS[op].tensors) if OPS[op].head else ("prediction", "labels")
+    if wrt not in allowed:
+        raise ValueError(f"wrt must be one of {', '.join(allowed)} for {op}, got {wrt!r}")
     prediction, prepared, spec, function_options = _setup(op, variant, inputs, options)
     function = spec.grad if wrt == "prediction" else spec.grad_labels
     if function is None:

@@ -22,11 +22,13 @@ import numpy as np
 
 from reference.dtypes import FLOAT_DTYPES, numpy_dtype
 
-# Options every capability takes without declaring them: how the losses are reduced, and
-# which axis holds the classes (for ops that have one).
-BASE_OPTIONS = ("reduction", "axis")
+# Options every capability takes without declaring them: how the losses are reduced, which
+# axis holds the classes (for ops that have one), and linear_cross_entropy's weight: an op's
+# further tensors reach the adapter among the options, as arrays of the dtype under test
+# (linear_bias, which a case may leave out, is declared by the capabilities that take it).
+BASE_OPTIONS = ("reduction", "axis", "linear_weight")
 BASIC_REDUCTIONS = ("none", "sum", "mean")
-QUANTITIES = ("loss", "grad_logits", "grad_labels")
+QUANTITIES = ("loss", "grad_logits", "grad_labels", "grad_linear_weight", "grad_linear_bias")
 # Properties of a training step, checked on every adapter that offers backward_probe.
 PROBE_QUANTITIES = ("inputs_intact", "second_backward")
 
@@ -108,6 +110,7 @@ class BackwardProbe:
     second: Result  # the same product from the second backward of the same forward
     prediction_after: np.ndarray  # the prediction as the framework's tensor holds it afterwards
     labels_after: np.ndarray  # likewise the labels
+    tensors_after: dict = field(default_factory=dict)  # an op's further tensors (linear_weight, ...)
 
 
 class Adapter:

@@ -78,6 +78,12 @@ def mean_squared_error(a, y, options):
     return optax.l2_loss(a, y) if options.get("half") else optax.squared_error(a, y)
 
 
+def linear_cross_entropy(h, labels, options, weight, bias=None):
+    """The naive composition a JAX LM head writes: the logits, then optax's loss on them."""
+    logits = h @ weight.T if bias is None else h @ weight.T + bias
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+
+
 def gather_of_log_softmax(z, labels, options):
     return -jnp.take_along_axis(jax.nn.log_softmax(z, axis=-1), labels[..., None], axis=-1)[..., 0]
 
@@ -87,6 +93,8 @@ def dense_of_log_softmax(z, y, options):
 
 
 MODES = ("jit", "eager")
+# Where each input is among a function's arguments: (prediction, labels, an op's further tensors).
+ARGUMENTS = {"prediction": 0, "labels": 1, "linear_weight": 2, "linear_bias": 3}
 
 
 class JaxAdapter(Adapter):
@@ -97,6 +105,7 @@ class JaxAdapter(Adapter):
         "softmax_cross_entropy": Capability(softmax_cross_entropy, modes=MODES),
         "sparse_softmax_cross_entropy": Capability(sparse_softmax_cross_entropy, modes=MODES),
         "mean_squared_error": Capability(mean_squared_error, options={"half"}, modes=MODES),
+        "linear_cross_entropy": Capability(linear_cross_entropy, options={"linear_bias"}, modes=MODES),
     }
 
     def version(self):
@@ -111,26 +120,31 @@ class JaxAdapter(Adapter):
     def _function(self, op, options):
         implementation = self.capability(op).implementation
         reduction = options.get("reduction", "none")
-        return lambda x, y: elementwise_reduce(implementation(x, y, options), reduction, jnp.sum, jnp.mean)
+        return lambda x, y, *tensors: elementwise_reduce(implementation(x, y, options, *tensors), reduction,
+                                                         jnp.sum, jnp.mean)
+
+    @staticmethod
+    def _arguments(prediction, labels, options, dtype, device):
+        """(prediction, labels, an op's further tensors) as arrays on the device."""
+        tensors = [options[name] for name in ("linear_weight", "linear_bias") if options.get(name) is not None]
+        return [to_array(a, dtype, device) for a in (prediction, labels, *tensors)]
 
     def loss(self, op, prediction, labels, options, dtype, device):
-        return jit_and_eager(self._function(op, options), to_array(prediction, dtype, device),
-                             to_array(labels, dtype, device))
+        return jit_and_eager(self._function(op, options), *self._arguments(prediction, labels, options, dtype, device))
 
     def jvp(self, op, prediction, labels, options, dtype, device, direction):
         fn = self._function(op, options)
-        return jit_and_eager(lambda x, y: forward(lambda t: fn(t, y), x, direction),
-                             to_array(prediction, dtype, device), to_array(labels, dtype, device))
+        return jit_and_eager(lambda x, y, *tensors: forward(lambda t: fn(t, y, *tensors), x, direction),
+                             *self._arguments(prediction, labels, options, dtype, device))
 
     def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
         fn = self._function(op, options)
-        argnum = 1 if wrt == "labels" else 0
+        argnum = ARGUMENTS[wrt]
         if cotangent is None:
-            grad = jax.grad(lambda x, y: jnp.sum(fn(x, y)), argnums=argnum)
+            grad = jax.grad(lambda *args: jnp.sum(fn(*args)), argnums=argnum)
         else:
-            grad = lambda x, y: vjp(fn, (x, y), argnum, cotangent)  # noqa: E731
-        return jit_and_eager(grad, to_array(prediction, dtype, device), to_array(labels, dtype, device))
-
+            grad = lambda *args: vjp(fn, args, argnum, cotangent)  # noqa: E731
+        return jit_and_eager(grad, *self._arguments(prediction, labels, options, dtype, device))
 
     def kernels(self):
         prepare_for_benchmarks()

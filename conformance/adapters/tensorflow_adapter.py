@@ -99,6 +99,17 @@ def sparse_softmax_cross_entropy(z, labels, options):
     return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=z)
 
 
+def linear_cross_entropy(h, labels, options, weight, bias=None):
+    """The naive composition a TensorFlow LM head writes: the logits, then the fused tf.nn loss."""
+    logits = tf.matmul(h, weight, transpose_b=True)
+    if bias is not None:
+        logits = logits + bias
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+
+
+TENSORS = ("linear_weight", "linear_bias")  # an op's further tensors: arguments, never constants
+
+
 def gather_of_log_softmax(z, labels, options):
     return -tf.gather(tf.nn.log_softmax(z, axis=-1), labels, axis=-1, batch_dims=labels.shape.rank)
 
@@ -114,6 +125,7 @@ class TensorflowAdapter(Adapter):
         "sigmoid_cross_entropy": Capability(sigmoid_cross_entropy, options={"pos_weight"}, modes=MODES),
         "softmax_cross_entropy": Capability(softmax_cross_entropy, modes=MODES),
         "sparse_softmax_cross_entropy": Capability(sparse_softmax_cross_entropy, modes=MODES),
+        "linear_cross_entropy": Capability(linear_cross_entropy, options={"linear_bias"}, modes=MODES),
     }
 
     def version(self):
@@ -125,11 +137,17 @@ class TensorflowAdapter(Adapter):
     def devices(self):
         return tf_devices()
 
-    def _function(self, op, labels, options):
+    def _function(self, op, labels, options, tensors=()):
         implementation = self.capability(op).implementation
         reduction = options.get("reduction", "none")
-        return lambda x: elementwise_reduce(implementation(x, labels, options), reduction, tf.reduce_sum,
+        return lambda x: elementwise_reduce(implementation(x, labels, options, *tensors), reduction, tf.reduce_sum,
                                             tf.reduce_mean)
+
+    @staticmethod
+    def _split(options, dtype):
+        """(the options a function closes over, an op's further tensors as its arguments)."""
+        tensors = [to_tensor(options[name], dtype) for name in TENSORS if options.get(name) is not None]
+        return {k: v for k, v in options.items() if k not in TENSORS}, tensors
 
     def _traced(self, op, options, dtype, x, y, *what):
         """The key of one traced function: ranks included, so that reduce_retracing relaxes the
@@ -139,8 +157,10 @@ class TensorflowAdapter(Adapter):
     def loss(self, op, prediction, labels, options, dtype, device):
         with tf_device(device):
             x, y = to_tensor(prediction, dtype), to_tensor(labels, dtype)
-            return in_modes(self._traced(op, options, dtype, x, y, "loss", device),
-                            lambda x, y: self._function(op, y, options)(x), x, y, modes=self.capability(op).modes)
+            options, tensors = self._split(options, dtype)
+            return in_modes(self._traced(op, options, dtype, x, y, "loss", device, len(tensors)),
+                            lambda x, y, *t: self._function(op, y, options, t)(x), x, y, *tensors,
+                            modes=self.capability(op).modes)
 
     def jvp(self, op, prediction, labels, options, dtype, device, direction):
         with tf_device(device):
@@ -153,16 +173,26 @@ class TensorflowAdapter(Adapter):
     def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
         with tf_device(device):
             x, y = to_tensor(prediction, dtype), to_tensor(labels, dtype)
+            options, tensors = self._split(options, dtype)
             c = () if cotangent is None else (tf.constant(np.asarray(cotangent, np.float64)),)
+            count = len(tensors)
             if wrt == "labels":
                 def body(x, y, *c):
                     return tape_grad(lambda t: self._function(op, t, options)(x), y, *c)[1]
-            else:
-                def body(x, y, *c):
-                    return tape_grad(self._function(op, y, options), x, *c)[1]
-            return in_modes(self._traced(op, options, dtype, x, y, "grad", wrt, len(c), device), body, x, y, *c,
-                            modes=self.capability(op).modes)
+            elif wrt in TENSORS:  # the tensor at its place among the further ones
+                where = TENSORS.index(wrt)
 
+                def body(x, y, *rest):
+                    tensors, c = list(rest[:count]), rest[count:]
+
+                    def of(t):
+                        return self._function(op, y, options, [*tensors[:where], t, *tensors[where + 1:]])(x)
+                    return tape_grad(of, tensors[where], *c)[1]
+            else:
+                def body(x, y, *rest):
+                    return tape_grad(self._function(op, y, options, rest[:count]), x, *rest[count:])[1]
+            return in_modes(self._traced(op, options, dtype, x, y, "grad", wrt, len(c), device, count), body, x, y,
+                            *tensors, *c, modes=self.capability(op).modes)
 
     def kernels(self):
         prepare_for_benchmarks()

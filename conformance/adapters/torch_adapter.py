@@ -6,70 +6,16 @@ only when both modes do. One compiled function per implementation and options, w
 dynamic and the recompile limits lifted (dynamo otherwise falls back to eager after eight
 recompiles, silently); each new option value or dtype is one compilation.
 """
-import shutil
-
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from conformance.adapters.api import (Adapter, BackwardProbe, Capability, Result, as_float, elementwise_reduce,
-                                      move_class_axis, options_key, results_in_modes)
+from conformance.adapters import torch_linear
+from conformance.adapters.api import Adapter, Capability, elementwise_reduce, move_class_axis
+# the shared helpers, also imported from here by plug-ins built on PyTorch
+from conformance.adapters.torch_common import (DTYPES, MODES, autograd, compile_available, compiled, in_modes,  # noqa: F401
+                                               option_tensors, probe_backward, to_result, to_tensor, torch_devices)
 from conformance.bench.contract import (BenchKernel, CompileFailed, GpuProbes, NoDevice, Problem, Timed, first_call,
                                         loss_and_grad, rotating)
-
-DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64}
-
-
-def compile_available() -> bool:
-    """Inductor's CPU code needs a C++ compiler; where there is none, PyTorch runs eagerly only."""
-    return torch.cuda.is_available() or any(shutil.which(name) for name in ("c++", "g++", "clang++"))
-
-
-MODES = ("eager", "compile") if compile_available() else ("eager",)
-_COMPILED = {}  # (function, the options' constants) -> its torch.compile wrapper
-
-
-def _configure_dynamo():
-    """No silent fallback to eager after a recompile limit; integers (an axis, an ignore_index)
-    specialised, as constants of the graph, whatever dynamic= says of the shapes."""
-    for name in ("cache_size_limit", "recompile_limit", "accumulated_cache_size_limit",
-                 "accumulated_recompile_limit"):
-        if hasattr(torch._dynamo.config, name):
-            setattr(torch._dynamo.config, name, 1 << 20)
-    torch._dynamo.config.specialize_int = True
-
-
-def compiled(function, options):
-    """function(*tensors, options) under torch.compile(fullgraph=True, dynamic=True), made once
-    per implementation and options: the options' numbers and strings are constants of the graph
-    (as in a training script; dynamic=True would otherwise trace an axis as a symbol), their
-    arrays inputs, the shapes dynamic. fullgraph: a graph break raises instead of running part
-    of the loss eagerly."""
-    constants = {name: value for name, value in options.items() if not isinstance(value, torch.Tensor)}
-    key = (function, options_key(constants))
-    if key not in _COMPILED:
-        _configure_dynamo()
-
-        def with_options(*tensors_then_arrays):
-            *tensors, arrays = tensors_then_arrays
-            return function(*tensors, {**constants, **arrays})
-        _COMPILED[key] = torch.compile(with_options, fullgraph=True, dynamic=True)
-    graph = _COMPILED[key]
-    arrays = {name: value for name, value in options.items() if isinstance(value, torch.Tensor)}
-    return lambda *tensors: graph(*tensors, arrays)
-
-
-def option_tensors(options, device):
-    """The options with their arrays (weights) as float64 tensors on the device: inputs of the
-    compiled graph, not constants baked into it (each function casts them to the logits' dtype)."""
-    return {name: torch.as_tensor(value, dtype=torch.float64, device=device) if isinstance(value, (np.ndarray, list))
-            else value for name, value in options.items()}
-
-
-def in_modes(run, modes=MODES):
-    """run(compile: bool) -> a tensor, for each mode; the eager Result first, the others attached."""
-    return results_in_modes(modes, lambda mode: to_result(run(mode == "compile")))
-
 
 _FORWARD_DERIVATIVES = {}
 
@@ -82,49 +28,6 @@ def forward_derivative(implementation):
             return torch.func.jvp(lambda t: implementation(t, labels, options), (x,), (v,))[1]
         _FORWARD_DERIVATIVES[implementation] = along
     return _FORWARD_DERIVATIVES[implementation]
-
-
-def torch_devices():
-    return ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
-
-
-def to_tensor(array, dtype, device, requires_grad=False):
-    array = np.asarray(array)
-    if array.dtype.kind in "iu":
-        return torch.as_tensor(array, dtype=torch.int64, device=device)
-    tensor = torch.as_tensor(as_float(array), device=device).to(DTYPES[dtype])
-    return tensor.requires_grad_(requires_grad)
-
-
-def to_result(tensor):
-    tensor = tensor.detach()
-    return Result(tensor.to(torch.float64).cpu().numpy(), str(tensor.dtype).removeprefix("torch."),
-                  tensor.device.type)
-
-
-def autograd(fn, x, cotangent=None):
-    """d sum(fn(x)) / dx through torch.autograd, or the vector-Jacobian product with a
-    cotangent of fn(x)'s shape; returns (loss, grad)."""
-    out = fn(x)
-    if cotangent is None:
-        (grad,) = torch.autograd.grad(out.sum(), x)
-    else:
-        (grad,) = torch.autograd.grad(out, x, grad_outputs=torch.as_tensor(cotangent, dtype=out.dtype,
-                                                                           device=out.device))
-    return out, grad
-
-
-def probe_backward(fn, x, y, cotangent) -> BackwardProbe:
-    """fn(x) once, then its vector-Jacobian product with the cotangent twice from the same graph
-    (retain_graph), and x and y read back: what a kernel that writes into its inputs or scales
-    a saved gradient in place gets wrong. Any PyTorch-based adapter's backward_probe."""
-    out = fn(x)
-    c = torch.as_tensor(cotangent, dtype=out.dtype, device=out.device)
-    (first,) = torch.autograd.grad(out, x, grad_outputs=c, retain_graph=True)
-    first = first.clone()  # a kernel may hand back, and later overwrite, a buffer of its own
-    (second,) = torch.autograd.grad(out, x, grad_outputs=c)
-    return BackwardProbe(to_result(first), to_result(second), x.detach().to(torch.float64).cpu().numpy(),
-                         y.detach().to(torch.float64).cpu().numpy())
 
 
 def _extra(options):
@@ -196,6 +99,8 @@ class TorchAdapter(Adapter):
         "sparse_softmax_cross_entropy": Capability(sparse_softmax_cross_entropy, modes=MODES,
                                                    options={"label_smoothing", "weight", "ignore_index"}),
         "mean_squared_error": Capability(mean_squared_error, modes=MODES),
+        **({"linear_cross_entropy": Capability(torch_linear.linear_cross_entropy, options=torch_linear.OPTIONS,
+                                               modes=torch_linear.LINEAR_MODES)} if torch_linear.AVAILABLE else {}),
     }
 
     def version(self):
@@ -220,6 +125,8 @@ class TorchAdapter(Adapter):
         return lambda x: implementation(x, labels, tensors)
 
     def loss(self, op, prediction, labels, options, dtype, device):
+        if op == "linear_cross_entropy":
+            return torch_linear.loss(prediction, labels, options, dtype, device, self.capability(op).modes)
         x, y = to_tensor(prediction, dtype, device), to_tensor(labels, dtype, device)
         with torch.no_grad():
             return in_modes(lambda compile: self._function(op, y, options, device, compile)(x),
@@ -233,6 +140,9 @@ class TorchAdapter(Adapter):
                         self.capability(op).modes)
 
     def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
+        if op == "linear_cross_entropy":
+            return torch_linear.grad(prediction, labels, options, dtype, device, wrt, cotangent,
+                                     self.capability(op).modes)
         on_labels = wrt == "labels"
 
         def run(compile):  # fresh leaves per mode: one mode's graph must not see the other's
@@ -243,6 +153,8 @@ class TorchAdapter(Adapter):
         return in_modes(run, self.capability(op).modes)
 
     def backward_probe(self, op, prediction, labels, options, dtype, device, cotangent):
+        if op == "linear_cross_entropy":
+            return torch_linear.probe(prediction, labels, options, dtype, device, cotangent)
         x, y = to_tensor(prediction, dtype, device, True), to_tensor(labels, dtype, device)
         return probe_backward(self._function(op, y, options, device), x, y, cotangent)
 

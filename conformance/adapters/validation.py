@@ -46,7 +46,7 @@ def _capability_problem(op: str, capability: object) -> str:
         return "declared without an implementation"
     if capability.variant not in spec.variants:
         return f"unknown variant {capability.variant!r} (known: {', '.join(spec.variants)})"
-    allowed = (set(spec.options) | set(SHARED_OPTIONS)) - set(BASE_OPTIONS)
+    allowed = (set(spec.options) | set(SHARED_OPTIONS) | set(spec.optional_tensors)) - set(BASE_OPTIONS)
     unknown = sorted(set(capability.options) - allowed)
     if unknown:
         return f"unknown option(s) {', '.join(unknown)} (this op takes: {', '.join(sorted(allowed))})"

@@ -156,6 +156,20 @@ def _check_options(op, options, prediction, fail):
             fail(f"weight must be a list of {classes} numbers, one per class", "options.weight")
 
 
+def linear_logits_shape(op, arrays, fail) -> tuple[int, int]:
+    """(N, V): the logits hidden [N, H] @ linear_weight [V, H].T (+ linear_bias [V]) make."""
+    hidden, weight = arrays[op.prediction], arrays["linear_weight"]
+    if hidden.ndim != 2:
+        fail(f"expected a 2-d [tokens, hidden] array, got shape {hidden.shape}", "inputs." + op.prediction)
+    if weight.ndim != 2 or weight.shape[1] != hidden.shape[1]:
+        fail(f"expected a 2-d [classes, {hidden.shape[1]}] array (one row per class, as long as a hidden "
+             f"row), got shape {weight.shape}", "inputs.linear_weight")
+    if "linear_bias" in arrays and arrays["linear_bias"].shape != (weight.shape[0],):
+        fail(f"expected one bias per class, shape ({weight.shape[0]},), got {arrays['linear_bias'].shape}",
+             "inputs.linear_bias")
+    return hidden.shape[0], weight.shape[0]
+
+
 def _check_domains(op, arrays, raw, fail):
     """Inputs the op defines on [0, 1] stay there unless the case holds undefined input on purpose."""
     for name in op.unit_interval:
@@ -214,17 +228,24 @@ def _build_case(raw, path, index, fail_file, lines=None):
 
     inputs = raw["inputs"]
     for key in inputs:
-        if key not in (op.prediction, "labels"):
-            fail(f"unknown input for {op.name} (expected {op.prediction} and labels)", "inputs." + str(key))
-    for key in (op.prediction, "labels"):
-        if key not in inputs:
+        if key not in op.inputs:
+            fail(f"unknown input for {op.name} (expected {', '.join(op.inputs)})", "inputs." + str(key))
+    for key in op.inputs:
+        if key not in inputs and key not in op.optional_tensors:
             fail(f"missing input for {op.name}", "inputs." + key)
-    arrays = {key: _array(inputs[key], fail, "inputs." + key) for key in (op.prediction, "labels")}
+    arrays = {key: _array(inputs[key], fail, "inputs." + key) for key in op.inputs if key in inputs}
 
     options = raw.get("options", {})
-    _check_options(op, options, arrays[op.prediction], fail)
+    # An op with a head is checked as its head on logits of the shape its inputs make.
+    checked_as, logits = (op, arrays[op.prediction]) if op.head is None else (
+        OPS[op.head], np.zeros(linear_logits_shape(op, arrays, fail)))
+    for key in options if op.head else ():  # its head's options, less those it does not take (axis)
+        if key not in {**op.options, **SHARED_OPTIONS}:
+            fail(f"unknown option for {op.name} (allowed: {', '.join({**op.options, **SHARED_OPTIONS})})",
+                 "options." + key)
+    _check_options(checked_as, options, logits, fail)
     axis = options.get("axis", -1)
-    _check_shapes(op, arrays[op.prediction], arrays["labels"], axis, fail, options.get("ignore_index"),
+    _check_shapes(checked_as, logits, arrays["labels"], axis, fail, options.get("ignore_index"),
                   raw.get("invalid_labels", False))
     _check_domains(op, arrays, raw, fail)
     if op.integer_labels:
@@ -239,6 +260,9 @@ def _build_case(raw, path, index, fail_file, lines=None):
         if dtype in dtypes[:i]:
             fail(f"{dtype} is listed twice", f"dtypes[{i}]")
 
+    if op.head and raw.get("pinned"):
+        fail(f"{op.name} pins no numbers of its own: pin a source's number on a {op.head} case of its logits",
+             "pinned")
     pinned = [parse_pinned(entry, f"pinned[{i}]", op, arrays, options, raw.get("grad", True), fail)
               for i, entry in enumerate(raw.get("pinned", []))]
 

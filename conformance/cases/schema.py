@@ -14,7 +14,8 @@ CASE_KEYS = {
     "name": ("str", True, "unique, lower-case words joined by '-' or '_'; no framework names"),
     "op": ("str", True, "a canonical op (reference/registry.py)"),
     "description": ("str", False, "what the case shows"),
-    "inputs": ("mapping", True, "the op's prediction input and `labels`"),
+    "inputs": ("mapping", True, "the op's prediction input and `labels`; linear_cross_entropy: `hidden` [N, H], `linear_weight` [V, H], "
+                                  "optional `linear_bias` [V] and `labels` [N]"),
     "options": ("mapping", False, "op options: reduction, axis, half, label_smoothing, weight, pos_weight, ignore_index"),
     "dtypes": ("list", False, "float dtypes to check, default [float32, float64]"),
     "grad": ("bool", False, "also check the gradient (default true where defined)"),

@@ -1,6 +1,8 @@
 """One check = a case x framework x dtype x device x quantity; its id is stable across runs.
 
-Quantities: loss; grad_logits and grad_labels, the gradient of the summed loss; vjp_logits
+Quantities: loss; grad_logits and grad_labels, the gradient of the summed loss (grad_logits is
+the prediction's, hidden for linear_cross_entropy, which adds grad_linear_weight and
+grad_linear_bias, and their products vjp_linear_weight and vjp_linear_bias); vjp_logits
 and vjp_labels, the vector-Jacobian product with a seeded random cotangent (reduction none),
 which a backward that ignores its cotangent, or scales every row by the first one, fails;
 and two properties of a training step (adapters' backward_probe), with that cotangent or, on
@@ -41,17 +43,34 @@ class Check:
 
 
 def has_reference_grad(op, quantity="grad_logits"):
-    field = "grad" if quantity == "grad_logits" else "grad_labels"
+    field = "grad_labels" if quantity == "grad_labels" else "grad"
     return any(getattr(v, field) is not None for v in OPS[op].variants.values())
 
 
 GRADIENT_OF = {"grad_logits": "grad_logits", "grad_labels": "grad_labels",
                "vjp_logits": "grad_logits", "vjp_labels": "grad_labels", "jvp": "grad_logits",
-               "second_backward": "grad_logits", "inputs_intact": "grad_logits"}
+               "second_backward": "grad_logits", "inputs_intact": "grad_logits",
+               "grad_linear_weight": "grad_linear_weight", "grad_linear_bias": "grad_linear_bias",
+               "vjp_linear_weight": "grad_linear_weight", "vjp_linear_bias": "grad_linear_bias"}
+# What each gradient is taken with respect to (adapters' and the registry's `wrt`): grad_logits
+# is the prediction's, whichever input that is (linear_cross_entropy: hidden).
+WRT = {"grad_logits": "prediction", "grad_labels": "labels", "grad_linear_weight": "linear_weight",
+       "grad_linear_bias": "linear_bias"}
+
+
+def wrt_of(quantity: str) -> str:
+    return WRT[GRADIENT_OF[quantity]]
+
+
+def tensor_gradients(case) -> tuple[str, ...]:
+    """The gradients with respect to an op's further tensors that the case has (linear_cross_entropy's
+    weight and, where given, bias)."""
+    return tuple(f"grad_{name}" for name in OPS[case.op].tensors if name in case.inputs)
 # The quantities whose expected values are a vector-Jacobian product with the seeded cotangent.
-VJP_QUANTITIES = ("vjp_logits", "vjp_labels", "second_backward")
+VJP_QUANTITIES = ("vjp_logits", "vjp_labels", "second_backward", "vjp_linear_weight", "vjp_linear_bias")
 PROBE_QUANTITIES = ("inputs_intact", "second_backward")
-QUANTITIES = ("loss", "grad_logits", "grad_labels", "vjp_logits", "vjp_labels", "jvp", *PROBE_QUANTITIES)
+QUANTITIES = ("loss", "grad_logits", "grad_labels", "vjp_logits", "vjp_labels", "jvp", *PROBE_QUANTITIES,
+              "grad_linear_weight", "grad_linear_bias", "vjp_linear_weight", "vjp_linear_bias")
 
 
 def has_losses_to_weigh(case):
@@ -59,7 +78,7 @@ def has_losses_to_weigh(case):
     if case.options.get("reduction", "none") != "none":
         return False
     prediction = case.prediction
-    shape = prediction.shape
+    shape = case.labels.shape if OPS[case.op].head else prediction.shape  # one loss per label
     if OPS[case.op].class_axis and prediction.ndim:
         shape = np.delete(shape, case.options.get("axis", -1))
     return int(np.prod(shape)) > 1
@@ -67,10 +86,14 @@ def has_losses_to_weigh(case):
 
 def cotangent(case, dtype, shape, salt=""):
     """The seeded random cotangent of a case's losses (or, salted, a direction for forward
-    mode), as float64 values the dtype holds."""
+    mode), as float64 values the dtype holds. A scalar one (a reduced loss) lies in
+    +-[2, 4]: far from 0 and from +-1, so that a gradient scaled by c twice (c^2) is told from
+    one scaled once in every dtype."""
     from reference.dtypes import round_to
 
     rng = np.random.default_rng(zlib.crc32(f"{case.name}|{dtype}{salt}".encode()))
+    if shape == ():
+        return round_to(np.asarray(rng.choice([-1.0, 1.0]) * rng.uniform(2.0, 4.0)), dtype)
     return round_to(rng.normal(0.0, 1.0, shape), dtype)
 
 
@@ -88,6 +111,10 @@ def generate(cases, frameworks, devices=DEVICES):
                     for quantity in ("grad_logits", "grad_labels"):
                         if case.grad and has_reference_grad(case.op, quantity):
                             yield Check(case, framework, dtype, device, quantity)
+                    for quantity in tensor_gradients(case) if case.grad else ():
+                        yield Check(case, framework, dtype, device, quantity)
+                        if has_losses_to_weigh(case):  # a weight gradient scaled by one token's cotangent
+                            yield Check(case, framework, dtype, device, quantity.replace("grad_", "vjp_", 1))
                     for quantity in ("vjp_logits", "vjp_labels"):
                         if case.grad and has_losses_to_weigh(case) and has_reference_grad(case.op, GRADIENT_OF[quantity]):
                             yield Check(case, framework, dtype, device, quantity)
@@ -95,7 +122,7 @@ def generate(cases, frameworks, devices=DEVICES):
                             has_losses_to_weigh(case) or case.options.get("reduction", "none") != "none"):
                         for quantity in PROBE_QUANTITIES:
                             yield Check(case, framework, dtype, device, quantity)
-                    if case.grad and has_reference_grad(case.op, "grad_logits"):
-                        yield Check(case, framework, dtype, device, "jvp")
+                    if case.grad and has_reference_grad(case.op, "grad_logits") and not OPS[case.op].head:
+                        yield Check(case, framework, dtype, device, "jvp")  # (a linear head's: not yet)
                 for pinned in case.pinned:
                     yield Check(case, framework, pinned.dtype, device, pinned.quantity, pinned)

@@ -34,7 +34,7 @@ def reference_values(case, variant, cast, dtype, quantity):
                 registry.evaluate_scale(case.op, variant, wide, case.options, dtype))
     if quantity == "jvp":
         return forward_reference(case, variant, wide, dtype)
-    wrt = "labels" if checks.GRADIENT_OF[quantity] == "grad_labels" else "prediction"
+    wrt = checks.wrt_of(quantity)
     options = case.options
     if quantity in checks.VJP_QUANTITIES:  # d sum(c * L): the cotangent weighs each loss, as a sample weight does
         c = case_cotangent(case, variant, wide, dtype)
@@ -71,16 +71,28 @@ def case_cotangent(case, variant, wide, dtype):
     return checks.cotangent(case, dtype, shape)
 
 
-def probed_inputs(prediction, labels) -> np.ndarray:
-    """The prediction and the labels as one float64 vector: what inputs_intact compares (labels
-    are integers below 2**53 or floats the dtype holds, so the conversion is exact)."""
-    return np.concatenate([np.asarray(prediction, np.float64).ravel(), np.asarray(labels, np.float64).ravel()])
+def probed_inputs(*arrays) -> np.ndarray:
+    """The inputs (prediction, further tensors, labels) as one float64 vector: what inputs_intact
+    compares (labels are integers below 2**53 or floats the dtype holds: converted exactly)."""
+    return np.concatenate([np.asarray(array, np.float64).ravel() for array in arrays])
+
+
+def call_options(case, cast: dict) -> dict:
+    """The options an adapter is called with: the case's, and an op's further tensors (as the
+    dtype under test holds them)."""
+    tensors = {name: cast[name] for name in registry.OPS[case.op].tensors if name in cast}
+    return {**case.options, **tensors} if tensors else case.options
 
 
 def conditions_inputs(case, cast: dict) -> conditions.Inputs:
-    """The check's inputs as the manifest's input predicates read them."""
+    """The check's inputs as the manifest's input predicates read them (an op with a head: its
+    logits, in float64, read as the head's)."""
     wide = as64(cast)
-    return conditions.Inputs(case.op, case.options, wide[registry.OPS[case.op].prediction], wide["labels"])
+    op = registry.OPS[case.op]
+    if op.head:
+        logits = wide[op.prediction] @ wide["linear_weight"].T + wide.get("linear_bias", 0.0)
+        return conditions.Inputs(op.head, case.options, logits, wide["labels"])
+    return conditions.Inputs(case.op, case.options, wide[op.prediction], wide["labels"])
 
 
 def model_values(model: str, case, variant: str, cast: dict, dtype: str, quantity: str,
@@ -136,7 +148,7 @@ def expected_for(check, variant, cast, values=reference_values):
         return centre, np.zeros(shape), tol.Tolerance(tol.pinned_ulps(), 0.0, half_width,
                                                       f"{how}{pinned.printed}" if how else "")
     if check.quantity == "inputs_intact":  # nothing may have been written into them: bit for bit
-        expected = probed_inputs(cast[registry.OPS[case.op].prediction], cast["labels"])
+        expected = probed_inputs(*(cast[name] for name in registry.OPS[case.op].inputs if name in cast))
         return expected, np.zeros_like(expected), tol.Tolerance(0.0, 0.0, 0.0, "bitwise: the inputs unchanged")
     expected, scale = values(case, variant, cast, check.dtype, check.quantity)
     return expected, scale, tol.for_check(check.dtype, check.framework, case.op, check.quantity)

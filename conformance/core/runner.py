@@ -11,8 +11,8 @@ from conformance.core import manifest as divergences
 from conformance.core import reference_cache
 from conformance.core import tolerance as tol
 from conformance.core.compare import compare
-from conformance.core.expected import (as64, case_cotangent, cast_inputs, conditions_inputs, expected_for,
-                                       model_shows, probed_inputs, reference_values)
+from conformance.core.expected import (as64, call_options, case_cotangent, cast_inputs, conditions_inputs,
+                                       expected_for, model_shows, probed_inputs, reference_values)
 from conformance.core.failure_kinds import classify
 from conformance.results.records import number, summarize
 from reference import registry
@@ -62,8 +62,8 @@ class Runner:
         """adapter.grad for a gradient, or with the seeded cotangent for a vector-Jacobian product."""
         if check.quantity == "jvp":
             return adapter.jvp(*args, direction=checks.direction(check.case, check.dtype))
-        wrt = "labels" if checks.GRADIENT_OF[check.quantity] == "grad_labels" else "prediction"
-        if check.quantity in ("grad_logits", "grad_labels"):
+        wrt = checks.wrt_of(check.quantity)
+        if check.quantity in checks.WRT:
             return adapter.grad(*args, wrt=wrt)
         c = case_cotangent(check.case, variant, as64(cast), check.dtype)  # float64 values the dtype holds
         if check.quantity in checks.PROBE_QUANTITIES:
@@ -120,9 +120,11 @@ class Runner:
             return finish("skipped", "manifest", f"{skips[0].id}: {skips[0].reason}")
         if check.device not in adapter.devices():
             return finish("skipped", "no-device", f"{check.framework} sees no {check.device} device here")
+        # copies: a kernel that writes into its inputs (inputs_intact) must not reach the case's arrays
+        given = {name: array.copy() for name, array in cast.items()}
+        options = call_options(check.case, given)
         try:
-            capability = adapter.check_offered(check.case.op, check.dtype, check.device, check.quantity,
-                                               check.case.options)
+            capability = adapter.check_offered(check.case.op, check.dtype, check.device, check.quantity, options)
         except adapters.NotOffered as exc:
             return finish("skipped", "not-offered", str(exc))
 
@@ -135,10 +137,9 @@ class Runner:
         entry = self._coverage(candidates, check, variant, cast, (expected, scale, tolerance))
         if entry:
             self._note(record, entry)
-        # copies: a kernel that writes into its inputs (inputs_intact) must not reach the case's arrays
-        prediction, labels = cast[registry.OPS[check.case.op].prediction].copy(), cast["labels"].copy()
+        prediction, labels = given[registry.OPS[check.case.op].prediction], given["labels"]
         try:
-            args = (check.case.op, prediction, labels, check.case.options, check.dtype, check.device)
+            args = (check.case.op, prediction, labels, options, check.dtype, check.device)
             if check.quantity == "loss":
                 result = adapter.loss(*args)
             else:
@@ -223,9 +224,13 @@ def _probe(adapter, args, cotangent, quantity):
     probe = adapter.backward_probe(*args, cotangent=cotangent)
     if quantity == "second_backward":
         return probe.second
-    dtype = args[4]  # values only: the dtype is the inputs'
-    return adapters.Result(probed_inputs(probe.prediction_after, probe.labels_after), dtype, probe.first.device,
-                           probe.first.mode)
+    op, options, dtype = args[0], args[3], args[4]  # values only: the dtype is the inputs'
+    tensors = [name for name in registry.OPS[op].tensors if name in options]
+    missing = [name for name in tensors if name not in probe.tensors_after]
+    if missing:
+        raise adapters.NotOffered(f"the probe read back no {', '.join(missing)}")
+    after = [probe.prediction_after, *(probe.tensors_after[name] for name in tensors), probe.labels_after]
+    return adapters.Result(probed_inputs(*after), dtype, probe.first.device, probe.first.mode)
 
 
 def _what_raised(error):

@@ -53,6 +53,8 @@ def hunt(framework: str, op: str, dtype: str, quantity: str, budget, seed: int, 
 
     if op not in OPS:
         raise HuntInputError(f"unknown op {op!r} (known: {', '.join(OPS)})")
+    if OPS[op].head:
+        raise HuntInputError(f"the hunt draws logits, not the inputs of {op}: hunt {OPS[op].head} on its logits")
     if dtype not in FLOAT_DTYPES:
         raise HuntInputError(f"unknown dtype {dtype!r} (known: {', '.join(FLOAT_DTYPES)})")
     if quantity not in searching.QUANTITIES:

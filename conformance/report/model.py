@@ -13,15 +13,18 @@ from conformance.frameworks import order_key
 from conformance.results.records import FAILING
 
 OP_ORDER = ("sigmoid_cross_entropy", "binary_crossentropy", "softmax_cross_entropy", "categorical_crossentropy",
-            "sparse_softmax_cross_entropy", "sparse_categorical_crossentropy", "mean_squared_error")
+            "sparse_softmax_cross_entropy", "sparse_categorical_crossentropy", "mean_squared_error",
+            "linear_cross_entropy")
 DTYPE_ORDER = ("float64", "float32", "float16", "bfloat16")
 DEVICE_ORDER = ("cpu", "cuda")
-QUANTITY_ORDER = ("loss", "grad_logits", "grad_labels", "vjp_logits", "vjp_labels", "jvp", "inputs_intact",
-                  "second_backward")
+QUANTITY_ORDER = ("loss", "grad_logits", "grad_labels", "grad_linear_weight", "grad_linear_bias", "vjp_logits",
+                  "vjp_labels", "vjp_linear_weight", "vjp_linear_bias", "jvp", "inputs_intact", "second_backward")
 QUANTITY_LABELS = {"loss": "loss", "grad_logits": "gradient", "grad_labels": "gradient (labels)",
                    "vjp_logits": "VJP, random cotangent", "vjp_labels": "VJP (labels)",
                    "jvp": "forward mode (JVP)", "inputs_intact": "inputs intact after backward",
-                   "second_backward": "second backward (retained graph)"}
+                   "second_backward": "second backward (retained graph)",
+                   "grad_linear_weight": "gradient (LM-head weight)", "grad_linear_bias": "gradient (LM-head bias)",
+                   "vjp_linear_weight": "VJP (LM-head weight)", "vjp_linear_bias": "VJP (LM-head bias)"}
 OUTCOME_WORDS = {"passed": "passed", "failed": "failed", "error": "error", "xfailed": "known divergence",
                  "xpassed": "fixed divergence (xpassed)", "skipped": "skipped"}
 

@@ -200,3 +200,42 @@ def test_sample_weights_have_one_weight_per_loss(tmp_path):
     each = registry.evaluate_loss(case.op, "exact", case.inputs, {}, "float64")
     mean = registry.evaluate_loss(case.op, "exact", case.inputs, case.options, "float64")
     assert mean == pytest.approx((each[0] + 3 * each[1]) / 4)
+
+
+LINEAR = """
+schema: 1
+cases:
+  - name: head
+    op: linear_cross_entropy
+    inputs:
+      hidden: [[1.0, 2.0], [0.5, -1.0], [0.0, 1.0]]
+      linear_weight: [[0.1, 0.2], [0.3, -0.4], [0.5, 0.6]]
+      labels: [2, 0, 1]
+"""
+
+
+@pytest.mark.parametrize("change, key, message", [
+    (("linear_weight: [[0.1, 0.2], [0.3, -0.4], [0.5, 0.6]]", "linear_weight: [[0.1], [0.3], [0.5]]"),
+     "inputs.linear_weight", r"\[classes, 2\]"),
+    (("      labels:", "      linear_bias: [1.0, 2.0]\n      labels:"), "inputs.linear_bias", r"shape \(3,\)"),
+    (("labels: [2, 0, 1]", "labels: [3, 0, 1]"), "inputs.labels", r"out of range \[0, 3\)"),
+    (("labels: [2, 0, 1]", "labels: [2, 0]"), "inputs.labels", "does not match"),
+    (("      linear_weight: [[0.1, 0.2], [0.3, -0.4], [0.5, 0.6]]\n", ""), "inputs.linear_weight", "missing input"),
+    (("      labels:", "      logits: [1.0]\n      labels:"), "inputs.logits", "expected hidden, linear_weight"),
+    (("    inputs:", "    options: {weight: [1.0, 2.0]}\n    inputs:"), "options.weight", "list of 3"),
+    (("    inputs:", "    options: {axis: 0}\n    inputs:"), "options.axis", "unknown option"),
+])
+def test_linear_cases_are_checked_against_the_logits_their_inputs_make(tmp_path, change, key, message):
+    with pytest.raises(CaseError, match=message) as info:
+        load_case_file(write(tmp_path, LINEAR.replace(*change)))
+    assert f"key '{key}'" in str(info.value)
+
+
+def test_a_linear_case_loads_and_checks_every_gradient(tmp_path):
+    from conformance.core import checks
+
+    (case,) = load_case_file(write(tmp_path, LINEAR.replace("      labels:", "      linear_bias: [0, 1, 2]\n      labels:")))
+    assert case.prediction.shape == (3, 2) and case.inputs["linear_bias"].dtype == np.float64
+    quantities = {c.quantity for c in checks.generate([case], ["numpy"], ["cpu"]) if c.dtype == "float32"}
+    assert quantities == {"loss", "grad_logits", "grad_linear_weight", "grad_linear_bias", "vjp_logits",
+                          "vjp_linear_weight", "vjp_linear_bias", "inputs_intact", "second_backward"}

@@ -19,7 +19,8 @@ def run_suite(tmp_path, fault=""):
                "-p", "no:cacheprovider", "--adapter", TARGET, "--framework", "example-kernel",
                "--require", "example-kernel", "--results", str(tmp_path / "out.json"),
                "--cases", str(ROOT / "cases/edges.yaml"), "--cases", str(ROOT / "cases/options.yaml"),
-               "--cases", str(ROOT / "cases/sparse.yaml"), "--cases", str(ROOT / "cases/article.yaml")]
+               "--cases", str(ROOT / "cases/sparse.yaml"), "--cases", str(ROOT / "cases/article.yaml"),
+               "--cases", str(ROOT / "cases/linear.yaml")]
     done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
     records = json.loads((tmp_path / "out.json").read_text())["results"]
     return done, records
@@ -31,7 +32,8 @@ def test_the_example_kernel_passes_every_check_it_offers(tmp_path):
     ran = [r for r in records if r["outcome"] != "skipped"]
     assert len(ran) >= 40 and {r["outcome"] for r in ran} == {"passed"}
     assert {r["quantity"] for r in ran} == {"loss", "grad_logits", "vjp_logits", "jvp", "inputs_intact",
-                                            "second_backward"}
+                                            "second_backward", "grad_linear_weight", "grad_linear_bias",
+                                            "vjp_linear_weight", "vjp_linear_bias"}
     assert {r["framework"] for r in records} == {"example-kernel"}
 
 
@@ -42,10 +44,12 @@ def test_the_example_kernel_passes_every_check_it_offers(tmp_path):
     ("tangent-without-label", "sparse-random::jvp::example-kernel::float32::cpu"),
     ("in-place-backward", "sparse-random::inputs_intact::example-kernel::float32::cpu"),
     ("rescaled-second-backward", "sparse-random::second_backward::example-kernel::float32::cpu"),
+    ("weight-first-cotangent", "linear-random::vjp_linear_weight::example-kernel::float32::cpu"),
 ])
 def test_a_planted_fault_fails_checks_that_name_themselves(tmp_path, fault, failing_case):
     done, records = run_suite(tmp_path, fault)
     assert done.returncode == 1
     failed = {r["id"] for r in records if r["outcome"] == "failed"}
     assert failing_case in failed, sorted(failed)
-    assert "example-kernel sparse_softmax_cross_entropy" in done.stdout
+    op = next(r["op"] for r in records if r["id"] == failing_case)
+    assert f"example-kernel {op}" in done.stdout

@@ -105,3 +105,33 @@ def test_large_cases_are_summed_in_float64_and_refused_in_float64(monkeypatch):
         linear.evaluate(hidden, weight, bias, labels, {}, "float64")
     with pytest.raises(ValueError, match="does not take the option"):
         linear.evaluate(hidden, weight, bias, labels, {"axis": 0}, "float32")
+
+
+FINITE_DIFFERENCE_OPTIONS = [
+    {}, {"reduction": "sum"}, {"reduction": "mean", "ignore_index": 1}, {"label_smoothing": 0.2},
+    {"reduction": "mean", "weight": [1.0, 2.0, 0.5, 1.5, 3.0, 1.0, 0.25]}, {"z_loss": 0.3},
+    {"softcap": 2.0}, {"sample_weight": np.array([0.5, -1.5, 2.0])},
+]
+
+
+@pytest.mark.parametrize("options", FINITE_DIFFERENCE_OPTIONS, ids=lambda o: "-".join(o) or "plain")
+def test_the_gradients_are_those_of_the_loss_under_every_option(options):
+    """Each gradient against central differences of the summed loss, input by input."""
+    hidden, weight, bias, labels = inputs(seed=3)
+    got = linear.evaluate(hidden, weight, bias, labels, options, "float64")
+    arrays = {"hidden": hidden, "weight": weight, "bias": bias}
+
+    def total(name, changed):
+        given = {**arrays, name: changed}
+        return float(np.sum(linear.evaluate(given["hidden"], given["weight"], given["bias"], labels, options,
+                                            "float64").loss))
+
+    for name, gradient in (("hidden", got.grad_hidden), ("weight", got.grad_weight), ("bias", got.grad_bias)):
+        numeric = np.zeros_like(arrays[name])
+        for index in np.ndindex(arrays[name].shape):
+            step = 1e-6 * max(1.0, abs(arrays[name][index]))
+            up, down = arrays[name].copy(), arrays[name].copy()
+            up[index] += step
+            down[index] -= step
+            numeric[index] = (total(name, up) - total(name, down)) / (2 * step)
+        np.testing.assert_allclose(gradient, numeric, rtol=1e-6, atol=1e-8, err_msg=name)

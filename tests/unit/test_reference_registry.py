@@ -20,7 +20,9 @@ def test_the_canonical_ops():
         "sparse_softmax_cross_entropy": ("logits", True, True),
         "sparse_categorical_crossentropy": ("probs", True, True),
         "mean_squared_error": ("predictions", False, False),
+        "linear_cross_entropy": ("hidden", True, False),
     }
+    assert OPS["linear_cross_entropy"].inputs == ("hidden", "linear_weight", "linear_bias", "labels")
     assert all(op.name == name and "exact" in op.variants for name, op in OPS.items())
     assert registry.variant_names("binary_crossentropy") == (
         "exact", "keras3_clip", "keras2_logit", "tf_keras_eps_log", "torch_clamp_log")
@@ -31,7 +33,7 @@ def test_function_options_are_derived_from_the_declaration():
         "sigmoid_cross_entropy": ("pos_weight",), "binary_crossentropy": (),
         "softmax_cross_entropy": ("axis", "z_loss", "softcap"), "categorical_crossentropy": ("axis",),
         "sparse_softmax_cross_entropy": ("axis", "z_loss", "softcap"), "sparse_categorical_crossentropy": ("axis",),
-        "mean_squared_error": ("half",),
+        "mean_squared_error": ("half",), "linear_cross_entropy": ("z_loss", "softcap"),
     }
 
 
@@ -95,7 +97,11 @@ def test_declarations_are_checked():
     with pytest.raises(ValueError, match="'exact' variant"):
         _declare(variants={"fast": Variant(loss=_loss, scale=_scale)})
     with pytest.raises(ValueError, match="prediction must be"):
-        _declare(prediction="hidden")
+        _declare(prediction="embeddings")
+    with pytest.raises(ValueError, match="only an op with a head takes further tensors"):
+        _declare(tensors=("linear_weight",))
+    with pytest.raises(ValueError, match="an op with a head declares no variants"):
+        _declare(head="softmax_cross_entropy", integer_labels=True)
     with pytest.raises(ValueError, match="class axis"):
         _declare(class_axis=False)
     with pytest.raises(ValueError, match="dense_form"):

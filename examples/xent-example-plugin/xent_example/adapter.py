@@ -18,7 +18,14 @@ class ExampleKernelAdapter(Adapter):
             modes=("eager",),
             differentiable=True,  # through the kernel's own backward
         ),
+        "linear_cross_entropy": Capability(  # the same loss on an LM head's logits, fused with it
+            implementation=kernel.linear_forward,
+            options={"ignore_index", "z_loss", "linear_bias"},  # linear_weight reaches every capability
+            reductions=("none", "sum", "mean"),
+            dtypes=("float32", "float64"),
+        ),
     }
+    LINEAR_INPUTS = {"prediction": 0, "linear_weight": 1, "linear_bias": 2}  # linear_backward's outputs
 
     def version(self):
         from importlib.metadata import PackageNotFoundError, version
@@ -32,8 +39,18 @@ class ExampleKernelAdapter(Adapter):
     def _classes_last(logits, options):
         return np.moveaxis(logits, options.get("axis", -1), -1)
 
+    @staticmethod
+    def _linear(prediction, labels, options):
+        """linear_forward's and linear_backward's arguments from the suite's: the head's tensors
+        arrive among the options."""
+        return (prediction, options["linear_weight"], options.get("linear_bias"), labels,
+                options.get("reduction", "none"), options.get("ignore_index"), options.get("z_loss") or 0.0)
+
     def loss(self, op, prediction, labels, options, dtype, device):
         self.capability(op)  # only declared ops reach here; this names the op if not
+        if op == "linear_cross_entropy":
+            out = np.asarray(kernel.linear_forward(*self._linear(prediction, labels, options)))
+            return Result(out.astype(np.float64), str(out.dtype), "cpu")
         logits = self._classes_last(prediction, options)
         losses = kernel.forward(logits, labels, options.get("ignore_index"), options.get("z_loss") or 0.0)
         out = np.asarray(kernel.reduce(losses, labels, options.get("reduction", "none"), options.get("ignore_index")))
@@ -41,6 +58,8 @@ class ExampleKernelAdapter(Adapter):
 
     def jvp(self, op, prediction, labels, options, dtype, device, direction):
         self.capability(op)
+        if op == "linear_cross_entropy":
+            raise NotOffered("the linear head has no forward mode here")
         out = np.asarray(kernel.forward_derivative(
             self._classes_last(prediction, options), labels,
             np.moveaxis(np.asarray(direction), options.get("axis", -1), -1), options.get("reduction", "none"),
@@ -49,6 +68,11 @@ class ExampleKernelAdapter(Adapter):
 
     def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
         self.capability(op)
+        if op == "linear_cross_entropy":
+            grads = kernel.linear_backward(*self._linear(prediction, labels, options),
+                                           1.0 if cotangent is None else cotangent)
+            grad = grads[self.LINEAR_INPUTS[wrt]]
+            return Result(grad.astype(np.float64), str(grad.dtype), "cpu")
         if wrt != "prediction":
             raise NotOffered("integer labels have no gradient")
         axis = options.get("axis", -1)
@@ -60,6 +84,8 @@ class ExampleKernelAdapter(Adapter):
 
     def backward_probe(self, op, prediction, labels, options, dtype, device, cotangent):
         self.capability(op)
+        if op == "linear_cross_entropy":
+            raise NotOffered("the linear head keeps no training step of its own")
         logits = self._classes_last(prediction, options)  # a view: what the kernel writes shows in prediction
         step = kernel.TrainingStep(logits, labels, options.get("reduction", "none"), options.get("ignore_index"),
                                    options.get("z_loss") or 0.0)

@@ -14,7 +14,12 @@ XENT_EXAMPLE_FAULT plants a known bug, to see the suite catch it:
 - "in-place-backward": the training step's backward stores the gradient into the logits it
   was given (Liger-Kernel #272, Unsloth #5002);
 - "rescaled-second-backward": the training step's backward scales the gradient it saved in
-  forward in place, so a second backward of the same forward is scaled twice (QuACK PR #209).
+  forward in place, so a second backward of the same forward is scaled twice (QuACK PR #209);
+- "weight-first-cotangent": the fused linear backward scales the weight's gradient by the
+  first token's cotangent (Liger-Kernel PR #1298, reduction "none").
+
+The linear head (linear_forward, linear_backward) computes logits = hidden @ weight.T + bias
+in the dtype of hidden and the loss on top, as a fused LM-head kernel does in one pass.
 """
 import os
 
@@ -126,3 +131,25 @@ class TrainingStep:
             self.saved_grad *= cotangent
             return self.saved_grad
         return (self.saved_grad * cotangent).astype(self.logits.dtype)
+
+
+def linear_logits(hidden, weight, bias=None):
+    logits = hidden @ weight.T
+    return logits if bias is None else logits + bias
+
+
+def linear_forward(hidden, weight, bias, labels, reduction, ignore_index=None, z_loss=0.0):
+    losses = forward(linear_logits(hidden, weight, bias), labels, ignore_index, z_loss)
+    return reduce(losses, labels, reduction, ignore_index)
+
+
+def linear_backward(hidden, weight, bias, labels, reduction, ignore_index=None, z_loss=0.0, cotangent=1.0):
+    """(d / d hidden, d / d weight, d / d bias) of cotangent * the loss: the logits' gradient G
+    through the head, G @ weight, G.T @ hidden and G's column sums."""
+    logits = linear_logits(hidden, weight, bias)
+    grad = backward(logits, labels, reduction, ignore_index, z_loss, cotangent)
+    weight_grad = grad.T @ hidden
+    if _fault() == "weight-first-cotangent" and np.ndim(cotangent):
+        first = np.asarray(cotangent, hidden.dtype).flat[0]
+        weight_grad = backward(logits, labels, reduction, ignore_index, z_loss, first).T @ hidden
+    return grad @ weight, weight_grad, np.sum(grad, axis=0)

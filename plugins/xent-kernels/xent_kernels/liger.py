@@ -1,6 +1,8 @@
 """Liger-Kernel's cross-entropy, LigerCrossEntropyFunction: one Triton kernel computes the loss
 and, when the logits require a gradient, the gradient in the same pass, which it stores into
-the logits tensor itself to save memory; backward then scales the stored gradient.
+the logits tensor itself to save memory; backward then scales the stored gradient. And its
+fused linear cross-entropy, LigerFusedLinearCrossEntropyFunction: the LM head's logits made
+chunk by chunk of tokens and handed to that kernel, never the whole [N, V] at once.
 
 Options: ignore_index, label_smoothing (PyTorch's convention: eps / V on every class),
 z_loss (its lse_square_scale), softcap and class weights. Logits are [tokens, vocabulary].
@@ -11,6 +13,7 @@ from importlib import metadata
 
 import torch
 from liger_kernel.ops.cross_entropy import LigerCrossEntropyFunction
+from liger_kernel.ops.fused_linear_cross_entropy import LigerFusedLinearCrossEntropyFunction
 
 from conformance.adapters.api import Adapter, Capability, NotOffered
 from conformance.adapters.torch_adapter import GPU_PROBES, autograd, probe_backward, to_result, to_tensor, torch_timed
@@ -50,12 +53,30 @@ def cross_entropy(z, labels, options):
     return loss
 
 
+def linear_cross_entropy(h, labels, options, weight, bias=None):
+    ce_weight = options.get("weight")
+    if ce_weight is not None:
+        ce_weight = torch.as_tensor(ce_weight, dtype=h.dtype, device=h.device)
+    ignore_index = options.get("ignore_index")
+    out = LigerFusedLinearCrossEntropyFunction.apply(
+        h, weight, labels, bias, ce_weight, LIGER_DEFAULT_IGNORE_INDEX if ignore_index is None else ignore_index,
+        float(options.get("z_loss") or 0.0), float(options.get("label_smoothing") or 0.0),
+        options.get("reduction", "none"), options.get("softcap"))
+    return out[0] if isinstance(out, tuple) else out  # the loss; then the z-loss and statistics, if asked
+
+
+LINEAR_TENSORS = ("prediction", "linear_weight", "linear_bias")  # its differentiated inputs, in order
+
+
 class LigerAdapter(Adapter):
     framework = "liger"
     packages = ("liger-kernel", "triton", "torch")
     capabilities = {
         "sparse_softmax_cross_entropy": Capability(
             cross_entropy, options={"ignore_index", "label_smoothing", "z_loss", "softcap", "weight"}),
+        "linear_cross_entropy": Capability(
+            linear_cross_entropy,
+            options={"ignore_index", "label_smoothing", "z_loss", "softcap", "weight", "linear_bias"}),
     }
 
     def version(self):
@@ -71,18 +92,47 @@ class LigerAdapter(Adapter):
         implementation = self.capability(op).implementation
         return lambda x: implementation(x, labels, options)
 
+    @staticmethod
+    def _linear(prediction, labels, options, dtype, device, wrt=None):
+        """Fresh leaves (hidden, weight, bias where given; the one named by wrt requires grad),
+        the labels, and fn(leaf) -> the loss with that leaf in its place."""
+        interpreter_offers(options)
+        arrays = [prediction, options["linear_weight"], options.get("linear_bias")]
+        leaves = [None if a is None else to_tensor(a, dtype, device, wrt == name)
+                  for a, name in zip(arrays, LINEAR_TENSORS)]
+        y = to_tensor(labels, dtype, device)
+        where = LINEAR_TENSORS.index(wrt) if wrt else 0
+
+        def fn(leaf):
+            given = [*leaves[:where], leaf, *leaves[where + 1:]]
+            return linear_cross_entropy(given[0], y, options, given[1], given[2])
+        return leaves, y, fn, leaves[where]
+
     def loss(self, op, prediction, labels, options, dtype, device):
+        if op == "linear_cross_entropy":
+            _, _, fn, h = self._linear(prediction, labels, options, dtype, device)
+            with torch.no_grad():
+                return to_result(fn(h))
         fn = self._function(op, to_tensor(labels, dtype, device), options, prediction)
         with torch.no_grad():
             return to_result(fn(to_tensor(prediction, dtype, device)))
 
     def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
+        if op == "linear_cross_entropy" and wrt in LINEAR_TENSORS:
+            _, _, fn, leaf = self._linear(prediction, labels, options, dtype, device, wrt)
+            return to_result(autograd(fn, leaf, cotangent)[1])
         if wrt != "prediction":
             raise NotOffered("integer labels have no gradient")
         fn = self._function(op, to_tensor(labels, dtype, device), options, prediction)
         return to_result(autograd(fn, to_tensor(prediction, dtype, device, True), cotangent)[1])
 
     def backward_probe(self, op, prediction, labels, options, dtype, device, cotangent):
+        if op == "linear_cross_entropy":
+            leaves, y, fn, h = self._linear(prediction, labels, options, dtype, device, "prediction")
+            probe = probe_backward(fn, h, y, cotangent)
+            probe.tensors_after = {name: leaf.detach().to(torch.float64).cpu().numpy()
+                                   for name, leaf in zip(LINEAR_TENSORS[1:], leaves[1:]) if leaf is not None}
+            return probe
         y = to_tensor(labels, dtype, device)
         x = to_tensor(prediction, dtype, device, True)
         return probe_backward(self._function(op, y, options, prediction), x, y, cotangent)
