@@ -52,7 +52,7 @@ def tests(session):
 @nox.session
 def kernels(session):
     """Fused cross-entropy kernels of LLM training through the plug-in plugins/xent-kernels
-    (framework id liger), in a process of their own and kept out of the main matrix: natively
+    (framework ids liger and cce), in a process of their own and kept out of the main matrix: natively
     on CUDA, through Triton's interpreter on the CPU (slow, so the cases are small). Results in
     results/kernels/conformance.json.
 
@@ -66,7 +66,7 @@ def kernels(session):
                 "--history", "", *args)
 
 
-KERNELS = ("liger",)  # the framework ids of plugins/xent-kernels
+KERNELS = ("liger", "cce")  # the framework ids of plugins/xent-kernels
 
 
 @nox.session

@@ -21,13 +21,19 @@ MODES = ("eager", "compile") if compile_available() else ("eager",)
 _COMPILED = {}  # (function, the options' constants) -> its torch.compile wrapper
 
 
-def _configure_dynamo():
-    """No silent fallback to eager after a recompile limit; integers (an axis, an ignore_index)
-    specialised, as constants of the graph, whatever dynamic= says of the shapes."""
+def lift_recompile_limits():
+    """No silent fallback to eager (or, under fullgraph, a raise) after dynamo's recompile limit
+    of 8: a training script compiles one configuration, the suite one per dtype and options."""
     for name in ("cache_size_limit", "recompile_limit", "accumulated_cache_size_limit",
                  "accumulated_recompile_limit"):
         if hasattr(torch._dynamo.config, name):
             setattr(torch._dynamo.config, name, 1 << 20)
+
+
+def _configure_dynamo():
+    """The recompile limits lifted; integers (an axis, an ignore_index) specialised, as
+    constants of the graph, whatever dynamic= says of the shapes."""
+    lift_recompile_limits()
     torch._dynamo.config.specialize_int = True
 
 

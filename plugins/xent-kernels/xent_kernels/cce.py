@@ -1,0 +1,80 @@
+"""cut-cross-entropy's linear_cross_entropy (Apple, "Cut Your Losses in Large-Vocabulary Language
+Models"): the LM head's loss without materialising the [tokens, vocabulary] logits, its gradient
+skipping the softmax entries below filter_eps.
+
+On CUDA the Triton kernels (impl="cce", the default, with its default filter_eps="high", as a
+training script calls it); on the CPU impl="torch_compile" (its fallback: e @ c.T and
+F.cross_entropy of the float32 logits under one torch.compile), which the library offers where
+its kernels do not run (they fail under Triton's interpreter). The version records which.
+Options: ignore_index, softcap. The release pinned here has no bias argument, no label
+smoothing, no class weights and no z-loss: cases with them are not offered.
+"""
+from xent_kernels import triton_device  # first: it decides TRITON_INTERPRET before Triton kernels are made
+
+from importlib import metadata
+
+import torch
+from cut_cross_entropy import linear_cross_entropy as cut_linear_cross_entropy
+
+from conformance.adapters.api import Adapter, Capability, NotOffered
+from conformance.adapters.torch_adapter import autograd, probe_backward, to_result, to_tensor
+from conformance.adapters.torch_common import lift_recompile_limits
+
+IMPLEMENTATION = "torch_compile" if triton_device.INTERPRETED else "cce"
+CCE_DEFAULT_IGNORE_INDEX = -100
+TENSORS = ("prediction", "linear_weight")  # its differentiated inputs, in order
+if IMPLEMENTATION == "torch_compile":
+    lift_recompile_limits()  # its torch.compile sees every dtype and option of the cases
+
+
+def linear_cross_entropy(e, labels, options, classifier):
+    ignore_index = options.get("ignore_index")
+    return cut_linear_cross_entropy(
+        e, classifier, labels, ignore_index=CCE_DEFAULT_IGNORE_INDEX if ignore_index is None else ignore_index,
+        softcap=options.get("softcap"), reduction=options.get("reduction", "none"), impl=IMPLEMENTATION)
+
+
+class CutCrossEntropyAdapter(Adapter):
+    framework = "cce"
+    packages = ("cut-cross-entropy", "triton", "torch")
+    capabilities = {"linear_cross_entropy": Capability(linear_cross_entropy, options={"ignore_index", "softcap"})}
+
+    def version(self):
+        return f"{metadata.version('cut-cross-entropy')} (impl {IMPLEMENTATION})"
+
+    def devices(self):
+        return triton_device.devices()
+
+    @staticmethod
+    def _leaves(prediction, labels, options, dtype, device, wrt=None):
+        """Fresh leaves (hidden states, classifier; the one named by wrt requires grad), the
+        labels, and fn(leaf) -> the loss with that leaf in its place."""
+        if wrt not in (None, *TENSORS):
+            raise NotOffered(f"cut-cross-entropy takes no {wrt}")
+        leaves = [to_tensor(a, dtype, device, wrt == name)
+                  for a, name in zip((prediction, options["linear_weight"]), TENSORS)]
+        y = to_tensor(labels, dtype, device)
+        where = TENSORS.index(wrt) if wrt else 0
+
+        def fn(leaf):
+            given = [*leaves[:where], leaf, *leaves[where + 1:]]
+            return linear_cross_entropy(given[0], y, options, given[1])
+        return leaves, y, fn, leaves[where]
+
+    def loss(self, op, prediction, labels, options, dtype, device):
+        self.capability(op)
+        _, _, fn, e = self._leaves(prediction, labels, options, dtype, device)
+        with torch.no_grad():
+            return to_result(fn(e))
+
+    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
+        self.capability(op)
+        _, _, fn, leaf = self._leaves(prediction, labels, options, dtype, device, wrt)
+        return to_result(autograd(fn, leaf, cotangent)[1])
+
+    def backward_probe(self, op, prediction, labels, options, dtype, device, cotangent):
+        self.capability(op)
+        leaves, y, fn, e = self._leaves(prediction, labels, options, dtype, device, "prediction")
+        probe = probe_backward(fn, e, y, cotangent)
+        probe.tensors_after = {"linear_weight": leaves[1].detach().to(torch.float64).cpu().numpy()}
+        return probe
