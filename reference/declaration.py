@@ -21,6 +21,14 @@ class Variant:
     scale: Callable  # (prediction, labels, loss, dtype, **options) -> its conditioning scale
     grad: Callable | None = None  # (prediction, labels, dtype, **options) -> (d loss / d prediction, scale)
     grad_labels: Callable | None = None  # same arguments -> (d loss / d labels, its scale)
+    # How label_smoothing = eps spreads over K classes: "uniform", eps / K on every class
+    # (PyTorch, Keras, optax, Liger); "other_classes", the label keeps 1 - eps and each other
+    # class gets eps / (K - 1) (Megatron-LM, NeMo: eps K / (K - 1) in uniform terms).
+    smoothing: str = "uniform"
+
+    def __post_init__(self):
+        if self.smoothing not in ("uniform", "other_classes"):
+            raise ValueError(f"smoothing must be 'uniform' or 'other_classes', got {self.smoothing!r}")
 
 
 # How many leading positional arguments each function takes before the function options.

@@ -98,19 +98,21 @@ def _key(*values) -> tuple:
     return tuple(frozen(v) for v in values)
 
 
-def evaluate(hidden, weight, bias, labels, options: Mapping[str, object], dtype: str) -> Linear:
+def evaluate(hidden, weight, bias, labels, options: Mapping[str, object], dtype: str,
+             variant: str = "exact") -> Linear:
     """The loss (reduced as options['reduction'] says), the gradients of its sum with respect to
-    hidden, weight and bias, and their scales."""
-    key = (_key(hidden, weight, bias, labels, dtype),
+    hidden, weight and bias, and their scales; the loss on the logits as the sparse softmax
+    cross-entropy's variant computes it (exact, or a label-smoothing convention)."""
+    key = (_key(hidden, weight, bias, labels, dtype, variant),
            tuple(sorted((name, _key(value)) for name, value in options.items() if value is not None)))
     if key not in _EVALUATED:
-        _EVALUATED[key] = _evaluate(hidden, weight, bias, labels, options, dtype)
+        _EVALUATED[key] = _evaluate(hidden, weight, bias, labels, options, dtype, variant)
         while len(_EVALUATED) > 8:
             _EVALUATED.popitem(last=False)
     return _EVALUATED[key]
 
 
-def _evaluate(hidden, weight, bias, labels, options: Mapping[str, object], dtype: str) -> Linear:
+def _evaluate(hidden, weight, bias, labels, options: Mapping[str, object], dtype: str, variant: str) -> Linear:
     """evaluate, uncached."""
     unknown = {name for name, value in options.items() if value is not None} - set(OPTIONS)
     if unknown:
@@ -122,20 +124,20 @@ def _evaluate(hidden, weight, bias, labels, options: Mapping[str, object], dtype
                          "(N x V x H) for its double-double logits")
     z, size = logits(hidden, weight, bias)
     with np.errstate(invalid="ignore"):  # masked (-inf) logits: inf * 0 in terms np.where then drops
-        return _on_logits(hidden, weight, z, size, labels, options, dtype)
+        return _on_logits(hidden, weight, z, size, labels, options, dtype, variant)
 
 
-def _on_logits(hidden, weight, z, size, labels, options, dtype) -> Linear:
+def _on_logits(hidden, weight, z, size, labels, options, dtype, variant) -> Linear:
     from reference import registry  # it registers this module's declaration
 
     inputs = {"logits": z, "labels": np.asarray(labels)}
-    loss = registry.evaluate_loss(SPARSE, "exact", inputs, options, dtype)
-    g, g_scale = registry.evaluate_grad(SPARSE, "exact", inputs, options, dtype)
+    loss = registry.evaluate_loss(SPARSE, variant, inputs, options, dtype)
+    g, g_scale = registry.evaluate_grad(SPARSE, variant, inputs, options, dtype)
     finite_g = np.where(np.isfinite(g), g, 0.0)
     per_row = np.sum(np.abs(finite_g) * size, axis=-1)  # the logits' rounding, through the loss
     if options.get("reduction", "none") != "none":
         per_row = np.sum(per_row)
-    loss_scale = registry.evaluate_scale(SPARSE, "exact", inputs, options, dtype) + per_row
+    loss_scale = registry.evaluate_scale(SPARSE, variant, inputs, options, dtype) + per_row
 
     p = _probabilities(z, options)
     moved = 2.0 * np.max(size, axis=-1, keepdims=True) * (

@@ -29,7 +29,7 @@ def _register(families) -> dict[str, Op]:
             head = ops.get(op.head)
             if head is None or head.head is not None:
                 raise ValueError(f"{op.name}: its head {op.head!r} must be a declared op on logits")
-            op.variants.update(exact=head.variants["exact"])  # the mathematics, through its own module
+            op.variants.update(head.variants)  # evaluated through its own module, on the head's
     for op in ops.values():
         if op.dense_form is None:
             continue
@@ -58,12 +58,14 @@ def has_grad(op: str, variant: str, quantity: str = "grad_logits") -> bool:
 
 
 def _linear(op: Op, variant: "str | Variant", inputs, options: Mapping[str, object], dtype: str) -> linear.Linear:
-    """An op with a head, evaluated by its own module: the mathematics only."""
-    if variant != "exact":
-        raise ValueError(f"{op.name} is computed by the mathematics only (variant 'exact'), not {variant!r}")
+    """An op with a head, evaluated by its own module, as its head's variant computes the loss
+    on the logits (a model of arithmetic, a Variant itself, is not evaluated on a head)."""
+    if isinstance(variant, Variant):
+        raise ValueError(f"{op.name} evaluates its head's named variants only")
+    _variant(op, variant)
     _check_options(op, options)
     return linear.evaluate(inputs[op.prediction], inputs["linear_weight"], inputs.get("linear_bias"),
-                           inputs["labels"], options, dtype)
+                           inputs["labels"], options, dtype, variant)
 
 
 def _op(name: str) -> Op:
@@ -86,12 +88,25 @@ def _check_options(op: Op, options: Mapping[str, object]) -> None:
             raise ValueError(f"{op.name} does not take the option {name!r} (it takes: {accepted})")
 
 
+def in_uniform_terms(op: Op, variant: "str | Variant", prediction, options: Mapping[str, object]):
+    """The options with label_smoothing as the uniform convention (eps / K on every class)
+    states the variant's: eps K / (K - 1) for "other_classes"."""
+    spec = variant if isinstance(variant, Variant) else _variant(op, variant)
+    eps = float(options.get("label_smoothing") or 0.0)
+    if spec.smoothing == "uniform" or not eps:
+        return options
+    classes = np.shape(prediction)[options.get("axis", -1)] if op.class_axis else 2
+    return {**options, "label_smoothing": eps * classes / (classes - 1)}
+
+
 def _setup(op_name: str, variant: "str | Variant", inputs, options: Mapping[str, object]):
-    """(prediction, prepared labels and weights, the variant to call, its function options)."""
+    """(prediction, prepared labels and weights, the variant to call, its function options,
+    the options in the uniform smoothing convention)."""
     op = _op(op_name)
     if not isinstance(variant, Variant):  # a Variant itself: a model of a framework's arithmetic
         _variant(op, variant)
     _check_options(op, options)
+    options = in_uniform_terms(op, variant, inputs[op.prediction], options)
     prediction = np.asarray(inputs[op.prediction], np.float64)
     labels = np.asarray(inputs["labels"], np.int64 if op.integer_labels else np.float64)
     prepared = pipeline.prepare(op, prediction, labels, options)
@@ -99,14 +114,14 @@ def _setup(op_name: str, variant: "str | Variant", inputs, options: Mapping[str,
     evaluated = OPS[op.dense_form] if prepared.dense else op  # same variant names (checked above)
     function_options = {k: options.get(k, evaluated.options[k]) for k in evaluated.function_options}
     spec = variant if isinstance(variant, Variant) else evaluated.variants[variant]
-    return prediction, prepared, spec, function_options
+    return prediction, prepared, spec, function_options, options
 
 
 def evaluate_loss(op: str, variant: "str | Variant", inputs, options: Mapping[str, object], dtype: str) -> np.ndarray:
     """The loss in float64, reduced as options['reduction'] says."""
     if _op(op).head:
         return _linear(OPS[op], variant, inputs, options, dtype).loss
-    prediction, prepared, spec, function_options = _setup(op, variant, inputs, options)
+    prediction, prepared, spec, function_options, _ = _setup(op, variant, inputs, options)
     loss = spec.loss(prediction, prepared.labels, dtype, **function_options)
     return np.asarray(pipeline.reduce_loss(loss, options.get("reduction", "none"), prepared))
 
@@ -115,7 +130,7 @@ def evaluate_scale(op: str, variant: "str | Variant", inputs, options: Mapping[s
     """The conditioning scale of evaluate_loss, same shape."""
     if _op(op).head:
         return _linear(OPS[op], variant, inputs, options, dtype).loss_scale
-    prediction, prepared, spec, function_options = _setup(op, variant, inputs, options)
+    prediction, prepared, spec, function_options, _ = _setup(op, variant, inputs, options)
     loss = spec.loss(prediction, prepared.labels, dtype, **function_options)
     scale = spec.scale(prediction, prepared.labels, loss, dtype, **function_options)
     return np.asarray(pipeline.reduce_scale(scale, loss, options.get("reduction", "none"), prepared))
@@ -136,7 +151,7 @@ def evaluate_grad(op: str, variant: "str | Variant", inputs, options: Mapping[st
     allowed = ("prediction", *OPS[op].tensors) if OPS[op].head else ("prediction", "labels")
     if wrt not in allowed:
         raise ValueError(f"wrt must be one of {', '.join(allowed)} for {op}, got {wrt!r}")
-    prediction, prepared, spec, function_options = _setup(op, variant, inputs, options)
+    prediction, prepared, spec, function_options, options = _setup(op, variant, inputs, options)
     function = spec.grad if wrt == "prediction" else spec.grad_labels
     if function is None:
         raise ValueError(f"{op} variant {variant!r} has no gradient with respect to the {wrt}")

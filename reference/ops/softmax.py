@@ -9,6 +9,8 @@ gradient is softmax(z) * sum(y) - y, softmax(z) - y only when the labels sum to 
 article's [1, 2] do not). A row without a finite maximum (all -inf, or a +inf or NaN logit)
 gives NaN. Unreduced losses drop the class axis.
 """
+from dataclasses import replace
+
 import numpy as np
 
 from reference import tiers
@@ -277,12 +279,20 @@ def _softmax_variant(loss, loss_scale, grad, grad_scale, label_grad=None) -> Var
 
 # Declarations ------------------------------------------------------------------------------
 
+def _with_smoothing_conventions(exact: Variant) -> dict:
+    """The mathematics, and Megatron-LM's (and NeMo's) label smoothing: the label keeps 1 - eps,
+    each other class eps / (K - 1), where PyTorch puts eps / K on every class (Megatron-LM
+    #737, #7464: the two conventions differ by K / (K - 1) in eps)."""
+    return {"exact": exact, "megatron_smoothing": replace(exact, smoothing="other_classes")}
+
+
 SOFTMAX_CROSS_ENTROPY = Op(
     name="softmax_cross_entropy", prediction="logits", integer_labels=False, class_axis=True,
     options={"reduction": "none", "axis": -1, "label_smoothing": 0.0, "weight": None, "z_loss": 0.0,
              "softcap": None},
-    variants={"exact": _softmax_variant(softmax_cross_entropy, softmax_cross_entropy_scale, softmax_cross_entropy_grad,
-                                        softmax_cross_entropy_grad_scale, softmax_cross_entropy_label_grad)},
+    variants=_with_smoothing_conventions(_softmax_variant(
+        softmax_cross_entropy, softmax_cross_entropy_scale, softmax_cross_entropy_grad,
+        softmax_cross_entropy_grad_scale, softmax_cross_entropy_label_grad)),
 )
 
 SPARSE_SOFTMAX_CROSS_ENTROPY = Op(
@@ -290,8 +300,9 @@ SPARSE_SOFTMAX_CROSS_ENTROPY = Op(
     options={"reduction": "none", "axis": -1, "label_smoothing": 0.0, "weight": None, "ignore_index": None,
              "z_loss": 0.0, "softcap": None},
     dense_form="softmax_cross_entropy",
-    variants={"exact": _softmax_variant(sparse_softmax_cross_entropy, sparse_softmax_cross_entropy_scale,
-                                        sparse_softmax_cross_entropy_grad, sparse_softmax_cross_entropy_grad_scale)},
+    variants=_with_smoothing_conventions(_softmax_variant(
+        sparse_softmax_cross_entropy, sparse_softmax_cross_entropy_scale, sparse_softmax_cross_entropy_grad,
+        sparse_softmax_cross_entropy_grad_scale)),
 )
 
 DECLARATIONS = (SOFTMAX_CROSS_ENTROPY, SPARSE_SOFTMAX_CROSS_ENTROPY)

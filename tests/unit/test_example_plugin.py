@@ -45,6 +45,7 @@ def test_the_example_kernel_passes_every_check_it_offers(tmp_path):
     ("in-place-backward", "sparse-random::inputs_intact::example-kernel::float32::cpu"),
     ("rescaled-second-backward", "sparse-random::second_backward::example-kernel::float32::cpu"),
     ("weight-first-cotangent", "linear-random::vjp_linear_weight::example-kernel::float32::cpu"),
+    ("uniform-smoothing", "linear-label-smoothing::loss::example-kernel::float32::cpu"),
 ])
 def test_a_planted_fault_fails_checks_that_name_themselves(tmp_path, fault, failing_case):
     done, records = run_suite(tmp_path, fault)

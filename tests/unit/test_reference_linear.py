@@ -135,3 +135,14 @@ def test_the_gradients_are_those_of_the_loss_under_every_option(options):
             down[index] -= step
             numeric[index] = (total(name, up) - total(name, down)) / (2 * step)
         np.testing.assert_allclose(gradient, numeric, rtol=1e-6, atol=1e-8, err_msg=name)
+
+
+def test_the_linear_head_takes_its_heads_smoothing_convention():
+    """megatron_smoothing on a head of V classes is the uniform convention with eps V / (V - 1)."""
+    hidden, weight, bias, labels = inputs(seed=5)
+    v = weight.shape[0]
+    megatron = linear.evaluate(hidden, weight, bias, labels, {"label_smoothing": 0.2}, "float64",
+                               "megatron_smoothing")
+    uniform = linear.evaluate(hidden, weight, bias, labels, {"label_smoothing": 0.2 * v / (v - 1)}, "float64")
+    np.testing.assert_allclose(megatron.loss, uniform.loss, rtol=1e-15)
+    np.testing.assert_allclose(megatron.grad_weight, uniform.grad_weight, rtol=1e-15)

@@ -120,3 +120,26 @@ def test_registration_checks_dense_forms():
     with pytest.raises(ValueError, match="dense form 'missing'"):
         registry._register([Family])
     assert OPS["sparse_softmax_cross_entropy"].dense_form == "softmax_cross_entropy"
+
+
+@pytest.mark.parametrize("eps", [0.1, 0.3])
+def test_megatron_smoothing_is_megatrons_formula(eps):
+    """Megatron-LM's vocab-parallel cross-entropy: with s = eps K / (K - 1), (1 - s) nll - s
+    mean(log_softmax); the label keeps 1 - eps and each other class eps / (K - 1)."""
+    rng = np.random.default_rng(7)
+    z, labels = rng.normal(0.0, 2.0, (5, 6)), rng.integers(0, 6, 5)
+    log_p = z - np.log(np.sum(np.exp(z), axis=-1, keepdims=True))
+    s = eps * 6 / 5
+    nll = -log_p[np.arange(5), labels]
+    megatron = (1 - s) * nll - s * np.mean(log_p, axis=-1)
+    options = {"label_smoothing": eps}
+    got = evaluate_loss("sparse_softmax_cross_entropy", "megatron_smoothing", {"logits": z, "labels": labels},
+                        options, "float64")
+    np.testing.assert_allclose(got, megatron, rtol=1e-14)
+    uniform = evaluate_loss("sparse_softmax_cross_entropy", "exact", {"logits": z, "labels": labels}, options,
+                            "float64")
+    assert np.all(np.abs(got - uniform) > 1e-3)  # the conventions differ
+    dense = np.full((5, 6), eps / 5)
+    dense[np.arange(5), labels] = 1 - eps
+    np.testing.assert_allclose(evaluate_loss("softmax_cross_entropy", "exact", {"logits": z, "labels": dense}, {},
+                                             "float64"), megatron, rtol=1e-14)

@@ -20,7 +20,8 @@ class ExampleKernelAdapter(Adapter):
         ),
         "linear_cross_entropy": Capability(  # the same loss on an LM head's logits, fused with it
             implementation=kernel.linear_forward,
-            options={"ignore_index", "z_loss", "linear_bias"},  # linear_weight reaches every capability
+            variant="megatron_smoothing",  # label smoothing as Megatron-LM spreads it
+            options={"ignore_index", "z_loss", "label_smoothing", "linear_bias"},  # and linear_weight, always
             reductions=("none", "sum", "mean"),
             dtypes=("float32", "float64"),
         ),
@@ -44,7 +45,8 @@ class ExampleKernelAdapter(Adapter):
         """linear_forward's and linear_backward's arguments from the suite's: the head's tensors
         arrive among the options."""
         return (prediction, options["linear_weight"], options.get("linear_bias"), labels,
-                options.get("reduction", "none"), options.get("ignore_index"), options.get("z_loss") or 0.0)
+                options.get("reduction", "none"), options.get("ignore_index"), options.get("z_loss") or 0.0,
+                options.get("label_smoothing") or 0.0)
 
     def loss(self, op, prediction, labels, options, dtype, device):
         self.capability(op)  # only declared ops reach here; this names the op if not

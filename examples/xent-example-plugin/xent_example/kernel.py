@@ -16,10 +16,14 @@ XENT_EXAMPLE_FAULT plants a known bug, to see the suite catch it:
 - "rescaled-second-backward": the training step's backward scales the gradient it saved in
   forward in place, so a second backward of the same forward is scaled twice (QuACK PR #209);
 - "weight-first-cotangent": the fused linear backward scales the weight's gradient by the
-  first token's cotangent (Liger-Kernel PR #1298, reduction "none").
+  first token's cotangent (Liger-Kernel PR #1298, reduction "none");
+- "uniform-smoothing": the head smooths labels as PyTorch does (eps / V on every class) while
+  its adapter declares Megatron-LM's convention (Megatron-LM #737, #7464).
 
 The linear head (linear_forward, linear_backward) computes logits = hidden @ weight.T + bias
-in the dtype of hidden and the loss on top, as a fused LM-head kernel does in one pass.
+in the dtype of hidden and the loss on top, as a fused LM-head kernel does in one pass, with
+label smoothing in Megatron-LM's convention (the label keeps 1 - eps, each other class gets
+eps / (V - 1)), which its adapter declares as the reference variant megatron_smoothing.
 """
 import os
 
@@ -51,12 +55,22 @@ def _log_softmax(z):
     return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
 
 
-def forward(logits, labels, ignore_index=None, z_loss=0.0):
-    """Per-row losses, in the dtype of logits."""
+def _megatron_scale(eps, classes):
+    """Megatron-LM's smoothing factor eps V / (V - 1) (the fault: PyTorch's eps)."""
+    return eps if _fault() == "uniform-smoothing" else eps * classes / (classes - 1)
+
+
+def forward(logits, labels, ignore_index=None, z_loss=0.0, smoothing=0.0):
+    """Per-row losses, in the dtype of logits; smoothing as Megatron-LM does it:
+    (1 - s) nll - s mean(log_softmax), s = smoothing V / (V - 1)."""
     valid, undefined = _valid_rows(labels, logits.shape[-1], ignore_index)
     safe = np.where(valid, labels, 0)
     with np.errstate(all="ignore"):
-        picked = np.take_along_axis(_log_softmax(logits), safe[..., None], axis=-1)[..., 0]
+        log_p = _log_softmax(logits)
+        picked = np.take_along_axis(log_p, safe[..., None], axis=-1)[..., 0]
+        if smoothing:
+            s = logits.dtype.type(_megatron_scale(smoothing, logits.shape[-1]))
+            picked = (1 - s) * picked + s * np.mean(log_p, axis=-1)
         if z_loss:
             lse = _logsumexp(logits)[..., 0]
             picked = picked - logits.dtype.type(z_loss) * lse * lse
@@ -75,14 +89,17 @@ def reduce(losses, labels, reduction, ignore_index=None):
         return (total / losses.dtype.type(counted)).astype(losses.dtype)
 
 
-def backward(logits, labels, reduction, ignore_index=None, z_loss=0.0, cotangent=1.0):
+def backward(logits, labels, reduction, ignore_index=None, z_loss=0.0, cotangent=1.0, smoothing=0.0):
     """d (cotangent * reduce(forward)) / d logits: softmax(z) - onehot(label)
-    (+ 2 s lse softmax(z) with a z-loss), per counted row."""
+    (+ 2 s lse softmax(z) with a z-loss; the one-hot smoothed as forward does), per counted row."""
     valid, undefined = _valid_rows(labels, logits.shape[-1], ignore_index)
     with np.errstate(all="ignore"):
         probabilities = np.exp(_log_softmax(logits))
         onehot = np.zeros_like(logits)
         np.put_along_axis(onehot, np.where(valid, labels, 0)[..., None], 1, axis=-1)
+        if smoothing:
+            s = logits.dtype.type(_megatron_scale(smoothing, logits.shape[-1]))
+            onehot = (1 - s) * onehot + s / logits.dtype.type(logits.shape[-1])
         grad = probabilities - onehot
         if z_loss:
             grad = grad + logits.dtype.type(2 * z_loss) * _logsumexp(logits) * probabilities
@@ -138,18 +155,19 @@ def linear_logits(hidden, weight, bias=None):
     return logits if bias is None else logits + bias
 
 
-def linear_forward(hidden, weight, bias, labels, reduction, ignore_index=None, z_loss=0.0):
-    losses = forward(linear_logits(hidden, weight, bias), labels, ignore_index, z_loss)
+def linear_forward(hidden, weight, bias, labels, reduction, ignore_index=None, z_loss=0.0, smoothing=0.0):
+    losses = forward(linear_logits(hidden, weight, bias), labels, ignore_index, z_loss, smoothing)
     return reduce(losses, labels, reduction, ignore_index)
 
 
-def linear_backward(hidden, weight, bias, labels, reduction, ignore_index=None, z_loss=0.0, cotangent=1.0):
+def linear_backward(hidden, weight, bias, labels, reduction, ignore_index=None, z_loss=0.0, smoothing=0.0,
+                    cotangent=1.0):
     """(d / d hidden, d / d weight, d / d bias) of cotangent * the loss: the logits' gradient G
     through the head, G @ weight, G.T @ hidden and G's column sums."""
     logits = linear_logits(hidden, weight, bias)
-    grad = backward(logits, labels, reduction, ignore_index, z_loss, cotangent)
+    grad = backward(logits, labels, reduction, ignore_index, z_loss, cotangent, smoothing)
     weight_grad = grad.T @ hidden
     if _fault() == "weight-first-cotangent" and np.ndim(cotangent):
         first = np.asarray(cotangent, hidden.dtype).flat[0]
-        weight_grad = backward(logits, labels, reduction, ignore_index, z_loss, first).T @ hidden
+        weight_grad = backward(logits, labels, reduction, ignore_index, z_loss, first, smoothing).T @ hidden
     return grad @ weight, weight_grad, np.sum(grad, axis=0)
