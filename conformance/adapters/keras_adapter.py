@@ -1,7 +1,8 @@
 """Keras 3 on one backend per process, chosen by KERAS_BACKEND before keras is imported.
 
 One class per backend (one framework id each): the backend decides how a tensor comes back
-to NumPy, how a call runs (jax: jit-compiled and eager) and how it is differentiated.
+to NumPy, how a call runs (jax: jit-compiled and eager; tensorflow: eager, tf.function and
+XLA) and how it is differentiated.
 """
 import contextlib
 import importlib
@@ -172,9 +173,48 @@ class KerasAdapter(KerasStyleAdapter):
 
 
 class KerasOnTensorflow(KerasAdapter):
+    """Keras on TensorFlow runs a training step in tf.function, with XLA where every op has a
+    kernel (Model.compile's jit_compile="auto"): the loss, its gradient and its forward mode
+    run eagerly, in tf.function and in tf.function(jit_compile=True), each traced once per op,
+    options, dtype and ranks."""
     backend = "tensorflow"
     packages = ("keras", "tensorflow")
     step_wrapper = "tf.function"
+    modes = ("eager", "function", "xla")
+
+    def _in_modes(self, what, op, options, dtype, device, body, *tensors):
+        from conformance.adapters.api import options_key
+        from conformance.adapters.tensorflow_adapter import in_modes
+        key = (type(self).__name__, op, options_key(options), dtype, device, *what, *(t.shape.rank for t in tensors))
+        return in_modes(key, body, *tensors, modes=self.modes)
+
+    def loss(self, op, prediction, labels, options, dtype, device):
+        with self._device(device):
+            x, y, loss_of = self._setup(op, prediction, labels, options, dtype)
+            return self._in_modes(("loss",), op, options, dtype, device, lambda x, y: loss_of(y)(x), x, y)
+
+    def jvp(self, op, prediction, labels, options, dtype, device, direction):
+        from conformance.adapters.tensorflow_adapter import forward_jvp
+        with self._device(device):
+            x, y, loss_of = self._setup(op, prediction, labels, options, dtype)
+            v = self.constant(direction, dtype)
+            return self._in_modes(("jvp",), op, options, dtype, device,
+                                  lambda x, y, v: forward_jvp(loss_of(y), x, v), x, y, v)
+
+    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
+        import tensorflow as tf
+
+        from conformance.adapters.tensorflow_adapter import tape_grad
+        with self._device(device):
+            x, y, loss_of = self._setup(op, prediction, labels, options, dtype)
+            c = () if cotangent is None else (tf.constant(np.asarray(cotangent, np.float64)),)
+            if wrt == "labels":  # the loss as a function of the labels
+                def body(x, y, *c):
+                    return tape_grad(lambda t: loss_of(t)(x), y, *c)[1]
+            else:
+                def body(x, y, *c):
+                    return tape_grad(loss_of(y), x, *c)[1]
+            return self._in_modes(("grad", wrt, len(c)), op, options, dtype, device, body, x, y, *c)
 
     def bench_backend(self):
         from conformance.adapters.tensorflow_adapter import GPU_PROBES, prepare_for_benchmarks, tf_timed
@@ -189,13 +229,6 @@ class KerasOnTensorflow(KerasAdapter):
         from conformance.adapters.tensorflow_adapter import to_result
         return to_result(out)
 
-    def differentiate(self, fn, x, cotangent=None):
-        from conformance.adapters.tensorflow_adapter import tape_grad
-        return self.to_result(tape_grad(fn, x, cotangent)[1])
-
-    def forward(self, fn, x, direction):
-        from conformance.adapters.tensorflow_adapter import forward_jvp
-        return self.to_result(forward_jvp(fn, x, direction))
 
 
 class ComposedKeras:
