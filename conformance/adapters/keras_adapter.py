@@ -32,6 +32,7 @@ BACKEND_VARIANTS = {
     "tensorflow": {"sparse_categorical_crossentropy": "keras_clip_normalize"},  # clip, log, softmax
 }
 REDUCTIONS = BASIC_REDUCTIONS + ("weighted_mean",)
+LINEAR_TENSORS = ("linear_weight", "linear_bias")  # linear_cross_entropy's head, among the options
 
 
 class KerasAdapter(KerasStyleAdapter):
@@ -57,6 +58,10 @@ class KerasAdapter(KerasStyleAdapter):
         self.framework = "keras-" + self.backend
         self.capabilities = keras_capabilities({**VARIANTS, **BACKEND_VARIANTS.get(self.backend, {})}, REDUCTIONS,
                                                self.dtypes, self.modes, self.differentiable)
+        if self.capabilities["sparse_softmax_cross_entropy"].variant == "exact":  # the head's loss
+            self.capabilities["linear_cross_entropy"] = Capability(
+                "keras.ops.matmul, then sparse_categorical_crossentropy(from_logits=True)", options={"linear_bias"},
+                reductions=REDUCTIONS, dtypes=self.dtypes, modes=self.modes, differentiable=self.differentiable)
 
     def prepare_backend(self):
         """Anything the backend needs before keras is imported."""
@@ -99,10 +104,28 @@ class KerasAdapter(KerasStyleAdapter):
         a cotangent of fn(x)'s shape when one is given)."""
         raise NotImplementedError
 
+    def function(self, op, y, options, dtype, expand):
+        """The Keras loss; linear_cross_entropy as a Keras user writes an LM head: the logits by
+        keras.ops.matmul (and the bias), then the sparse loss from logits."""
+        if op != "linear_cross_entropy":
+            return super().function(op, y, options, dtype, expand)
+        self.capability(op)
+        ops = self.keras.ops
+        head = {name: self._tensor(value, dtype) if isinstance(value, np.ndarray) else value
+                for name, value in options.items() if name in LINEAR_TENSORS and value is not None}
+        loss = super().function("sparse_softmax_cross_entropy", y,
+                                {k: v for k, v in options.items() if k not in LINEAR_TENSORS}, dtype, expand)
+
+        def fn(x):
+            logits = ops.matmul(x, ops.transpose(head["linear_weight"]))
+            return loss(logits + head["linear_bias"] if "linear_bias" in head else logits)
+        return fn
+
     def _setup(self, op, prediction, labels, options, dtype):
+        """x, y, and loss_of(labels tensor, **tensors in place of the options' arrays) -> fn(x)."""
         x, y = self._tensor(prediction, dtype), self._tensor(labels, dtype)
         expand = lambda t: self.keras.ops.expand_dims(t, -1)  # noqa: E731
-        return x, y, lambda labels_tensor: self.function(op, labels_tensor, options, dtype, expand)
+        return x, y, lambda labels_tensor, **given: self.function(op, labels_tensor, {**options, **given}, dtype, expand)
 
     def _device(self, device):
         return self.keras.device("gpu:0" if device == "cuda" else "cpu:0")
@@ -126,6 +149,9 @@ class KerasAdapter(KerasStyleAdapter):
             x, y, loss_of = self._setup(op, prediction, labels, options, dtype)
             if wrt == "labels":  # the loss as a function of the labels
                 return self.differentiate(lambda t: loss_of(t)(self._tensor(prediction, dtype)), y, cotangent)
+            if wrt in LINEAR_TENSORS:  # the head's weight or bias
+                return self.differentiate(lambda t: loss_of(y, **{wrt: t})(x), self._tensor(options[wrt], dtype),
+                                          cotangent)
             return self.differentiate(loss_of(y), x, cotangent)
 
     # ------------------------------------------------------------ benchmark kernels
@@ -211,6 +237,10 @@ class KerasOnTensorflow(KerasAdapter):
             if wrt == "labels":  # the loss as a function of the labels
                 def body(x, y, *c):
                     return tape_grad(lambda t: loss_of(t)(x), y, *c)[1]
+            elif wrt in LINEAR_TENSORS:  # the head's weight or bias, an argument of its own
+                def body(x, y, t, *c):
+                    return tape_grad(lambda u: loss_of(y, **{wrt: u})(x), t, *c)[1]
+                c = (self._tensor(options[wrt], dtype), *c)
             else:
                 def body(x, y, *c):
                     return tape_grad(loss_of(y), x, *c)[1]
