@@ -187,6 +187,22 @@ def _cap_unmasking(op: str) -> Callable:
     return loss
 
 
+def _labels_in_dtype(part: str) -> Callable:
+    """The exact loss (or gradient) at integer labels rounded to the dtype under test, as a loss
+    that converts its labels to its own dtype computes it: bfloat16 holds the integers up to
+    256 only (class 128256 is read as 128000)."""
+    exact = getattr(_exact("sparse_softmax_cross_entropy"), part)
+
+    def at_rounded_labels(z, y, dtype, axis, z_loss=0.0, softcap=None):
+        if np.asarray(y).dtype.kind not in "iu":
+            raise NotModelled("dense labels")
+        held = round_to(np.asarray(y, np.float64), dtype)
+        if not np.all(np.isfinite(held)) or np.any(held >= np.shape(z)[axis]):
+            raise NotModelled("a label rounded past the classes")
+        return exact(z, held.astype(np.int64), dtype, axis, z_loss, softcap)
+    return at_rounded_labels
+
+
 def _model(loss: Callable, grad: Callable | None = None, grad_labels: Callable | None = None) -> Variant:
     """A model as a reference variant, so the option pipeline, reductions, cotangents and
     directions apply to it as to the reference; its values only (no scale)."""
@@ -208,6 +224,8 @@ FORMULAS: dict[tuple[str, str], Variant] = {
     ("softmax_cross_entropy", "soft_cap_unmasking"): _model(_cap_unmasking("softmax_cross_entropy")),
     ("sparse_softmax_cross_entropy", "soft_cap_unmasking"): _model(_cap_unmasking("sparse_softmax_cross_entropy")),
     ("sparse_softmax_cross_entropy", "lse_rounded_before_subtracting"): _model(_lse_rounded_before_subtracting),
+    ("sparse_softmax_cross_entropy", "labels_rounded_to_dtype"):
+        _model(_labels_in_dtype("loss"), _labels_in_dtype("grad")),
 }
 # The whole computation in float32: inputs rounded to float32, the result rounded to float32.
 FLOAT32 = "float32"

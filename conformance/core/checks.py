@@ -66,6 +66,8 @@ def tensor_gradients(case) -> tuple[str, ...]:
     """The gradients with respect to an op's further tensors that the case has (linear_cross_entropy's
     weight and, where given, bias)."""
     return tuple(f"grad_{name}" for name in OPS[case.op].tensors if name in case.inputs)
+
+
 # The quantities whose expected values are a vector-Jacobian product with the seeded cotangent.
 VJP_QUANTITIES = ("vjp_logits", "vjp_labels", "second_backward", "vjp_linear_weight", "vjp_linear_bias")
 PROBE_QUANTITIES = ("inputs_intact", "second_backward")

@@ -317,3 +317,19 @@ def test_the_classes_off_the_second_axis_are_where_pytorch_permutes():
         return conditions.inputs_hold((("class_axis_not_second", None),), inputs)
     assert not holds((4, 3), -1) and not holds((2, 3, 4), 1)
     assert holds((4, 3), 0) and holds((2, 3, 4), -1) and not holds((3,), -1)
+
+
+def test_the_rounded_labels_model_reads_a_large_class_as_the_dtype_holds_it():
+    """labels_rounded_to_dtype: in bfloat16 class 128256 is 128000, so the gradient's -1 moves
+    there; in float32 every such label is exact and the model is the reference."""
+    from conformance.core import behaviour_models
+    from reference import registry
+
+    model = behaviour_models.formula("sparse_softmax_cross_entropy", "labels_rounded_to_dtype")
+    z, labels = np.zeros((1, 128257)), np.array([128256])
+    inputs = {"logits": z, "labels": labels}
+    grad, _ = registry.evaluate_grad("sparse_softmax_cross_entropy", model, inputs, {}, "bfloat16")
+    assert grad[0, 128000] < -0.99 and grad[0, 128256] > 0
+    exact, _ = registry.evaluate_grad("sparse_softmax_cross_entropy", "exact", inputs, {}, "float32")
+    same, _ = registry.evaluate_grad("sparse_softmax_cross_entropy", model, inputs, {}, "float32")
+    np.testing.assert_array_equal(same, exact)

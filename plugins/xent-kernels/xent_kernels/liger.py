@@ -11,6 +11,7 @@ from xent_kernels import triton_device  # first: it decides TRITON_INTERPRET bef
 
 from importlib import metadata
 
+import numpy as np
 import torch
 from liger_kernel.ops.cross_entropy import LigerCrossEntropyFunction
 from liger_kernel.ops.fused_linear_cross_entropy import LigerFusedLinearCrossEntropyFunction
@@ -32,6 +33,17 @@ def two_dimensional(prediction, options):
     """Liger's kernels take [tokens, vocabulary] logits only."""
     if prediction.ndim != 2 or options.get("axis", -1) % 2 != 1:
         raise NotOffered("Liger-Kernel takes logits of shape [tokens, vocabulary], the classes last")
+
+
+def interpreter_scales(dtype, options, cotangent):
+    """Triton's interpreter misreads a bfloat16 scalar loaded through a pointer: the backward of
+    a reduced loss multiplies by grad_output that way (element_mul_kernel), and a cotangent
+    other than 1 gives garbage under the interpreter (measured: 834 times the gradient, 1e37,
+    NaN), where float16 and float32 are right; so such a probe is not offered there."""
+    if (triton_device.INTERPRETED and dtype == "bfloat16" and options.get("reduction", "none") != "none"
+            and np.any(np.asarray(cotangent) != 1)):
+        raise NotOffered("not under Triton's interpreter (the CPU): it misreads the bfloat16 grad_output "
+                         "a reduced loss's backward loads as a scalar")
 
 
 def interpreter_offers(options):
@@ -127,6 +139,7 @@ class LigerAdapter(Adapter):
         return to_result(autograd(fn, to_tensor(prediction, dtype, device, True), cotangent)[1])
 
     def backward_probe(self, op, prediction, labels, options, dtype, device, cotangent):
+        interpreter_scales(dtype, options, cotangent)
         if op == "linear_cross_entropy":
             leaves, y, fn, h = self._linear(prediction, labels, options, dtype, device, "prediction")
             probe = probe_backward(fn, h, y, cotangent)
