@@ -87,6 +87,17 @@ def to_result(tensor):
                   tensor.device.type)
 
 
+def leaves(arrays, dtype, device, wrt=None) -> dict:
+    """Fresh tensors of the dtype for the named inputs given (None: left out); the one named by
+    wrt requires grad, so a gradient is taken with respect to it alone."""
+    return {name: to_tensor(array, dtype, device, name == wrt) for name, array in arrays.items() if array is not None}
+
+
+def read_back(tensors) -> dict:
+    """The tensors' values as float64 arrays: what a probe compares with the inputs."""
+    return {name: tensor.detach().to(torch.float64).cpu().numpy() for name, tensor in tensors.items()}
+
+
 def autograd(fn, x, cotangent=None):
     """d sum(fn(x)) / dx through torch.autograd, or the vector-Jacobian product with a
     cotangent of fn(x)'s shape; returns (loss, grad)."""
@@ -108,5 +119,5 @@ def probe_backward(fn, x, y, cotangent) -> BackwardProbe:
     (first,) = torch.autograd.grad(out, x, grad_outputs=c, retain_graph=True)
     first = first.clone()  # a kernel may hand back, and later overwrite, a buffer of its own
     (second,) = torch.autograd.grad(out, x, grad_outputs=c)
-    return BackwardProbe(to_result(first), to_result(second), x.detach().to(torch.float64).cpu().numpy(),
-                         y.detach().to(torch.float64).cpu().numpy())
+    read = read_back({"x": x, "y": y})
+    return BackwardProbe(to_result(first), to_result(second), read["x"], read["y"])

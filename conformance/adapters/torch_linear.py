@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from conformance.adapters.api import BackwardProbe, NotOffered, Result, results_in_modes
-from conformance.adapters.torch_common import MODES, compiled, to_result, to_tensor
+from conformance.adapters.torch_common import (MODES, autograd, compiled, leaves, probe_backward, read_back,
+                                               to_result, to_tensor)
 
 POLICIES = ("accurate", "balanced", "compact")  # LinearCrossEntropyOptions.acc_policy
 AVAILABLE = hasattr(F, "linear_cross_entropy") and hasattr(torch.nn, "LinearCrossEntropyOptions")
@@ -35,17 +36,14 @@ def linear_cross_entropy(h, labels, options, policy=None):
 
 
 def _leaves(prediction, labels, options, dtype, device, wrt):
-    """Fresh tensors for one mode: h, the labels, and the options with weight and bias as tensors
-    of the dtype; the one named by wrt requires grad."""
-    h = to_tensor(prediction, dtype, device, wrt == "prediction")
-    tensors = dict(options)
-    for name in ("linear_weight", "linear_bias"):
-        if options.get(name) is not None:
-            tensors[name] = to_tensor(options[name], dtype, device, wrt == name)
+    """Fresh tensors for one mode: h, the labels, the options with weight and bias as tensors of
+    the dtype (the one named by wrt requires grad), and that leaf."""
+    given = leaves({"prediction": prediction, "linear_weight": options["linear_weight"],
+                    "linear_bias": options.get("linear_bias")}, dtype, device, wrt)
+    h, tensors = given.pop("prediction"), {**options, **given}
     if options.get("weight") is not None:
         tensors["weight"] = torch.as_tensor(np.asarray(options["weight"], np.float64), device=device).to(h.dtype)
-    leaf = h if wrt == "prediction" else tensors.get(wrt)
-    return h, to_tensor(labels, dtype, device), tensors, leaf
+    return h, to_tensor(labels, dtype, device), tensors, h if wrt == "prediction" else tensors.get(wrt)
 
 
 def _run(mode, h, y, tensors):
@@ -72,11 +70,7 @@ def grad(prediction, labels, options, dtype, device, wrt, cotangent=None, modes=
 
     def one(mode):
         h, y, tensors, leaf = _leaves(prediction, labels, options, dtype, device, wrt)
-        out = _run(mode, h, y, tensors)
-        seed = torch.ones_like(out) if cotangent is None else torch.as_tensor(cotangent, dtype=out.dtype,
-                                                                               device=out.device)
-        (gradient,) = torch.autograd.grad(out, leaf, grad_outputs=seed)
-        return to_result(gradient)
+        return to_result(autograd(lambda _: _run(mode, h, y, tensors), leaf, cotangent)[1])
     return results_in_modes(modes, one)
 
 
@@ -84,12 +78,7 @@ def probe(prediction, labels, options, dtype, device, cotangent) -> BackwardProb
     """One forward of the reference path, two backward passes with the graph kept, and every
     input tensor read back (the hidden states' gradient is the product compared)."""
     h, y, tensors, _ = _leaves(prediction, labels, options, dtype, device, "prediction")
-    out = linear_cross_entropy(h, y, tensors)
-    c = torch.as_tensor(cotangent, dtype=out.dtype, device=out.device)
-    (first,) = torch.autograd.grad(out, h, grad_outputs=c, retain_graph=True)
-    first = first.clone()
-    (second,) = torch.autograd.grad(out, h, grad_outputs=c)
-    read = {name: tensors[name].detach().to(torch.float64).cpu().numpy()
-            for name in ("linear_weight", "linear_bias") if options.get(name) is not None}
-    return BackwardProbe(to_result(first), to_result(second), h.detach().to(torch.float64).cpu().numpy(),
-                         y.detach().to(torch.float64).cpu().numpy(), read)
+    probe = probe_backward(lambda _: linear_cross_entropy(h, y, tensors), h, y, cotangent)
+    probe.tensors_after = read_back({name: tensors[name] for name in ("linear_weight", "linear_bias")
+                                     if options.get(name) is not None})
+    return probe

@@ -18,11 +18,10 @@ from cut_cross_entropy import linear_cross_entropy as cut_linear_cross_entropy
 
 from conformance.adapters.api import Adapter, Capability, NotOffered
 from conformance.adapters.torch_adapter import autograd, probe_backward, to_result, to_tensor
-from conformance.adapters.torch_common import lift_recompile_limits
+from conformance.adapters.torch_common import leaves, lift_recompile_limits, read_back
 
 IMPLEMENTATION = "torch_compile" if triton_device.INTERPRETED else "cce"
 CCE_DEFAULT_IGNORE_INDEX = -100
-TENSORS = ("prediction", "linear_weight")  # its differentiated inputs, in order
 if IMPLEMENTATION == "torch_compile":
     lift_recompile_limits()  # its torch.compile sees every dtype and option of the cases
 
@@ -48,33 +47,27 @@ class CutCrossEntropyAdapter(Adapter):
     @staticmethod
     def _leaves(prediction, labels, options, dtype, device, wrt=None):
         """Fresh leaves (hidden states, classifier; the one named by wrt requires grad), the
-        labels, and fn(leaf) -> the loss with that leaf in its place."""
-        if wrt not in (None, *TENSORS):
+        labels, and the loss of them, fn(_)."""
+        if wrt not in (None, "prediction", "linear_weight"):
             raise NotOffered(f"cut-cross-entropy takes no {wrt}")
-        leaves = [to_tensor(a, dtype, device, wrt == name)
-                  for a, name in zip((prediction, options["linear_weight"]), TENSORS)]
+        given = leaves({"prediction": prediction, "linear_weight": options["linear_weight"]}, dtype, device, wrt)
         y = to_tensor(labels, dtype, device)
-        where = TENSORS.index(wrt) if wrt else 0
-
-        def fn(leaf):
-            given = [*leaves[:where], leaf, *leaves[where + 1:]]
-            return linear_cross_entropy(given[0], y, options, given[1])
-        return leaves, y, fn, leaves[where]
+        return given, y, lambda _: linear_cross_entropy(given["prediction"], y, options, given["linear_weight"])
 
     def loss(self, op, prediction, labels, options, dtype, device):
         self.capability(op)
-        _, _, fn, e = self._leaves(prediction, labels, options, dtype, device)
+        _, _, fn = self._leaves(prediction, labels, options, dtype, device)
         with torch.no_grad():
-            return to_result(fn(e))
+            return to_result(fn(None))
 
     def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
         self.capability(op)
-        _, _, fn, leaf = self._leaves(prediction, labels, options, dtype, device, wrt)
-        return to_result(autograd(fn, leaf, cotangent)[1])
+        given, _, fn = self._leaves(prediction, labels, options, dtype, device, wrt)
+        return to_result(autograd(fn, given[wrt], cotangent)[1])
 
     def backward_probe(self, op, prediction, labels, options, dtype, device, cotangent):
         self.capability(op)
-        leaves, y, fn, e = self._leaves(prediction, labels, options, dtype, device, "prediction")
-        probe = probe_backward(fn, e, y, cotangent)
-        probe.tensors_after = {"linear_weight": leaves[1].detach().to(torch.float64).cpu().numpy()}
+        given, y, fn = self._leaves(prediction, labels, options, dtype, device, "prediction")
+        probe = probe_backward(fn, given["prediction"], y, cotangent)
+        probe.tensors_after = read_back({"linear_weight": given["linear_weight"]})
         return probe

@@ -18,6 +18,7 @@ from liger_kernel.ops.fused_linear_cross_entropy import LigerFusedLinearCrossEnt
 
 from conformance.adapters.api import Adapter, Capability, NotOffered
 from conformance.adapters.torch_adapter import GPU_PROBES, autograd, probe_backward, to_result, to_tensor, torch_timed
+from conformance.adapters.torch_common import leaves, read_back
 from conformance.bench.contract import BenchKernel
 
 # Options whose code path uses what Triton's interpreter does not have: a Python float where
@@ -77,7 +78,7 @@ def linear_cross_entropy(h, labels, options, weight, bias=None):
     return out[0] if isinstance(out, tuple) else out  # the loss; then the z-loss and statistics, if asked
 
 
-LINEAR_TENSORS = ("prediction", "linear_weight", "linear_bias")  # its differentiated inputs, in order
+LINEAR_TENSORS = ("prediction", "linear_weight", "linear_bias")  # its differentiated inputs
 
 
 class LigerAdapter(Adapter):
@@ -107,32 +108,27 @@ class LigerAdapter(Adapter):
     @staticmethod
     def _linear(prediction, labels, options, dtype, device, wrt=None):
         """Fresh leaves (hidden, weight, bias where given; the one named by wrt requires grad),
-        the labels, and fn(leaf) -> the loss with that leaf in its place."""
+        the labels, and the loss of them, fn(_)."""
         interpreter_offers(options)
-        arrays = [prediction, options["linear_weight"], options.get("linear_bias")]
-        leaves = [None if a is None else to_tensor(a, dtype, device, wrt == name)
-                  for a, name in zip(arrays, LINEAR_TENSORS)]
+        given = leaves({"prediction": prediction, "linear_weight": options["linear_weight"],
+                        "linear_bias": options.get("linear_bias")}, dtype, device, wrt)
         y = to_tensor(labels, dtype, device)
-        where = LINEAR_TENSORS.index(wrt) if wrt else 0
-
-        def fn(leaf):
-            given = [*leaves[:where], leaf, *leaves[where + 1:]]
-            return linear_cross_entropy(given[0], y, options, given[1], given[2])
-        return leaves, y, fn, leaves[where]
+        return given, y, lambda _: linear_cross_entropy(given["prediction"], y, options, given["linear_weight"],
+                                                        given.get("linear_bias"))
 
     def loss(self, op, prediction, labels, options, dtype, device):
         if op == "linear_cross_entropy":
-            _, _, fn, h = self._linear(prediction, labels, options, dtype, device)
+            _, _, fn = self._linear(prediction, labels, options, dtype, device)
             with torch.no_grad():
-                return to_result(fn(h))
+                return to_result(fn(None))
         fn = self._function(op, to_tensor(labels, dtype, device), options, prediction)
         with torch.no_grad():
             return to_result(fn(to_tensor(prediction, dtype, device)))
 
     def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
         if op == "linear_cross_entropy" and wrt in LINEAR_TENSORS:
-            _, _, fn, leaf = self._linear(prediction, labels, options, dtype, device, wrt)
-            return to_result(autograd(fn, leaf, cotangent)[1])
+            given, _, fn = self._linear(prediction, labels, options, dtype, device, wrt)
+            return to_result(autograd(fn, given[wrt], cotangent)[1])
         if wrt != "prediction":
             raise NotOffered("integer labels have no gradient")
         fn = self._function(op, to_tensor(labels, dtype, device), options, prediction)
@@ -141,10 +137,9 @@ class LigerAdapter(Adapter):
     def backward_probe(self, op, prediction, labels, options, dtype, device, cotangent):
         interpreter_scales(dtype, options, cotangent)
         if op == "linear_cross_entropy":
-            leaves, y, fn, h = self._linear(prediction, labels, options, dtype, device, "prediction")
-            probe = probe_backward(fn, h, y, cotangent)
-            probe.tensors_after = {name: leaf.detach().to(torch.float64).cpu().numpy()
-                                   for name, leaf in zip(LINEAR_TENSORS[1:], leaves[1:]) if leaf is not None}
+            given, y, fn = self._linear(prediction, labels, options, dtype, device, "prediction")
+            probe = probe_backward(fn, given["prediction"], y, cotangent)
+            probe.tensors_after = read_back({name: t for name, t in given.items() if name != "prediction"})
             return probe
         y = to_tensor(labels, dtype, device)
         x = to_tensor(prediction, dtype, device, True)
