@@ -82,6 +82,11 @@ def instantiate(source: Source) -> Adapter:
         adapter = target() if callable(target) and not isinstance(target, Adapter) else target
     except Unavailable:
         raise
+    except ImportError as exc:  # a built-in adapter that imports its framework when built (Keras)
+        if source.builtin:
+            raise Unavailable(f"not installed ({exc})") from None
+        raise AdapterError(f"adapter {source.target!r} from {source.origin}: construction raised "
+                           f"{type(exc).__name__}: {exc}") from None
     except Exception as exc:
         raise AdapterError(f"adapter {source.target!r} from {source.origin}: construction raised "
                            f"{type(exc).__name__}: {exc}") from None

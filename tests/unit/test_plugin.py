@@ -66,6 +66,7 @@ A_GPU = "import conformance.core.machine as machine\nmachine.might_have = lambda
 
 
 def test_xdist_workers_hand_every_record_to_the_controller(suite):
+    pytest.importorskip("xdist", reason="pytest-xdist is not installed (the `test` extra has it)")
     suite.makepyfile(sitecustomize=NO_GPU)
     result = suite.runpytest_subprocess("--cases", "cases.yaml", "--framework", "numpy", "-n", "2",
                                         "--results", "out.json", "-p", "no:cacheprovider")
