@@ -84,11 +84,16 @@ def hunt(session):
 
 @nox.session
 def report(session):
-    """Render results/conformance.json as markdown and HTML."""
+    """Render results files as markdown and HTML, each beside its results (report.md, report.html).
+
+        nox -s report                                     # results/conformance.json
+        nox -s report -- results/kernels/conformance.json
+    """
     session.install("-c", BASELINE_CONSTRAINTS, "-e", ".[report]")
-    for fmt in ("md", "html"):
-        session.run("python", "-m", "conformance", "report", "results/conformance.json",
-                    "--format", fmt, "-o", f"results/report.{fmt}")
+    for path in session.posargs or ["results/conformance.json"]:
+        folder = path.rpartition("/")[0] or "."
+        for fmt in ("md", "html"):
+            session.run("python", "-m", "conformance", "report", path, "--format", fmt, "-o", f"{folder}/report.{fmt}")
 
 
 @nox.session

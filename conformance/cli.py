@@ -5,6 +5,7 @@ invalid input (with a one-line reason, never a traceback).
 """
 import argparse
 import json
+import os
 import sys
 
 from conformance.results import records as results
@@ -70,7 +71,8 @@ def cmd_gate(args):
     _, records = results.merge(_read_all(args.inputs))
     bad = results.failing(records)
     for record in bad:
-        print(f"{record['outcome'].upper():8s} {record['id']}: {(record['message'] or '').splitlines()[0]}")
+        first_line = ((record.get("message") or "").splitlines() or [""])[0]
+        print(f"{record['outcome'].upper():8s} {record['id']}: {first_line}")
     skipped = sum(r["outcome"] == "skipped" for r in records)
     print(f"gate: {len(records)} checks, {len(bad)} failing, {skipped} skipped (counted, see the summary)")
     return 1 if bad else 0
@@ -83,6 +85,7 @@ def cmd_run(args):
         k, _, n = args.shard.partition("/")
         if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
             raise InputError(f"--shard {args.shard}: expected K/N with 1 <= K <= N, e.g. 2/4")
+    timeout = _process_timeout(args)
 
     if args.constraints:
         try:
@@ -91,8 +94,49 @@ def cmd_run(args):
         except constraints.ConstraintsError as exc:
             raise InputError(str(exc)) from None
 
-    return orchestrate.run(args.require, args.results_dir, args.pytest_args, args.workers, args.framework,
-                           args.adapter, args.device, args.shard, args.history)
+    pytest_args = [*args.pytest_args, *_modes_arguments(args.modes)]
+    code = orchestrate.run(args.require, args.results_dir, pytest_args, args.workers, args.framework,
+                           args.adapter, args.device, args.shard, args.history, process_timeout=timeout)
+    return _modes_no_framework_runs(args.modes, args.results_dir) or code
+
+
+def _modes_arguments(values):
+    """--modes for every process; each runs the modes its frameworks have, and the run as a
+    whole refuses a mode that none of them has (_modes_no_framework_runs)."""
+    from conformance.pytest.plugin import MODES_CHECKED_BY_RUN, mode_names
+
+    modes = mode_names(values)
+    if not modes:
+        return []
+    os.environ[MODES_CHECKED_BY_RUN] = "1"  # inherited by the processes the run starts
+    return ["--modes", ",".join(modes)]
+
+
+def _modes_no_framework_runs(values, results_dir):
+    """2, naming them, when --modes asked for modes that no framework of the run declares (the
+    environment of the merged results lists each framework's modes); else 0."""
+    from pathlib import Path
+
+    from conformance.pytest.plugin import mode_names
+
+    modes, path = mode_names(values), Path(results_dir) / "conformance.json"
+    if not modes or not path.exists():
+        return 0
+    frameworks = results.read(path).get("environment", {}).get("frameworks", {})
+    declared = {mode for info in frameworks.values() if isinstance(info, dict) for mode in info.get("modes", [])}
+    unknown = [mode for mode in modes if mode not in declared]
+    if unknown:
+        print(f"error: --modes {','.join(unknown)}: no framework of this run runs "
+              f"{'that mode' if len(unknown) == 1 else 'those modes'} (theirs: {', '.join(sorted(declared))})",
+              file=sys.stderr)
+        return 2
+    return 0
+
+
+def _process_timeout(args):
+    if args.process_timeout is not None and not 0 < args.process_timeout < float("inf"):
+        raise InputError(f"--process-timeout {args.process_timeout:g}: expected a number of seconds above 0")
+    return args.process_timeout
 
 
 def cmd_floor(args):
@@ -101,9 +145,13 @@ def cmd_floor(args):
     from conformance import orchestrate
     from conformance.bench import floor
 
+    timeout = _process_timeout(args)
+
     def run_matrix(timings):
-        return orchestrate.run(args.require, args.results_dir, args.pytest_args, args.workers, args.framework,
-                               args.adapter, args.device, None, args.history, timings=timings)
+        return orchestrate.run(args.require, args.results_dir, [*args.pytest_args, *_modes_arguments(args.modes)],
+                               args.workers, args.framework,
+                               args.adapter, args.device, None, args.history, timings=timings,
+                               process_timeout=timeout)
 
     try:
         return floor.measure(run_matrix, Path(args.out) if args.out else None)
@@ -291,7 +339,12 @@ def _add_matrix_arguments(p, shard=True, constraints=True):
         p.add_argument("--constraints", metavar="FILE",
                        help="first install the framework pins of this constraints file here (an upgrade gate)")
     p.add_argument("--results-dir", default="results")
+    p.add_argument("--modes", action="append", default=[], metavar="MODE[,MODE]",
+                   help="run only these modes (eager, jit, compile, function, xla, ...; default every mode)")
     p.add_argument("--workers", type=int, default=2, help="pytest-xdist workers per process")
+    p.add_argument("--process-timeout", type=float, metavar="SECONDS",
+                   help="kill a pytest process (and its workers) still running after this long and record it "
+                        "as hung; the others still run (default: no limit)")
     p.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
 
 

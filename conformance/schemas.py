@@ -84,10 +84,18 @@ def case_file_schema() -> dict:
             "case": case,
             "generator": generator,
             "array": {"description": "a number, a nested list of numbers, or a seeded generator",
-                      "anyOf": [{"type": "number"}, {"$ref": "#/$defs/nested"}, {"$ref": "#/$defs/generator"}]},
-            "nested": {"type": "array", "items": {"anyOf": [{"type": "number"}, {"$ref": "#/$defs/nested"}]}},
+                      "anyOf": [{"$ref": "#/$defs/float"}, {"$ref": "#/$defs/nested"}, {"$ref": "#/$defs/generator"}]},
+            "nested": {"type": "array", "items": {"anyOf": [{"$ref": "#/$defs/float"}, {"$ref": "#/$defs/nested"}]}},
+            # The loader reads inf, -inf and nan (and YAML's .inf, -.inf, .nan) as numbers; an editor
+            # reading YAML 1.2 sees the first ones as strings: both are accepted.
+            "float": {"anyOf": [{"type": "number"}, {"enum": list(NON_FINITE_WORDS)}]},
         },
     }
+
+
+# the infinities and NaN the case loader reads (cases/yamlio.py) where YAML 1.2 sees strings
+NON_FINITE_WORDS = tuple(f"{sign}{word}" for word in ("inf", "Inf", "INF") for sign in ("", "+", "-")) + (
+    "nan", "NaN", "NAN")
 
 
 def results_schema() -> dict:
@@ -101,8 +109,15 @@ def results_schema() -> dict:
                 "outcome", "expected", "actual", "max_abs_err", "max_ulp_err", "tolerance", "reason"]
     record = {"type": "object", "required": required, "properties": {
         "id": {"type": "string", "description": "stable across runs: case::quantity::framework::dtype::device"},
-        "quantity": {"enum": list(checks.QUANTITIES)},
-        "dtype": {"enum": list(FLOAT_DTYPES)}, "device": {"enum": ["cpu", "cuda"]},
+        "quantity": {"enum": [*checks.QUANTITIES, None], "description": "null on a process record"},
+        "dtype": {"enum": [*FLOAT_DTYPES, None], "description": "null on a process record"},
+        "device": {"enum": ["cpu", "cuda"]},
+        "kind": {"enum": ["reference", "pinned", "process"],
+                 "description": "process: the checks of a pytest process of `run` that crashed, hung or exited "
+                                "abnormally (reason process-died, process-hung, process-exited, ...)"},
+        "exit_status": {"type": ["integer", "null"], "description": "a process record's exit status"},
+        "results_written": {"type": ["integer", "null"], "description": "results the dead process wrote (kept)"},
+        "rerun": {"type": "string", "description": "the command that reruns a process record's process"},
         "outcome": {"enum": list(OUTCOMES)},
         "reason": {"type": ["string", "null"], "description": "not-installed, no-device, not-offered, manifest, inexact-golden, ..."},
         "expected": summary, "actual": summary,
@@ -110,10 +125,18 @@ def results_schema() -> dict:
         "tolerance": {"type": ["object", "null"]},
         "modes": {"type": "object", "description": "each mode's outcome and errors (jit, eager, compile, ...)",
                   "additionalProperties": {"type": "object", "required": ["passed", "max_ulp_err"], "properties": {
-                      "passed": {"type": "boolean"}, "max_ulp_err": {"type": ["number", "null"]},
-                      "rms_err": {"type": ["number", "null"], "description": "root-mean-square error"},
+                      "outcome": {"enum": list(OUTCOMES), "description": "the mode judged on its own"},
+                      "passed": {"type": "boolean", "description": "the mode conforms (a refusal of undefined "
+                                                                   "input included)"},
+                      "max_ulp_err": {"$ref": "#/$defs/number"},
+                      "rms_err": {"$ref": "#/$defs/number", "description": "root-mean-square error"},
+                      "raised": {"type": "string", "description": "what the mode raised, in a line"},
+                      "refused": {"enum": ["raised", "nan"], "description": "how the mode refused undefined input"},
                       "same_as_eager": {"type": "boolean",
                                         "description": "torch._dynamo.utils.same's rule accepts it beside eager"}}}},
+        "compiles": {"type": "object", "description": "compilations this check's call made, by mode",
+                     "additionalProperties": {"type": "object", "properties": {
+                         "count": {"type": "integer", "minimum": 1}, "seconds": {"type": "number", "minimum": 0}}}},
         "refused": {"enum": ["raised", "nan"], "description": "how the framework refused undefined input"},
         "undefined": {"type": "boolean", "description": "the case holds inputs outside the op's domain"},
         "failure": {"type": "array", "items": {"enum": list(KINDS)},

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -37,9 +37,14 @@ class NotOffered(Exception):
     """The framework has no public function for this op, option, dtype, device or quantity."""
 
 
+class ModeNotSelected(NotOffered):
+    """Every mode that computes this call was left out of the run (`--modes`)."""
+
+
 class RaisedInMode(Exception):
-    """The framework raised while running one of its modes (torch.compile, say), where the
-    others ran: the suite judges the raise by the manifest entries about that mode."""
+    """The framework raised while running one of its modes (torch.compile, say): the suite
+    judges the raise by the manifest entries about that mode. Kept for adapters written before
+    results_in_modes ran every mode; a Result with `raised` set is the way to say it now."""
 
     def __init__(self, mode: str, error: BaseException):
         super().__init__(f"{mode}: {type(error).__name__}: {error}")
@@ -87,13 +92,16 @@ class Capability:
 
 @dataclass
 class Result:
-    """One computed value: float64 values, and what the framework really produced."""
+    """One computed value: float64 values, and what the framework really produced; or, for one
+    mode of a framework that runs several ways, the exception that mode raised (`raised`), so
+    that each mode is judged on its own."""
 
-    values: np.ndarray  # float64
+    values: np.ndarray | None  # float64; None where this mode raised
     dtype: str  # the dtype the framework returned
     device: str  # cpu or cuda: where the result was computed
     mode: str = ""  # how it ran, where a framework has several ways (JAX: jit, eager)
     others: list = field(default_factory=list)  # the same call run the other ways: Results
+    raised: BaseException | None = None  # what this mode raised instead of returning
 
     def all_modes(self) -> list[Result]:
         return [self, *self.others]
@@ -160,6 +168,9 @@ class Adapter:
             raise NotOffered(f"{self.framework} does not compute {op} in {dtype} on {device}")
         if quantity != "loss" and not capability.differentiable:
             raise NotOffered(f"{self.framework} does not differentiate {op}")
+        if not selected_modes(capability.modes):
+            raise ModeNotSelected(f"{self.framework} computes {op} in modes {', '.join(capability.modes)}, "
+                                  f"none of them selected")
         options = options or {}
         reduction = options.get("reduction", "none")
         if reduction not in capability.reductions:
@@ -222,20 +233,38 @@ class Adapter:
         return {}
 
 
-def results_in_modes(modes, compute) -> Result:
-    """compute(mode) -> that mode's Result, for each mode: the first Result, carrying the others
-    (Result.others). A raise of a mode after the first is that mode's (RaisedInMode), so that
-    the suite judges it by the manifest entries about that mode."""
+_SELECTED_MODES: frozenset[str] | None = None  # None: every mode an adapter declares
+
+
+def select_modes(modes: Iterable[str] | None) -> None:
+    """Run only these modes (`--modes eager`), in every adapter of this process; None: all."""
+    global _SELECTED_MODES
+    _SELECTED_MODES = None if modes is None else frozenset(modes)
+
+
+def selected_modes(modes: Iterable[str]) -> tuple[str, ...]:
+    """The declared modes this process runs, in their declared order."""
+    return tuple(m for m in modes if _SELECTED_MODES is None or m in _SELECTED_MODES)
+
+
+def results_in_modes(modes: Iterable[str], compute: Callable[[str], Result]) -> Result:
+    """compute(mode) -> that mode's Result, for each selected mode: the first Result, carrying
+    the others (Result.others). Every mode runs whatever another did: a mode that raises gets a
+    Result holding the exception (Result.raised), so the suite judges each mode on its own (a
+    compiled mode that accepts input its eager mode refuses is a finding, and the reverse).
+    NotOffered still ends the call: the framework has no such function at all."""
     results = []
-    for mode in modes:
+    for mode in selected_modes(modes):
         try:
             result = compute(mode)
-        except Exception as exc:  # noqa: BLE001 - the runner judges it, by mode
-            if not results:
-                raise
-            raise RaisedInMode(mode, exc) from exc
+        except NotOffered:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the runner judges it, mode by mode
+            result = Result(None, "", "", raised=exc)
         result.mode = mode
         results.append(result)
+    if not results:
+        raise ModeNotSelected(f"none of the modes {', '.join(modes)} is selected")
     results[0].others = results[1:]
     return results[0]
 

@@ -8,13 +8,18 @@ import time
 
 import jax
 
+from conformance import compile_cache
+from conformance.adapters import compiles
+
 jax.config.update("jax_enable_x64", True)  # float64 is otherwise silently float32
+compile_cache.configure_jax(jax)  # XLA executables kept across runs
 
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from conformance.adapters.api import Adapter, Capability, Result, as_float, elementwise_reduce
+from conformance.adapters.api import (Adapter, Capability, Result, as_float, elementwise_reduce, options_key,
+                                      results_in_modes)
 from conformance.bench.contract import (BenchKernel, GpuProbes, NoDevice, Problem, Timed, first_call, loss_and_grad,
                                         requested_threads, rotating)
 
@@ -41,11 +46,24 @@ def to_result(array, mode=""):
     return Result(np.asarray(array.astype(jnp.float64)), str(array.dtype), "cuda" if platform == "gpu" else "cpu", mode)
 
 
-def jit_and_eager(fn, *args):
-    """fn(*args) compiled by jax.jit, with the eager result of the same call attached."""
-    compiled = to_result(jax.jit(fn)(*args), "jit")
-    compiled.others = [to_result(fn(*args), "eager")]
-    return compiled
+_JITTED = {}  # what is computed (op, options, quantity) -> its jax.jit: traced per shape and dtype, compiled once
+
+
+def jit_and_eager(key, fn, *args):
+    """fn(*args) compiled by jax.jit and eagerly, each mode judged on its own. One jitted
+    function per key, so a repeated call reuses its compilation (and the persistent cache keeps
+    it across runs); key None: fn's constants are the call's own (a fresh jit)."""
+    if key is None:
+        jitted = jax.jit(fn)
+    else:
+        if key not in _JITTED:
+            _JITTED[key] = jax.jit(fn)
+        jitted = _JITTED[key]
+    def compute(mode):
+        if mode == "eager":
+            return to_result(fn(*args))
+        return to_result(compiles.counted(mode, jitted._cache_size, lambda: jitted(*args)))
+    return results_in_modes(MODES, compute)
 
 
 def vjp(fn, args, argnum, cotangent):
@@ -129,22 +147,35 @@ class JaxAdapter(Adapter):
         tensors = [options[name] for name in ("linear_weight", "linear_bias") if options.get(name) is not None]
         return [to_array(a, dtype, device) for a in (prediction, labels, *tensors)]
 
+    def _key(self, op, options, *what):
+        """What one jitted function computes: the head's tensors are its arguments, not constants."""
+        constants = {name: value for name, value in options.items() if name not in ARGUMENTS}
+        return (type(self).__name__, op, options_key(constants), *what)
+
     def loss(self, op, prediction, labels, options, dtype, device):
-        return jit_and_eager(self._function(op, options), *self._arguments(prediction, labels, options, dtype, device))
+        return jit_and_eager(self._key(op, options, "loss"), self._function(op, options),
+                             *self._arguments(prediction, labels, options, dtype, device))
 
     def jvp(self, op, prediction, labels, options, dtype, device, direction):
         fn = self._function(op, options)
-        return jit_and_eager(lambda x, y, *tensors: forward(lambda t: fn(t, y, *tensors), x, direction),
-                             *self._arguments(prediction, labels, options, dtype, device))
+
+        def along(v, x, y, *tensors):  # the direction an argument: one compilation for every case
+            return forward(lambda t: fn(t, y, *tensors), x, v)
+        arguments = self._arguments(prediction, labels, options, dtype, device)
+        v = jnp.asarray(direction, arguments[0].dtype)
+        return jit_and_eager(self._key(op, options, "jvp"), along, v, *arguments)
 
     def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
         fn = self._function(op, options)
         argnum = ARGUMENTS[wrt]
+        arguments = self._arguments(prediction, labels, options, dtype, device)
         if cotangent is None:
             grad = jax.grad(lambda *args: jnp.sum(fn(*args)), argnums=argnum)
-        else:
-            grad = lambda *args: vjp(fn, args, argnum, cotangent)  # noqa: E731
-        return jit_and_eager(grad, *self._arguments(prediction, labels, options, dtype, device))
+            return jit_and_eager(self._key(op, options, "grad", argnum), grad, *arguments)
+
+        def product(c, *args):  # the cotangent an argument: one compilation for every case
+            return vjp(fn, args, argnum, c)
+        return jit_and_eager(self._key(op, options, "vjp", argnum), product, np.asarray(cotangent), *arguments)
 
     def kernels(self):
         prepare_for_benchmarks()

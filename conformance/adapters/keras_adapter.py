@@ -310,19 +310,19 @@ class KerasOnJax(KerasAdapter):
 
     def evaluate(self, fn, x):  # jit-compiled as in a training step, and eagerly
         from conformance.adapters.jax_adapter import jit_and_eager
-        return jit_and_eager(fn, x)
+        return jit_and_eager(None, fn, x)
 
     def differentiate(self, fn, x, cotangent=None):
         import jax
 
         from conformance.adapters.jax_adapter import jit_and_eager, vjp
         if cotangent is None:
-            return jit_and_eager(jax.grad(lambda t: self.keras.ops.sum(fn(t))), x)
-        return jit_and_eager(lambda t: vjp(fn, (t,), 0, cotangent), x)
+            return jit_and_eager(None, jax.grad(lambda t: self.keras.ops.sum(fn(t))), x)
+        return jit_and_eager(None, lambda t: vjp(fn, (t,), 0, cotangent), x)
 
     def forward(self, fn, x, direction):
         from conformance.adapters.jax_adapter import forward, jit_and_eager
-        return jit_and_eager(lambda t: forward(fn, t, direction), x)
+        return jit_and_eager(None, lambda t: forward(fn, t, direction), x)
 
 
 class KerasOnTorch(KerasAdapter):

@@ -12,7 +12,7 @@ import mlx.nn as nn
 import mlx.nn.losses as losses
 import numpy as np
 
-from conformance.adapters.api import Adapter, Capability, Result, as_float
+from conformance.adapters.api import Adapter, Capability, Result, as_float, results_in_modes
 from conformance.bench.contract import BenchKernel, NoDevice, Problem, Timed, plain_timed
 
 DTYPES = {"float16": mx.float16, "bfloat16": mx.bfloat16, "float32": mx.float32, "float64": mx.float64}
@@ -110,14 +110,14 @@ class MlxAdapter(Adapter):
         return lambda x, y: implementation(x, y, options, weights)
 
     def _both_modes(self, fn, args, device):
-        """fn(*args) eagerly and under mx.compile, on the device's stream."""
-        with mx.stream(_device(device)):
-            eager = fn(*args)
-            compiled = mx.compile(fn)(*args)
-            mx.eval(eager, compiled)
-        first = to_result(eager, device, "eager")
-        first.others = [to_result(compiled, device, "compile")]
-        return first
+        """fn(*args) eagerly and under mx.compile, on the device's stream, each mode evaluated
+        (MLX is lazy) and judged on its own."""
+        def compute(mode):
+            with mx.stream(_device(device)):
+                out = fn(*args) if mode == "eager" else mx.compile(fn)(*args)
+                mx.eval(out)
+            return to_result(out, device, mode)
+        return results_in_modes(MODES, compute)
 
     def _inputs(self, prediction, labels, dtype):
         return to_array(prediction, dtype), to_array(labels, dtype)

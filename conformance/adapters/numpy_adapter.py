@@ -17,6 +17,12 @@ def _log_softmax(z, axis):
 
 
 def _take(values, labels, axis):
+    """values at each label, as a careful user gathers them: a label outside [0, classes) is
+    refused, where NumPy's indexing would wrap -1 around to the last class."""
+    classes = values.shape[axis]
+    outside = (labels < 0) | (labels >= classes)
+    if outside.any():
+        raise IndexError(f"label {labels[outside].flat[0]} is outside the {classes} classes")
     return np.squeeze(np.take_along_axis(values, np.expand_dims(labels, axis), axis=axis), axis)
 
 

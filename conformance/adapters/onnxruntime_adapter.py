@@ -15,7 +15,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
-from conformance.adapters.api import Adapter, Capability, NotOffered, Result, move_class_axis
+from conformance.adapters.api import Adapter, Capability, NotOffered, Result, move_class_axis, results_in_modes
 from conformance.bench.contract import BenchKernel, NoDevice, Problem, Timed, plain_timed
 
 ELEMENT_TYPES = {"float16": TensorProto.FLOAT16, "float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE}
@@ -99,17 +99,15 @@ class OnnxRuntimeAdapter(Adapter):
         if weight is not None:
             feeds["w"] = np.asarray(weight, np.dtype(dtype))
         reduction = options.get("reduction", "none")
-        results = []
-        for mode in MODES:
-            run = session(nodes, dtype, scores.ndim, reduction, options.get("ignore_index"), weight is not None, mode, device)
+        def compute(mode):
+            run = session(nodes, dtype, scores.ndim, reduction, options.get("ignore_index"), weight is not None,
+                          mode, device)
             (out,) = run.run(None, feeds)
             where = "cuda" if run.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
             if unbatched and reduction == "none":
                 out = out[0]
-            results.append(Result(np.asarray(out, np.float64), str(out.dtype), where, mode))
-        first, *others = results
-        first.others = others
-        return first
+            return Result(np.asarray(out, np.float64), str(out.dtype), where, mode)
+        return results_in_modes(tuple(MODES), compute)
 
 
     def kernels(self):

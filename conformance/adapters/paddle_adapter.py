@@ -13,7 +13,7 @@ import paddle
 import paddle.nn.functional as F
 
 from conformance.adapters.api import (Adapter, Capability, NotOffered, Result, as_float, elementwise_reduce,
-                                      options_key)
+                                      options_key, results_in_modes)
 from conformance.bench.contract import BenchKernel, NoDevice, Problem, Timed, plain_timed
 
 MODES = ("eager", "static")
@@ -164,9 +164,8 @@ class PaddleAdapter(Adapter):
         def loss_of(x, y):
             return implementation(x, y, options)
 
-        first = to_result(compute(loss_of), "eager")
-        first.others = [to_result(compute(_static(implementation, options)), "static")]
-        return first
+        return results_in_modes(MODES, lambda mode: to_result(
+            compute(loss_of if mode == "eager" else _static(implementation, options)), mode))
 
     def loss(self, op, prediction, labels, options, dtype, device):
         x, y = to_tensor(prediction, dtype, device), to_tensor(labels, dtype, device)

@@ -17,6 +17,7 @@ from conformance.adapters.native_order import load_triton_first
 load_triton_first()  # before TensorFlow's LLVM (native_order.py)
 import tensorflow as tf  # noqa: E402
 
+from conformance.adapters import compiles  # noqa: E402
 from conformance.adapters.api import (Adapter, Capability, NotOffered, Result, as_float, elementwise_reduce,
                                       options_key, results_in_modes)
 from conformance.bench.contract import (BenchKernel, GpuProbes, NoDevice, Problem, Timed, first_call, loss_and_grad,
@@ -54,9 +55,12 @@ def in_modes(key, body, *tensors, modes=MODES):
     """body(*tensors) eagerly, in tf.function and in tf.function(jit_compile=True), each traced
     once per key; the eager Result first, the others attached."""
     def compute(mode):
-        if mode != "eager" and (key, mode) not in _GRAPHS:
+        if mode == "eager":
+            return to_result(body(*tensors))
+        if (key, mode) not in _GRAPHS:
             _GRAPHS[(key, mode)] = tf.function(body, jit_compile=mode == "xla", reduce_retracing=True)
-        return to_result((body if mode == "eager" else _GRAPHS[(key, mode)])(*tensors))
+        graph = _GRAPHS[(key, mode)]
+        return to_result(compiles.counted(mode, graph.experimental_get_tracing_count, lambda: graph(*tensors)))
     return results_in_modes(modes, compute)
 
 

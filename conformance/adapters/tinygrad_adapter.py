@@ -14,7 +14,8 @@ from importlib import metadata
 import numpy as np
 from tinygrad import Device, Tensor, TinyJit, dtypes
 
-from conformance.adapters.api import Adapter, Capability, NotOffered, Result, as_float, move_class_axis
+from conformance.adapters.api import (Adapter, Capability, NotOffered, Result, as_float, move_class_axis,
+                                      results_in_modes)
 from conformance.bench.contract import BenchKernel, NoDevice, Problem, Timed, plain_timed
 
 DTYPES = {"float16": dtypes.float16, "float32": dtypes.float32, "float64": dtypes.float64}
@@ -116,12 +117,14 @@ class TinygradAdapter(Adapter):
 
     def _each_mode(self, compute, device, *arrays):
         """compute(*tensors) realised eagerly, then through TinyJit (replayed from its third call)."""
-        first = to_result(compute(*arrays).realize(), device, "eager")
-        jitted = TinyJit(lambda *tensors: compute(*tensors).realize())
-        for _ in range(JIT_CALLS):
-            out = jitted(*[a.clone().realize() for a in arrays])
-        first.others = [to_result(out, device, "jit")]
-        return first
+        def run(mode):
+            if mode == "eager":
+                return to_result(compute(*arrays).realize(), device, mode)
+            jitted = TinyJit(lambda *tensors: compute(*tensors).realize())
+            for _ in range(JIT_CALLS):
+                out = jitted(*[a.clone().realize() for a in arrays])
+            return to_result(out, device, mode)
+        return results_in_modes(MODES, run)
 
     def loss(self, op, prediction, labels, options, dtype, device):
         implementation = self.capability(op).implementation

@@ -7,6 +7,7 @@ import shutil
 import numpy as np
 import torch
 
+from conformance.adapters import compiles
 from conformance.adapters.api import BackwardProbe, Result, as_float, options_key, results_in_modes
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64}
@@ -66,7 +67,21 @@ def option_tensors(options, device):
 
 def in_modes(run, modes=MODES):
     """run(compile: bool) -> a tensor, for each mode; the eager Result first, the others attached."""
-    return results_in_modes(modes, lambda mode: to_result(run(mode == "compile")))
+    return counted_modes(modes, lambda mode: to_result(run(mode == "compile")))
+
+
+def counted_modes(modes, compute):
+    """results_in_modes, with the compilations each mode's call made counted (compiles.py)."""
+    return results_in_modes(modes, lambda mode: compiles.counted(mode, dynamo_compilations, lambda: compute(mode)))
+
+
+# the compile-time metrics dynamo keeps, one entry per compiled frame and per compiled backward
+_COMPILATION_METRICS = ("_compile.compile_inner", "compile_fx.<locals>.bw_compiler")
+
+
+def dynamo_compilations() -> int:
+    metrics = torch._dynamo.utils.compilation_time_metrics
+    return sum(len(metrics.get(name, ())) for name in _COMPILATION_METRICS)
 
 
 def torch_devices():

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from conformance.adapters.api import BackwardProbe, NotOffered, Result, results_in_modes
-from conformance.adapters.torch_common import (MODES, autograd, compiled, leaves, probe_backward, read_back,
-                                               to_result, to_tensor)
+from conformance.adapters.api import BackwardProbe, NotOffered, Result
+from conformance.adapters.torch_common import (MODES, autograd, compiled, counted_modes, leaves, probe_backward,
+                                               read_back, to_result, to_tensor)
 
 POLICIES = ("accurate", "balanced", "compact")  # LinearCrossEntropyOptions.acc_policy
 AVAILABLE = hasattr(F, "linear_cross_entropy") and hasattr(torch.nn, "LinearCrossEntropyOptions")
@@ -59,7 +59,7 @@ def loss(prediction, labels, options, dtype, device, modes=LINEAR_MODES) -> Resu
         h, y, tensors, _ = _leaves(prediction, labels, options, dtype, device, None)
         with torch.no_grad():
             return to_result(_run(mode, h, y, tensors))
-    return results_in_modes(modes, one)
+    return counted_modes(modes, one)
 
 
 def grad(prediction, labels, options, dtype, device, wrt, cotangent=None, modes=LINEAR_MODES) -> Result:
@@ -71,7 +71,7 @@ def grad(prediction, labels, options, dtype, device, wrt, cotangent=None, modes=
     def one(mode):
         h, y, tensors, leaf = _leaves(prediction, labels, options, dtype, device, wrt)
         return to_result(autograd(lambda _: _run(mode, h, y, tensors), leaf, cotangent)[1])
-    return results_in_modes(modes, one)
+    return counted_modes(modes, one)
 
 
 def probe(prediction, labels, options, dtype, device, cotangent) -> BackwardProbe:

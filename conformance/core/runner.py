@@ -1,19 +1,17 @@
 """Run one check: reference value, adapter call, comparison, manifest -> a results record."""
 import inspect
 import time
-import traceback
 
 import numpy as np
 
 from conformance import adapters
-from conformance.core import behaviour_models, checks, goldens, relative_view
+from conformance.adapters import compiles
+from conformance.core import behaviour_models, checks, goldens, mode_verdicts
 from conformance.core import manifest as divergences
 from conformance.core import reference_cache
 from conformance.core import tolerance as tol
-from conformance.core.compare import compare
 from conformance.core.expected import (as64, call_options, case_cotangent, cast_inputs, conditions_inputs,
                                        expected_for, model_shows, probed_inputs, reference_values)
-from conformance.core.failure_kinds import classify
 from conformance.results.records import number, summarize
 from reference import registry
 
@@ -126,7 +124,7 @@ class Runner:
         try:
             capability = adapter.check_offered(check.case.op, check.dtype, check.device, check.quantity, options)
         except adapters.NotOffered as exc:
-            return finish("skipped", "not-offered", str(exc))
+            return finish(*_skip_reason(exc), str(exc))
 
         variant = capability.variant
         record["variant"] = variant
@@ -138,60 +136,55 @@ class Runner:
         if entry:
             self._note(record, entry)
         prediction, labels = given[registry.OPS[check.case.op].prediction], given["labels"]
+        compiled_before = compiles.snapshot()
         try:
             args = (check.case.op, prediction, labels, options, check.dtype, check.device)
             if check.quantity == "loss":
-                result = adapter.loss(*args)
+                returned = adapter.loss(*args)
             else:
-                result = self._gradient(adapter, check, args, variant, cast)
+                returned = self._gradient(adapter, check, args, variant, cast)
         except adapters.NotOffered as exc:
-            return finish("skipped", "not-offered", str(exc))
-        except Exception as exc:  # the framework raised: a refusal of undefined input, else a finding
-            mode = exc.mode if isinstance(exc, adapters.RaisedInMode) else _single_mode(capability)
-            error = exc.error if isinstance(exc, adapters.RaisedInMode) else exc
-            detail = _what_raised(error)
-            if check.case.undefined:
-                record["refused"] = "raised"
-                return _judge_refusal(entry, finish, f"{check.framework} refused the undefined input: {detail}")
-            record["failure"] = ["raises"]
-            message = f"{check.framework}{f' ({mode})' if mode else ''} raised {detail}"
-            raised = entry.for_mode(mode) if entry else None  # unnamed: a raise of no one mode
-            if raised:
-                return _judge_known(raised, {"raises"}, finish, message)
-            return finish("error", "raised", message)
-        results = result.all_modes()
-        missing = [] if check.quantity in checks.PROBE_QUANTITIES else _missing_modes(capability, results)
-        if missing:
-            return finish("error", "adapter-error", f"{check.framework} declares modes {', '.join(capability.modes)} "
-                                                    f"but returned none for {', '.join(missing)}")
+            return finish(*_skip_reason(exc), str(exc))
+        except Exception as exc:  # noqa: BLE001 - the framework raised: judged as that mode's outcome
+            returned = exc
+        compiled = compiles.since(compiled_before)
+        if compiled:
+            record["compiles"] = compiled
+        modes = adapters.selected_modes(capability.modes)
+        outcomes = mode_verdicts.outcomes_of(returned, modes)
+        results = [value for _, value in outcomes if not isinstance(value, BaseException)]
+        if not isinstance(returned, BaseException) and check.quantity not in checks.PROBE_QUANTITIES:
+            missing = _missing_modes(modes, [mode for mode, _ in outcomes])
+            if missing:
+                return finish("error", "adapter-error", f"{check.framework} declares modes {', '.join(modes)} "
+                                                        f"but returned none for {', '.join(missing)}")
         for each in results:
             if each.device != check.device:
                 return finish("error", "wrong-device", f"asked for {check.device}, computed on {each.device}")
 
-        # Every way the framework ran (JAX: jit and eager) is judged; the record shows the worst.
-        verdicts = [compare(expected, each.values, scale, check.dtype, tolerance, each.dtype) for each in results]
-        worst = max(range(len(results)), key=lambda i: (not verdicts[i].passed, verdicts[i].max_ulp_err))
-        verdict, result = verdicts[worst], results[worst]
-        record.update(
-            expected=summarize(expected, "float64", verdict.worst_index),
-            actual=summarize(result.values, result.dtype, verdict.worst_index),
-            max_abs_err=number(verdict.max_abs_err), max_ulp_err=number(verdict.max_ulp_err),
-            tolerance={**tolerance.as_record(check.dtype), "bound_at_worst": number(verdict.bound_at_worst)},
-        )
-        if len(results) > 1:
-            record["modes"] = _modes_record(results, verdicts, expected, check.dtype)
-        passed = all(v.passed for v in verdicts)
-        if check.case.undefined and passed and np.isnan(expected).any():
-            record["refused"] = "nan"  # NaN exactly where the reference says the loss is undefined
-        message = describe(check, variant, verdict, expected, result)
-        kinds_of = [classify(expected, each.values, v, check.dtype, each.dtype) for each, v in zip(results, verdicts)]
-        kinds = set().union(*kinds_of)
+        # Every way the framework ran (JAX: jit and eager) is judged on its own; the record shows the worst.
+        judged = [mode_verdicts.judge_mode(mode, value, expected, scale, tolerance, check,
+                                           lambda v, r: describe(check, variant, v, expected, r))
+                  for mode, value in outcomes]
+        valued = [o for o in judged if o.verdict is not None]
+        if valued:
+            worst = max(valued, key=lambda o: (not o.verdict.passed, o.verdict.max_ulp_err))
+            verdict, result = worst.verdict, worst.result
+            record.update(
+                expected=summarize(expected, "float64", verdict.worst_index),
+                actual=summarize(result.values, result.dtype, verdict.worst_index),
+                max_abs_err=number(verdict.max_abs_err), max_ulp_err=number(verdict.max_ulp_err),
+                tolerance={**tolerance.as_record(check.dtype), "bound_at_worst": number(verdict.bound_at_worst)},
+            )
+        if all(o.refused for o in judged):
+            record["refused"] = "raised" if any(o.refused == "raised" for o in judged) else "nan"
+        kinds = set().union(*(o.kinds for o in judged))
         if kinds:
             record["failure"] = sorted(kinds)
-        if entry:
-            modes = [each.mode or _single_mode(capability) for each in results]
-            return _judge_modes(entry, modes, results, verdicts, kinds_of, finish, message, check, variant, expected)
-        return finish("passed" if passed else "failed", None, "" if passed else message)
+        decided = mode_verdicts.judge_check(judged, entry)
+        if len(judged) > 1:
+            record["modes"] = mode_verdicts.modes_record(judged, decided, expected, check.dtype)
+        return finish(decided.outcome, decided.reason, decided.message)
 
     def _note(self, record, coverage):
         self.matched_entries.update(coverage.ids)
@@ -233,46 +226,6 @@ def _probe(adapter, args, cotangent, quantity):
     return adapters.Result(probed_inputs(*after), dtype, probe.first.device, probe.first.mode)
 
 
-def _what_raised(error):
-    """One line of the exception: its first (a compiler's message ends with advice on logging),
-    unless that only introduces the rest (TensorFlow's "in user code:"), then its last."""
-    lines = [line for line in "".join(traceback.format_exception_only(type(error), error)).splitlines() if line.strip()]
-    return (lines[-1] if lines[0].rstrip().endswith(":") else lines[0]).strip()
-
-
-def _modes_record(results, verdicts, expected, dtype):
-    """Each mode's verdict and largest ULP error; beside a compiled mode, whether the rule of
-    torch._dynamo.utils.same accepts it next to the eager result (relative_view)."""
-    modes = {each.mode: {"passed": v.passed, "max_ulp_err": number(v.max_ulp_err),
-                         "rms_err": number(relative_view.rms_error(expected, each.values))}
-             for each, v in zip(results, verdicts)}
-    eager = next((each for each in results if each.mode == "eager"), None)
-    for each in results:
-        if eager is not None and each is not eager:
-            modes[each.mode]["same_as_eager"] = relative_view.same(expected, eager.values, each.values, dtype)
-    return modes
-
-
-def _single_mode(capability):
-    """The mode of an adapter that runs one way and may leave its results unnamed."""
-    return capability.modes[0] if len(capability.modes) == 1 else ""
-
-
-def _judge_modes(coverage, modes, results, verdicts, kinds_of, finish, message, check, variant, expected):
-    """A known divergence where every way the framework ran either passes or differs as an entry
-    about that mode says; an entry naming modes (eager) says nothing of the others (jit)."""
-    covered = [i for i, mode in enumerate(modes) if any(e.covers_mode(mode) for e in coverage.entries)]
-    for i, each in enumerate(results):
-        if i not in covered and not verdicts[i].passed:
-            return finish("failed", None, describe(check, variant, verdicts[i], expected, each))
-    if not covered:
-        return finish("passed", None, "")
-    entries = divergences.Coverage(tuple(e for e in coverage.entries if any(e.covers_mode(modes[i]) for i in covered)))
-    if all(verdicts[i].passed for i in covered):
-        return finish("xpassed", "manifest", f"{entries.id} no longer diverges (strict xfail): {message}")
-    return _judge_known(entries, set().union(*(kinds_of[i] for i in covered)), finish, message)
-
-
 def _judge_inexact_golden(verdict, pinned, finish):
     """A number its case file says is wrong beyond its digits holds no framework to it; the
     marking itself is checked, so a golden that turns out right is noticed."""
@@ -283,30 +236,16 @@ def _judge_inexact_golden(verdict, pinned, finish):
                                                f"{pinned.inexact}")
 
 
-def _judge_known(entry, kinds, finish, message):
-    """A known divergence only where the check differs the way its entry says it does."""
-    if entry.excuses(kinds):
-        return finish("xfailed", "manifest", entry.reason)
-    return finish("failed", "manifest-mismatch", f"{', '.join(entry.ids)} expect {', '.join(entry.expect)}, but this "
-                                                 f"check shows {', '.join(sorted(kinds)) or 'no difference'}: {message}")
-
-
-def _judge_refusal(entry, finish, message):
-    """Raising on undefined input conforms; an entry that said the framework accepts it (a
-    finite number) is now a fixed divergence. Entries about the numbers of valid elements
-    (a dtype, an accuracy) say nothing about a refusal."""
-    stale = entry.expecting("finite") if entry and entry.action == "xfail" else []
-    if stale:
-        return finish("xpassed", "manifest", f"{stale[0].id} no longer diverges (strict xfail): {message}")
-    return finish("passed", None, message)
-
-
-def _missing_modes(capability, results):
-    """Declared modes the adapter did not run (a single declared mode may go unnamed)."""
-    if len(capability.modes) == 1 and len(results) == 1:
+def _missing_modes(declared, returned):
+    """Declared (and selected) modes the adapter did not run; a single declared mode may go unnamed."""
+    if len(declared) == 1 and len(returned) == 1:
         return []
-    returned = {each.mode for each in results}
-    return [mode for mode in capability.modes if mode not in returned]
+    return [mode for mode in declared if mode not in returned]
+
+
+def _skip_reason(exc):
+    """(outcome, reason) of a call not made: a mode left out of the run is not the framework's lack."""
+    return ("skipped", "mode-not-selected" if isinstance(exc, adapters.ModeNotSelected) else "not-offered")
 
 
 def describe(check, variant, verdict, expected, result):

@@ -73,6 +73,7 @@ def hunt(framework: str, op: str, dtype: str, quantity: str, budget, seed: int, 
     found, tried = searching.search(adapter, framework, op, dtype, quantity, seconds * 0.8, seed)
     if not found.inputs:
         raise HuntInputError(f"no input could be tried within {seconds:g} s")
+    per_mode = ", ".join(f"{n} in {mode}" for mode, n in tried.items())
     before = found.score
     found = searching.shrink(adapter, framework, op, dtype, quantity, found, max(seconds * 0.2, 1.0))
     path = Path(out or f"hunt-{framework}-{op}-{dtype}.yaml")
@@ -88,7 +89,7 @@ def hunt(framework: str, op: str, dtype: str, quantity: str, budget, seed: int, 
     except CaseError as exc:
         raise HuntInputError(f"the case written is not valid: {exc}") from None
     verdict = "fails" if found.score > 1 else "passes"
-    print(f"{framework} {op} {quantity} {dtype}: {tried} inputs in {time.monotonic() - started:.1f} s; "
+    print(f"{framework} {op} {quantity} {dtype}: inputs tried {per_mode}, {time.monotonic() - started:.1f} s; "
           f"the worst {verdict}: {output.describe(found)} (before shrinking {before:.3g})")
     print(f"case: {case_path}")
     print(f"manifest stub: {stub_path} (if it is a divergence to record: complete it, add it to the manifest)")

@@ -17,11 +17,15 @@ def _floats(low, high):
     return st.floats(low, high, allow_nan=False, allow_infinity=False, width=64)
 
 
+FIXED_ROWS, FIXED_CLASSES = 4, 8  # the one shape a compiled mode is searched at: compiled once
+
+
 @st.composite
-def problem(draw, op: Op, dtype: str) -> dict:
-    """{prediction name: float64 array the dtype holds exactly, "labels": ...}."""
-    rows = draw(st.integers(1, 4))
-    classes = draw(st.integers(2, 8)) if op.class_axis else None
+def problem(draw, op: Op, dtype: str, fixed_shape: bool = False) -> dict:
+    """{prediction name: float64 array the dtype holds exactly, "labels": ...}; with
+    fixed_shape, always FIXED_ROWS rows (of FIXED_CLASSES classes)."""
+    rows = FIXED_ROWS if fixed_shape else draw(st.integers(1, 4))
+    classes = (FIXED_CLASSES if fixed_shape else draw(st.integers(2, 8))) if op.class_axis else None
     shape = (rows, classes) if classes else (rows,)
     if op.prediction == "probs":
         prediction = draw(arrays(np.float64, shape, elements=_floats(0.0, 1.0)))

@@ -1,5 +1,10 @@
 """The search: hypothesis's targeted phase pushes up error / tolerance; the worst input is
-then shrunk by hand (fewer rows, shorter decimals) while it stays that bad."""
+then shrunk by hand (fewer rows, shorter decimals) while it stays that bad.
+
+The budget is spent on inputs, not on compiling. A framework with several modes is searched
+in each: eagerly over every shape, and in each other mode (jit, compile, ...) at one fixed
+shape, which that mode compiles once; the worst candidates of every mode are then confirmed in
+all of them, so the worst reported is the worst of any mode."""
 from __future__ import annotations
 
 import time
@@ -8,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, seed, settings, target
 
+from conformance import adapters
 from conformance.adapters.api import Adapter
 from conformance.cases import Case
 from conformance.core import tolerance as tol
@@ -20,6 +26,7 @@ from reference.registry import OPS
 
 QUANTITIES = ("loss", "grad_logits")
 CEILING = 1e12  # a NaN, an infinity or a raise where a number was due: worse than any error
+CONFIRMED = 8  # the worst candidates of the eager search, confirmed in every mode
 
 
 @dataclass
@@ -50,13 +57,19 @@ def evaluate(adapter: Adapter, framework: str, op: str, dtype: str, quantity: st
         else:
             result = adapter.grad(op, prediction, labels, {}, dtype, "cpu")
     except Exception as exc:  # raising on valid input is as bad as it gets
-        return Finding(CEILING, inputs, expected, raised=f"{type(exc).__name__}: {exc}".splitlines()[0])
+        return Finding(CEILING, inputs, expected, raised=_line(exc))
     worst = Finding(0.0, inputs, expected)
     for each in result.all_modes():
+        if each.raised is not None:
+            return Finding(CEILING, inputs, expected, mode=each.mode, raised=_line(each.raised))
         ratio = _ratio(expected, np.asarray(each.values, np.float64), scale, dtype, tolerance)
         if ratio >= worst.score:
             worst = Finding(ratio, inputs, expected, each.values, each.mode)
     return worst
+
+
+def _line(exc: BaseException) -> str:
+    return (f"{type(exc).__name__}: {exc}".splitlines() or [type(exc).__name__])[0]
 
 
 def _ratio(expected, actual, scale, dtype, tolerance) -> float:
@@ -72,32 +85,57 @@ def _ratio(expected, actual, scale, dtype, tolerance) -> float:
 
 
 def search(adapter: Adapter, framework: str, op: str, dtype: str, quantity: str, budget: float,
-           seed_value: int = 0) -> tuple[Finding, int]:
-    """The worst input found within budget seconds, and how many inputs were tried."""
+           seed_value: int = 0) -> tuple[Finding, dict[str, int]]:
+    """The worst input found within budget seconds, and how many inputs each mode computed.
+    Half the budget goes to the eager search (every mode, where the framework has no eager one),
+    the other half in equal shares to the other modes, each at a fixed shape."""
+    modes = tuple(adapter.capability(op).modes)
+    phases = [(("eager",), False)] + [((mode,), True) for mode in modes if mode != "eager"] \
+        if "eager" in modes and len(modes) > 1 else [(modes, False)]
+    shares = [1.0] if len(phases) == 1 else [0.5] + [0.5 / (len(phases) - 1)] * (len(phases) - 1)
+    tried: dict[str, int] = {}
+    candidates: list[Finding] = []
+    for (searched, fixed), share in zip(phases, shares):
+        adapters.select_modes(searched)
+        try:
+            worst, n = _search(adapter, framework, op, dtype, quantity, budget * share, seed_value, fixed)
+        finally:
+            adapters.select_modes(None)
+        candidates += worst
+        for mode in searched:
+            tried[mode] = n
+    if len(phases) == 1 or not candidates:
+        return (candidates[0] if candidates else Finding(-1.0, {})), tried
+    confirmed = [evaluate(adapter, framework, op, dtype, quantity, found.inputs) for found in candidates]
+    return max(confirmed, key=lambda found: found.score), {mode: n + len(confirmed) for mode, n in tried.items()}
+
+
+def _search(adapter, framework, op, dtype, quantity, budget, seed_value, fixed_shape) -> tuple[list[Finding], int]:
+    """The CONFIRMED worst inputs found within budget seconds (worst first), and how many were tried."""
     deadline = time.monotonic() + budget
-    best = Finding(-1.0, {})
+    worst: list[Finding] = []
     tried = 0
 
     @seed(seed_value)
     @settings(max_examples=10**9, deadline=None, database=None, phases=(Phase.generate, Phase.target),
               suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
-    @given(problem(OPS[op], dtype))
+    @given(problem(OPS[op], dtype, fixed_shape))
     def probe(inputs):
-        nonlocal best, tried
+        nonlocal tried
         if time.monotonic() > deadline:
             raise _OutOfTime
         tried += 1
         found = evaluate(adapter, framework, op, dtype, quantity, inputs)
         target(found.score, label="error / tolerance")
-        if found.score > best.score:
-            best = found
+        if len(worst) < CONFIRMED or found.score > worst[-1].score:
+            worst[:] = sorted([*worst, found], key=lambda each: -each.score)[:CONFIRMED]
 
     try:
         probe()
     except Exception as exc:  # noqa: BLE001 - only the deadline is swallowed
         if not _out_of_time(exc):
             raise
-    return best, tried
+    return worst, tried
 
 
 def _out_of_time(exc: BaseException) -> bool:

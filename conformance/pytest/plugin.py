@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance import adapters, data
+from conformance import adapters, compile_cache, data
 from conformance.core import checks, machine, tolerance
 from conformance.core import manifest as divergences
 from conformance.results import records as results
@@ -25,6 +25,7 @@ from conformance.core.runner import Runner
 # TensorFlow's start-up chatter (a cuInit "error" on every machine without a GPU) hides the
 # results; what matters reaches the suite as a Python exception.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+compile_cache.configure_environment()  # before any framework compiles: what one run compiles, the next reuses
 DEFAULT_CASES = data.cases_dir()
 _KEY = pytest.StashKey()
 
@@ -56,6 +57,9 @@ def pytest_addoption(parser):
                     help="run the K-th of N disjoint parts of the tests (CI fleets; merge the results)")
     group.addoption("--adapter", action="append", default=[], metavar="MODULE:ATTR",
                     help="also check this adapter (repeatable; see XENT_CONFORMANCE_ADAPTERS)")
+    group.addoption("--modes", action="append", default=[], metavar="MODE[,MODE]",
+                    help="run only these modes (eager, jit, compile, function, xla, ...; default every mode): "
+                         "--modes eager checks without compiling; a check left with no mode is skipped and counted")
 
 
 def _shard(text):
@@ -141,6 +145,7 @@ def pytest_configure(config):
             raise pytest.UsageError(f"--require {name}: {adapters.how_to_check(name)} to check it")
     session.frameworks = [f for f in here if f in wanted] if wanted else here
     _load_plugins(session.frameworks)
+    _select_modes(config, session.frameworks)
     try:
         session.manifest = divergences.load()
         tolerance.table()
@@ -150,6 +155,48 @@ def pytest_configure(config):
     _cases(session)  # refuse a malformed case file now, as a usage error without a traceback
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistController(session), "xent-conformance-xdist")
+
+
+def mode_names(values) -> list[str]:
+    """`--modes eager,jit --modes xla` -> ['eager', 'jit', 'xla']."""
+    return [name.strip() for value in values for name in value.split(",") if name.strip()]
+
+
+def _select_modes(config, framework_ids):
+    """Run only the modes --modes names, in this process and its workers. The controller refuses
+    a mode that no framework checked here declares (a typo would otherwise skip everything),
+    except under `xent-conformance run`, which judges that across all of its processes."""
+    modes = mode_names(config.getoption("modes"))
+    if not modes:
+        return
+    adapters.select_modes(modes)
+    if hasattr(config, "workerinput") or os.environ.get(MODES_CHECKED_BY_RUN):
+        return
+    declared = declared_modes(framework_ids)
+    unknown = [mode for mode in modes if mode not in declared]
+    if unknown:
+        raise pytest.UsageError(f"--modes {','.join(unknown)}: no framework checked here runs "
+                                f"{'that mode' if len(unknown) == 1 else 'those modes'} "
+                                f"(theirs: {', '.join(sorted(declared)) or 'none could be loaded'})")
+
+
+MODES_CHECKED_BY_RUN = "XENT_CONFORMANCE_MODES_CHECKED_BY_RUN"
+
+
+def declared_modes(framework_ids) -> set[str]:
+    """Every mode some capability of these frameworks declares (those that load here)."""
+    found = set()
+    for framework in framework_ids:
+        try:
+            adapter = adapters.load(framework)
+        except (adapters.Unavailable, adapters.AdapterError):
+            continue
+        for capability in adapter.capabilities.values():
+            found.update(capability.modes)
+        composed = adapter.composed()
+        for capability in (composed.capabilities.values() if composed is not None else ()):
+            found.update(capability.modes)
+    return found
 
 
 def _load_plugins(framework_ids):
@@ -220,7 +267,7 @@ def _environment(session):
     recorded = {record["framework"] for record in session.records}
     for framework in (f for f in session.frameworks if f in recorded):
         try:
-            info[framework] = adapters.load(framework).environment()
+            info[framework] = {**adapters.load(framework).environment(), "modes": sorted(declared_modes([framework]))}
         except (adapters.Unavailable, adapters.AdapterError) as exc:
             info[framework] = {"version": None, "unavailable": str(exc)}
     return info
@@ -250,6 +297,31 @@ def pytest_sessionfinish(session):
         results.write(path, merged_env, state.records)
 
 
+FAST_EXIT_VARIABLE = "XENT_CONFORMANCE_FAST_EXIT"  # `run` sets it to 1 for the processes it starts
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: after every other plugin is done
+def pytest_cmdline_main(config):
+    """With XENT_CONFORMANCE_FAST_EXIT=1, end the process with pytest's exit status as soon as
+    pytest is done: every pytest_sessionfinish (the results file, the JUnit XML) and
+    pytest_unconfigure has run. os._exit skips the frameworks' native destructors, one of
+    which crashed a finished run at interpreter exit (double free, exit -6)."""
+    status = yield  # an exception (a usage error, a failed write) goes on as pytest would have it
+    # xdist workers end as they always have: their records reach the controller before then
+    if os.environ.get(FAST_EXIT_VARIABLE) == "1" and _KEY in config.stash and not hasattr(config, "workerinput"):
+        import logging
+        import sys
+
+        logging.shutdown()  # what atexit would have flushed: --log-file, then the streams
+        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+            try:
+                stream.flush()
+            except (AttributeError, OSError, ValueError):  # closed, or a broken pipe: nothing to keep
+                pass
+        os._exit(int(status or 0))
+    return status
+
+
 def _other_tests(terminalreporter):
     """Outcomes of the tests that are not checks (invariants, properties), so that the plugin's
     counts and pytest's add up."""
@@ -274,6 +346,8 @@ def pytest_terminal_summary(terminalreporter, config):
         write(f"ADAPTER ERROR {line}", red=True)
     for line in summary.counts(state.records):
         write(line)
+    if any(r.get("compiles") for r in state.records):
+        write(compile_cache.describe())
     untested = Counter(r["device"] for r in state.records if not machine.might_have(r["device"]))
     for device, n in sorted(untested.items()):
         write(f"{n} checks on {device}, which this machine does not have: recorded as skipped, not run as tests")

@@ -14,8 +14,9 @@ def accuracy(data: ReportData) -> list:
                     "after they were cast to the dtype under test. Reference checks that passed or failed count; "
                     "known divergences do not (they are semantic differences, listed below) and neither do "
                     "checks against numbers a source printed. A passing check may exceed 4 ULPs where the loss "
-                    "is ill-conditioned: the bound has a conditioning term (see ", Code("conformance/tolerances.yaml"),
-                    "). ", Strong("!"), " marks a cell with a failed check, K one with only known divergences, "
+                    "is ill-conditioned: the bound has a conditioning term (see ",
+                    Code("conformance/data/tolerances.yaml"), "). ", Strong("!"),
+                    " marks a cell with a failed check, K one with only known divergences, "
                     "- an op the framework does not offer or that did not run."])]
     reference = [r for r in data.records if r.get("kind", "reference") == "reference"]
     reference_ran = ran(reference)

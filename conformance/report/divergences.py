@@ -15,7 +15,7 @@ MAX_OBSERVED = 6  # checks shown per known divergence
 def divergences(data: ReportData) -> list:
     """A summary table, then one box per matched entry (manifest order; ids it lacks after)."""
     blocks = [Heading(2, "Known divergences", "divergences"),
-              Para(["Entries of the known-divergence manifest (", Code("conformance/divergences.yaml"),
+              Para(["Entries of the known-divergence manifest (", Code("conformance/data/divergences.yaml"),
                     ") that matched checks in this run: where a framework differs from the mathematics, from its "
                     "declared variant, or from a number a source printed. An xfail is strict: a check that starts "
                     "passing is reported as a fixed divergence (X), so the entry can be updated."])]

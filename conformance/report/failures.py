@@ -3,8 +3,8 @@ from collections import Counter
 
 from conformance.report.blocks import Bullets, Code, Heading, Link, Para, Pre, Section, Strong
 from conformance.report.model import (QUANTITY_LABELS, ReportData, array_summary, by_framework_then_id, record_ulp,
-                                      sorted_frameworks, ulp_text)
-from conformance.report.reproduce import case_file, reproduce_command
+                                      short_number, sorted_frameworks, ulp_text)
+from conformance.report.reproduce import PROCESS, case_file, reproduce_command
 
 MAX_FAILURES = 200  # listed one by one; the rest are counted
 
@@ -29,22 +29,7 @@ def failures(data: ReportData) -> list:
 
 def _failure(r: dict) -> Section:
     """One failed check: its input, what was expected and returned, the message, how to rerun it."""
-    dtype = r.get("dtype")
-    quantity = QUANTITY_LABELS.get(r.get("quantity"), r.get("quantity"))
-    where = f" {r.get('framework_version') or ''} · {dtype} · {r.get('device')}"
-    where += f" · variant {r['variant']}" if r.get("variant") else ""
-    where += f" · options {r['options']}" if r.get("options") else ""
-    error = (f"{ulp_text(record_ulp(r)) or '-'} ULP, {r.get('max_abs_err', '-')} absolute; "
-             f"tolerance {_tolerance(r.get('tolerance'))}")
-    facts = [[Strong("case:"), " ", Code(str(r.get("case"))), " in ", Code(case_file(r) or "?")],
-             [Strong("check:"), " ", f"{r.get('op')} · {quantity} · ", Code(str(r.get("framework"))), where],
-             [Strong("expected:"), " ", array_summary(r.get("expected"), dtype)],
-             [Strong("actual:"), " ", array_summary(r.get("actual"), dtype)],
-             [Strong("error:"), " ", error]]
-    if r.get("modes"):
-        facts.append([Strong("modes:"), " ", ", ".join(
-            f"{mode} {'passed' if m['passed'] else 'failed'} ({ulp_text(record_ulp(m)) or '-'} ULP)"
-            for mode, m in r["modes"].items())])
+    facts = _process_facts(r) if r.get("kind") == PROCESS else _check_facts(r)
     if r.get("manifest"):
         facts.append([Strong("manifest entry:"), " ", Link(r["manifest"], f"#div-{r['manifest']}")])
     return Section([Heading(3, f"{r['outcome'].upper()} {r['id']}", ""), Bullets(facts),
@@ -52,7 +37,45 @@ def _failure(r: dict) -> Section:
                     Para(Strong("Reproduce:")), Pre(reproduce_command(r), "command")], "failure")
 
 
+def _process_facts(r: dict) -> list:
+    """A pytest process of `run` that died, hung or exited abnormally: it stands for its checks."""
+    status = r.get("exit_status")
+    ended = "killed for running past --process-timeout" if status is None else f"exit status {status}"
+    ended += f" ({r['signal']})" if r.get("signal") else ""
+    written = r.get("results_written")
+    return [[Strong("process:"), " ", Code(str(r.get("process"))), f" · {r.get('reason') or '?'} · {ended}"],
+            [Strong("checks of:"), " ", Code(str(r.get("framework")))],
+            [Strong("results written:"), " ", "none" if written is None else str(written)]]
+
+
+def _check_facts(r: dict) -> list:
+    """A check: its case and file, framework and where it ran, the values, the error, its modes."""
+    dtype = r.get("dtype")
+    quantity = QUANTITY_LABELS.get(r.get("quantity"), r.get("quantity"))
+    where = f" {r.get('framework_version') or ''} · {dtype} · {r.get('device')}"
+    where += f" · variant {r['variant']}" if r.get("variant") else ""
+    where += f" · options {r['options']}" if r.get("options") else ""
+    error = (f"{ulp_text(record_ulp(r)) or '-'} ULP, {short_number(r.get('max_abs_err'))} absolute; "
+             f"tolerance {_tolerance(r.get('tolerance'))}")
+    facts = [[Strong("case:"), " ", Code(str(r.get("case"))), " in ", Code(case_file(r) or "?")],
+             [Strong("check:"), " ", f"{r.get('op')} · {quantity} · ", Code(str(r.get("framework"))), where],
+             [Strong("expected:"), " ", array_summary(r.get("expected"), dtype)],
+             [Strong("actual:"), " ", array_summary(r.get("actual"), dtype)],
+             [Strong("error:"), " ", error]]
+    if r.get("modes"):
+        facts.append([Strong("modes:"), " ", ", ".join(_mode(name, m) for name, m in r["modes"].items())])
+    return facts
+
+
+def _mode(name: str, mode: dict) -> str:
+    """'jit failed (1,700 ULP)', or what the mode raised (newer records hold its own outcome)."""
+    outcome = mode.get("outcome") or ("passed" if mode.get("passed") else "failed")
+    if mode.get("raised"):
+        return f"{name} {outcome}, raised {mode['raised']}"
+    return f"{name} {outcome} ({ulp_text(record_ulp(mode)) or '-'} ULP)"
+
+
 def _tolerance(tol: object) -> str:
     if not isinstance(tol, dict):
         return "-"
-    return ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in tol.items())
+    return ", ".join(f"{k} {short_number(v)}" for k, v in tol.items()) or "-"

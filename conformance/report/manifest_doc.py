@@ -41,7 +41,8 @@ def where_matched(records: list[dict]) -> dict[str, Counter]:
         if not entry_id:
             continue
         modes = ", ".join(sorted(record.get("modes") or {})) or "eager"
-        found[entry_id][(record["framework"], record["op"], record["dtype"], modes)] += 1
+        # str(): a field missing from an older file must not break the sort below
+        found[entry_id][tuple(str(record.get(key)) for key in ("framework", "op", "dtype")) + (modes,)] += 1
     return found
 
 

@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 from conformance.frameworks import order_key
-from conformance.results.records import FAILING
+from conformance.results.records import FAILING, read_number
 
 OP_ORDER = ("sigmoid_cross_entropy", "binary_crossentropy", "softmax_cross_entropy", "categorical_crossentropy",
             "sparse_softmax_cross_entropy", "sparse_categorical_crossentropy", "mean_squared_error",
@@ -58,14 +58,8 @@ def ran(records: Iterable[dict]) -> list[dict]:
 
 
 def record_ulp(record: dict) -> float | None:
-    """max_ulp_err as a float ('inf' and 'nan' strings included), or None when not measured."""
-    value = record.get("max_ulp_err")
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
+    """max_ulp_err as a float ('inf', '-inf' and 'nan' strings included), or None when not measured."""
+    return read_number(record.get("max_ulp_err"))
 
 
 def compared_ulps(records: Iterable[dict]) -> list[float | None]:
@@ -87,27 +81,36 @@ def max_ulp(values: Iterable[float | None]) -> float | None:
 # --- how values are written -------------------------------------------------------------------
 
 
-def ulp_text(ulp: float | None) -> str:
+# Every function here takes a number as a record holds it (float, int, "nan", "inf", "-inf",
+# None, another string) and reads it with read_number: a section may hand over a raw field.
+
+
+def _non_finite(value: float) -> str:
+    return "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"
+
+
+def ulp_text(ulp: object) -> str:
+    """A ULP error in a table cell: '' when not measured."""
+    ulp = read_number(ulp)
     if ulp is None:
         return ""
-    if math.isnan(ulp):
-        return "nan"
-    if math.isinf(ulp):
-        return "inf"
+    if not math.isfinite(ulp):
+        return _non_finite(ulp)
     if ulp == 0:
         return "0"
-    if ulp < 10:
+    if abs(ulp) < 10:
         return f"{ulp:.2g}"
-    if ulp < 1e5:
+    if abs(ulp) < 1e5:
         return f"{ulp:,.0f}"
     return f"{ulp:.2e}"
 
 
-def ulp_class(ulp: float | None) -> str:
-    """The CSS colour band of an error (u0 exact ... u5 over 1000 ULPs or NaN)."""
+def ulp_class(ulp: object) -> str:
+    """The CSS colour band of an error (u0 exact ... u5 over 1000 ULPs, NaN or infinite)."""
+    ulp = read_number(ulp)
     if ulp is None:
         return ""
-    if math.isnan(ulp) or ulp > 1e3:
+    if not math.isfinite(ulp) or ulp > 1e3:  # -inf too: an error below zero is no measurement
         return "u5"
     for limit, cls in ((0, "u0"), (1, "u1"), (4, "u2"), (16, "u3"), (1e3, "u4")):
         if ulp <= limit:
@@ -115,14 +118,30 @@ def ulp_class(ulp: float | None) -> str:
     return "u5"
 
 
+def _absent(value: object) -> str:
+    """What stands in for a missing number: '-', or the string the record holds instead."""
+    return "-" if value is None or value == "" or isinstance(value, bool) else str(value)
+
+
 def number_text(value: object, dtype: str | None = None) -> str:
     """A recorded number with as many digits as its dtype holds."""
-    if isinstance(value, str) or value is None:
+    number = read_number(value)
+    if number is None:
+        return _absent(value)
+    if not math.isfinite(number):
+        return _non_finite(number)
+    if isinstance(value, int):
         return str(value)
-    if isinstance(value, float):
-        digits = 17 if dtype == "float64" else 9 if dtype == "float32" else 5
-        return f"{value:.{digits}g}"
-    return str(value)
+    digits = 17 if dtype == "float64" else 9 if dtype == "float32" else 5
+    return f"{number:.{digits}g}"
+
+
+def short_number(value: object) -> str:
+    """An error or a tolerance term in three significant digits."""
+    number = read_number(value)
+    if number is None:
+        return _absent(value)
+    return f"{number:.3g}" if math.isfinite(number) else _non_finite(number)
 
 
 def array_summary(value: object, dtype: str | None = None) -> str:
@@ -130,10 +149,10 @@ def array_summary(value: object, dtype: str | None = None) -> str:
     if not isinstance(value, dict):
         return "-" if value is None else str(value)
     values = value.get("values")
-    if values is not None and len(values) <= 4:
+    if isinstance(values, list) and len(values) <= 4:
         text = "[" + ", ".join(number_text(v, dtype) for v in values) + "]"
     else:
-        text = f"{number_text(value.get('worst'), dtype)} at {tuple(value.get('index', ()))}"
+        text = f"{number_text(value.get('worst'), dtype)} at {tuple(value.get('index') or ())}"
     shape = value.get("shape")
     if shape is not None:
         text += f" (shape {list(shape)}{', ' + value['dtype'] if value.get('dtype') else ''})"

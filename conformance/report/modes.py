@@ -3,16 +3,27 @@ jax.jit, tf.function, XLA) and the ways disagree, by the ULP verdict and by the 
 compiler maintainers use (torch._dynamo.utils.same: compiled error at most 2x eager's)."""
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 from conformance.report.blocks import Cell, Code, Heading, Para, Table
 from conformance.report.model import ReportData, sorted_frameworks, ulp_text
+from conformance.results.records import read_number
 
 MAX_ROWS = 40  # disagreeing checks listed
 
 
 def _verdict(mode: dict) -> str:
-    return "passed" if mode.get("passed") else "failed"
+    """The mode's own verdict; newer records also say when it raised instead of returning values."""
+    return "raised" if mode.get("raised") else "passed" if mode.get("passed") else "failed"
+
+
+def _ulps_differ(mode: dict, eager: dict) -> bool:
+    """Whether two modes' ULP errors differ, read as numbers (1 and 1.0 agree, so do two NaNs)."""
+    a, b = read_number(mode.get("max_ulp_err")), read_number(eager.get("max_ulp_err"))
+    if a is None or b is None:
+        return (a is None) != (b is None)
+    return a != b and not (math.isnan(a) and math.isnan(b))
 
 
 def _same(mode: dict) -> str:
@@ -20,7 +31,7 @@ def _same(mode: dict) -> str:
 
 
 def modes(data: ReportData) -> list:
-    runs = [r for r in data.records if r.get("modes") and "eager" in r["modes"]]
+    runs = [r for r in data.records if isinstance(r.get("modes"), dict) and "eager" in r["modes"]]
     if not runs:
         return []
     blocks = [Heading(2, "Compiled and eager", "modes"),
@@ -38,7 +49,7 @@ def modes(data: ReportData) -> list:
                 continue
             row = counts[(r["framework"], name)]
             row[0] += 1
-            row[1] += mode.get("max_ulp_err") != eager.get("max_ulp_err")
+            row[1] += _ulps_differ(mode, eager)
             split = mode.get("passed") != eager.get("passed")
             row[2] += split
             row[3] += mode.get("same_as_eager") is False

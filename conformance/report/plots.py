@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from conformance.report.model import ulp_text
+from conformance.results.records import read_number
 from reference.ops.binary import binary_crossentropy, sigmoid_cross_entropy_grad
 from reference.ops.squared_error import mean_squared_error, sigmoid_half_squared_error_grad
 
@@ -209,6 +210,7 @@ def _colormap():
 
 def _ulp_text(ulp):
     """model.ulp_text, shorter from 10 up (1.7e+03, not 1,700): it must fit in a heatmap cell."""
+    ulp = read_number(ulp)
     if ulp is not None and math.isfinite(ulp) and ulp >= 10:
         return f"{ulp:.3g}"
     return ulp_text(ulp)
@@ -219,9 +221,10 @@ def history(rows):
     figure = _figure(8.0, 3.8)
     axes = figure.add_subplot()
     runs = sorted({run for run, _, _, _ in rows})
+    measured = [(run, name, outcome, read_number(ulp)) for run, name, outcome, ulp in rows]  # "inf" is a str
     for check in sorted({check for _, check, _, _ in rows}):
-        points = [(runs.index(run), ulp, outcome) for run, name, outcome, ulp in rows
-                  if name == check and isinstance(ulp, (int, float)) and math.isfinite(ulp)]
+        points = [(runs.index(run), ulp, outcome) for run, name, outcome, ulp in measured
+                  if name == check and ulp is not None and math.isfinite(ulp)]
         if not points:
             continue
         xs, ys, outcomes = zip(*points)

@@ -5,6 +5,7 @@ from pathlib import Path
 from conformance import frameworks
 
 REPO = Path(__file__).resolve().parents[2]
+PROCESS = "process"  # the kind of the records standing for a process of `run` that did not end well
 
 
 def case_file(record: dict) -> str:
@@ -26,13 +27,22 @@ def pytest_id(record: dict) -> str:
 
 
 def reproduce_command(record: dict) -> str:
-    """One line that runs exactly this check: its case file, its test id, its framework required."""
-    framework = record.get("framework", "")
+    """One line that runs exactly this check: its case file, its test id, its framework required.
+    A process record (a pytest process that died) stands for checks of no one case: its command
+    is the process's own (`rerun`, where the record has it), else `run` for that framework,
+    into a folder of its own so the results this report reads stay."""
+    framework = record.get("framework") or ""
+    if record.get("kind") == PROCESS:
+        return record.get("rerun") or f"xent-conformance run --framework {shlex.quote(framework)} " \
+                                      "--results-dir results/rerun"
     node = f"conformance/pytest/suite/test_matrix.py::test_check[{pytest_id(record)}]"
     words = []
-    keras_backend = frameworks.BUILTIN[framework].keras_backend if framework in frameworks.BUILTIN else None
-    if keras_backend:  # a plug-in runs in the main process, whatever its id
+    known = frameworks.BUILTIN.get(framework)  # a plug-in runs in the main process, whatever its id
+    keras_backend = known.keras_backend if known else None
+    if keras_backend:
         words.append(f"KERAS_BACKEND={keras_backend}")
+    elif known and known.own_process:  # paddle: elsewhere --require paddle is a usage error
+        words.append(f"{frameworks.PROCESS_VARIABLE}={known.process}")
     words += ["python", "-m", "pytest", shlex.quote(node)]
     cases = case_file(record)
     if cases:

@@ -42,8 +42,9 @@ def environment(data: ReportData) -> list:
             version_cell = Cell(Strong("not installed"), "skip", fi.get("unavailable", ""))
         else:
             version_cell = Cell(version)
-        devices_checked = in_order((r.get("device") for r in group_ran), DEVICE_ORDER)
-        devices_env = list(fi.get("devices") or [])
+        # a process record (a pytest process of `run` that died) has no device
+        devices_checked = in_order((r["device"] for r in group_ran if r.get("device")), DEVICE_ORDER)
+        devices_env = [str(device) for device in fi.get("devices") or []]
         rows.append([Cell(Code(name)), version_cell, Cell(fi.get("backend", "")),
                      Cell(", ".join(devices_env) or "-"), Cell(", ".join(devices_checked) or "-"),
                      Cell(f"{len(group_ran)} / {len(group)}", "num")])
@@ -68,9 +69,10 @@ def pictures(data: ReportData, plots: ModuleType | None, why: str) -> list:
     """plots is conformance.report.plots, or None when it cannot draw here (why says so)."""
     blocks = [Heading(2, "Pictures", "pictures")]
     if plots is None:
-        return blocks + [Para(["Pictures omitted: ", why,
-                               ". Install the report extra (", Code("pip install -e .[report]"),
-                               ") to draw them."], "note")]
+        # quoted: an unquoted .[report] is a glob that zsh refuses; outside a checkout only matplotlib helps
+        return blocks + [Para(["Pictures omitted: ", why, ". Install the report extra (",
+                               Code("pip install -e '.[report]'"), " in a checkout, else ",
+                               Code("pip install 'matplotlib>=3.7'"), ") to draw them."], "note")]
     blocks.append(Para("The article's argument, drawn from the float64 reference (reference/ops/binary.py, "
                        "reference/ops/squared_error.py): cross-entropy grows without bound as the output moves to the "
                        "wrong answer, and its gradient with respect to the logit is a − y, free of the sigmoid's "

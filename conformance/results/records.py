@@ -1,11 +1,14 @@
 """Results records and files: JSON-safe numbers, array summaries, reading, merging."""
 import json
 import math
+import numbers
 import platform
 import sys
 from datetime import datetime, timezone
 
 import numpy as np
+
+from conformance.results import merge_processes
 
 SCHEMA = 1
 OUTCOMES = ("passed", "failed", "xfailed", "xpassed", "skipped", "error")
@@ -29,6 +32,22 @@ def number(value):
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
     return value
+
+
+def read_number(value: object) -> float | None:
+    """A number as a results file holds it, as a float: the inverse of number(). "nan", "inf"
+    and "-inf" (and any other string float() reads) become floats; null, booleans and strings
+    that are no number become None, so readers never do arithmetic on a str."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (numbers.Real, str)):  # numbers.Real: NumPy scalars of records still in memory
+        try:
+            return float(value)
+        except ValueError:
+            return None
+        except OverflowError:  # an int past the float range
+            return math.inf if value > 0 else -math.inf
+    return None
 
 
 def summarize(array, dtype=None, worst_index=None):
@@ -104,7 +123,8 @@ def merge(documents):
     """One document from several (processes, CI shards, a CPU run and a GPU run).
 
     A check id present twice is an error, except that a check that ran wins over the same
-    check skipped for want of its device (a CPU machine's `cuda` checks, run on a GPU one).
+    check skipped for want of its device (a CPU machine's `cuda` checks, run on a GPU one),
+    and that the record of a process that died in two runs is one record naming both.
     """
     chosen, origin = {}, {}
     for name, document in documents:
@@ -112,6 +132,9 @@ def merge(documents):
             key = record["id"]
             if key in chosen:
                 if _lacked_the_device(record):
+                    continue
+                if merge_processes.is_process_record(record) and merge_processes.is_process_record(chosen[key]):
+                    chosen[key] = merge_processes.join(chosen[key], record)
                     continue
                 if not _lacked_the_device(chosen[key]):
                     raise ResultsError(f"check {key!r} is in both {origin[key]} and {name}")

@@ -44,7 +44,7 @@ def counts(records):
     if reasons:
         lines.append("skipped, by framework and reason:")
         lines += [f"  {n:6d}  {f:17s} {reason}" for (f, reason), n in sorted(reasons.items())]
-    return lines + refusals(records) + modes(records)
+    return lines + refusals(records) + modes(records) + compilations(records)
 
 
 def refusals(records):
@@ -75,3 +75,20 @@ def modes(records):
                      f"checks, the verdict in {len(split)}; the relative view (torch._dynamo.utils.same) "
                      f"rejects {len(rejected)}")
     return lines
+
+
+def compilations(records):
+    """How many compilations each framework's compiled modes made in this run, and the time of
+    the calls that made them: what a warm cache saves (compiles.py counts them)."""
+    made = defaultdict(lambda: [0, 0.0])
+    for record in records:
+        for mode, grown in (record.get("compiles") or {}).items():
+            entry = made[(record["framework"], mode)]
+            entry[0] += int(grown.get("count", 0))
+            entry[1] += float(grown.get("seconds", 0.0))
+    if not made:
+        return []
+    total = sum(seconds for _, seconds in made.values())
+    return [f"compilations ({total:.1f} s in all): " + ", ".join(
+        f"{framework} {mode} {count} ({seconds:.1f} s)"
+        for (framework, mode), (count, seconds) in sorted(made.items(), key=lambda kv: -kv[1][1]))]

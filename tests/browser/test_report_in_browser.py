@@ -1,7 +1,8 @@
 """The HTML report opened in a real browser (headless Chromium, the Debian packages chromium
 and chromium-driver): every picture loads, the console stays clean, every link inside the
-page lands on its target. The first screen is saved as docs/report-first-screen.png when
-XENT_SAVE_SCREENSHOT=1.
+page lands on its target; for a small run and for the full matrix's variety
+(tests/unit/results_variety.py). The small one's first screen is saved as
+docs/report-first-screen.png when XENT_SAVE_SCREENSHOT=1.
 
 Without Chromium the test skips (counted), unless XENT_REQUIRE_BROWSER=1, as in CI, where a
 missing browser fails it.
@@ -14,6 +15,7 @@ import pytest
 
 from conformance.report import render
 from conformance.results import records as results
+from tests.unit.results_variety import variety_document
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -58,11 +60,22 @@ def browser():
     driver.quit()
 
 
-@pytest.fixture(scope="module")
-def page(tmp_path_factory, browser):
-    folder = tmp_path_factory.mktemp("report")
+def _document(kind):
+    """small: a run's worth, the first screen of the docs; variety: the full matrix's variety, every
+    framework, quantity, outcome and value form ("inf", "nan", null) in every numeric field."""
+    if kind == "small":
+        return results.environment({}), _records()
+    document = variety_document(0, odd=True)
+    return document["environment"], document["results"]
+
+
+@pytest.fixture(scope="module", params=["small", "variety"])
+def page(request, tmp_path_factory, browser):
+    folder = tmp_path_factory.mktemp(f"report-{request.param}")
     path = folder / "report.html"
-    path.write_text(render.render(results.environment({}), _records(), "html", output=path), encoding="utf-8")
+    env, records = _document(request.param)
+    path.write_text(render.render(env, records, "html", output=path), encoding="utf-8")
+    browser.get_log("browser")  # drop the previous page's console: each page is judged on its own
     browser.get(path.as_uri())
     return browser
 
@@ -87,8 +100,8 @@ def test_every_link_inside_the_page_lands(page):
     assert not missing, missing
 
 
-def test_the_first_screen(page, tmp_path):
+def test_the_first_screen(page, tmp_path, request):
     shot = tmp_path / "first-screen.png"
     assert page.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
-    if os.environ.get("XENT_SAVE_SCREENSHOT") == "1":
+    if os.environ.get("XENT_SAVE_SCREENSHOT") == "1" and request.node.callspec.params["page"] == "small":
         shutil.copyfile(shot, ROOT / "docs" / "report-first-screen.png")

@@ -1,6 +1,7 @@
 """The example plug-in (examples/xent-example-plugin) through --adapter, as a kernel author
 uses the suite: every check passes, and each planted fault fails checks that name themselves."""
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,8 @@ def test_the_example_kernel_passes_every_check_it_offers(tmp_path):
     ("rescaled-second-backward", "sparse-random::second_backward::example-kernel::float32::cpu"),
     ("weight-first-cotangent", "linear-random::vjp_linear_weight::example-kernel::float32::cpu"),
     ("uniform-smoothing", "linear-label-smoothing::loss::example-kernel::float32::cpu"),
+    ("chunked-unchecked-labels", "sparse-label-minus-one::loss::example-kernel::float32::cpu"),
+    ("chunked-unchecked-labels", "sparse-label-equal-to-classes::loss::example-kernel::float64::cpu"),
 ])
 def test_a_planted_fault_fails_checks_that_name_themselves(tmp_path, fault, failing_case):
     done, records = run_suite(tmp_path, fault)
@@ -53,4 +56,13 @@ def test_a_planted_fault_fails_checks_that_name_themselves(tmp_path, fault, fail
     failed = {r["id"] for r in records if r["outcome"] == "failed"}
     assert failing_case in failed, sorted(failed)
     op = next(r["op"] for r in records if r["id"] == failing_case)
-    assert f"example-kernel {op}" in done.stdout
+    assert re.search(rf"example-kernel( \(\w+\))? {op}", done.stdout)
+
+
+def test_a_mode_that_accepts_undefined_input_fails_though_the_other_refuses(tmp_path):
+    done, records = run_suite(tmp_path, "chunked-unchecked-labels")
+    record = next(r for r in records if r["id"] == "sparse-label-minus-one::loss::example-kernel::float32::cpu")
+    assert record["outcome"] == "failed" and record["failure"] == ["finite"]
+    assert record["modes"]["eager"] == {**record["modes"]["eager"], "outcome": "passed", "refused": "nan"}
+    assert record["modes"]["chunked"]["outcome"] == "failed"
+    assert "example-kernel (chunked) sparse_softmax_cross_entropy" in record["message"]

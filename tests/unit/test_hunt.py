@@ -1,10 +1,13 @@
 """`hunt` finds an input a planted inaccuracy gets wrong, writes it as a case the suite loads
 (literal inputs the dtype reads back exactly) with a manifest stub, and refuses bad input
 with exit 2 and one line."""
+import re
+
 import numpy as np
 import pytest
 
 from conformance import adapters, cli
+from conformance.adapters.api import Capability, results_in_modes
 from conformance.adapters.numpy_adapter import NumpyAdapter
 from conformance.cases import load_case_file
 from conformance.hunt import output
@@ -23,6 +26,24 @@ class LosesOffsets(NumpyAdapter):
         return result
 
 
+class CompiledLosesOffsets(NumpyAdapter):
+    """Right eagerly; in its second mode ("compile") wrong as LosesOffsets, and compiled (a
+    counted cost) once per shape, as a jit does: the bug only a compiled mode has."""
+
+    capabilities = {"sparse_softmax_cross_entropy": Capability(
+        NumpyAdapter.capabilities["sparse_softmax_cross_entropy"].implementation,
+        dtypes=("float32",), differentiable=False, modes=("eager", "compile"))}
+    shapes: set = set()
+
+    def loss(self, op, prediction, labels, options, dtype, device):
+        def compute(mode):
+            if mode == "eager":
+                return NumpyAdapter.loss(self, op, prediction, labels, options, dtype, device)
+            self.shapes.add(prediction.shape)
+            return LosesOffsets.loss(self, op, prediction, labels, options, dtype, device)
+        return results_in_modes(self.capabilities[op].modes, compute)
+
+
 @pytest.fixture
 def planted(monkeypatch):
     monkeypatch.setattr(adapters, "load", lambda name: LosesOffsets())
@@ -39,6 +60,19 @@ def test_the_search_finds_what_a_planted_inaccuracy_gets_wrong(tmp_path, planted
     assert np.abs(case.inputs["logits"]).max() >= 80  # where exp overflows or a large offset rounds
     stub = (tmp_path / "found.manifest-stub.yaml").read_text()
     assert "case: hunt-sparse-softmax-cross-entropy-loss-float32" in stub and 'versions: "numpy>=' in stub
+
+
+def test_a_compiled_mode_is_searched_at_one_shape_and_its_worst_confirmed(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(adapters, "load", lambda name: CompiledLosesOffsets())
+    out = tmp_path / "found.yaml"
+    code = cli.main(["hunt", "--framework", "numpy", "--op", "sparse_softmax_cross_entropy", "--dtype",
+                     "float32", "--budget", "6", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0 and "the worst fails" in printed, printed
+    tried = {mode: n for n, mode in re.findall(r"(\d+) in (eager|compile)", printed.split("\n")[0])}
+    assert int(tried["eager"]) > 20 and int(tried["compile"]) > 20, printed
+    searched = {shape for shape in CompiledLosesOffsets.shapes}
+    assert (4, 8) in searched and len(searched) <= 1 + 8 * 2  # the search's shape, then confirmation and shrinking
 
 
 def test_an_honest_framework_passes_the_same_search(tmp_path, capsys):

@@ -38,6 +38,16 @@ def test_the_case_schema_refuses_what_validate_refuses(fragment):
         jsonschema.validate({"schema": 1, "cases": [case]}, schemas.case_file_schema())
 
 
+@pytest.mark.parametrize("word", ["inf", "-inf", "+Inf", "nan", "NaN"])
+def test_the_case_schema_takes_the_infinities_the_loader_reads_as_an_editor_sees_them(word):
+    """An editor reads YAML 1.2, where `inf` is a string (`.inf` the number); the loader reads both."""
+    case = {"name": "x", "op": "sparse_softmax_cross_entropy", "inputs": {"logits": [[word, 1.0]], "labels": [1]}}
+    jsonschema.validate({"schema": 1, "cases": [case]}, schemas.case_file_schema())
+    case["inputs"]["logits"] = [["infinite", 1.0]]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"schema": 1, "cases": [case]}, schemas.case_file_schema())
+
+
 def test_a_results_file_is_valid_against_the_results_schema(tmp_path):
     done = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "conformance/pytest/suite/test_matrix.py"),
                            "-q", "-p", "no:cacheprovider", "--framework", "numpy", "--cases",

@@ -1,7 +1,7 @@
 """The adapter that plugs the kernel into xent-conformance (see docs/adapters.md there)."""
 import numpy as np
 
-from conformance.adapters.api import Adapter, BackwardProbe, Capability, NotOffered, Result
+from conformance.adapters.api import Adapter, BackwardProbe, Capability, NotOffered, Result, results_in_modes
 from xent_example import kernel
 
 
@@ -15,7 +15,7 @@ class ExampleKernelAdapter(Adapter):
             options={"ignore_index", "z_loss"},  # beyond reduction and axis
             reductions=("none", "sum", "mean"),
             dtypes=("float32", "float64"),
-            modes=("eager",),
+            modes=("eager", "chunked"),  # the whole batch at once, or its rows in blocks (forward_chunked)
             differentiable=True,  # through the kernel's own backward
         ),
         "linear_cross_entropy": Capability(  # the same loss on an LM head's logits, fused with it
@@ -54,9 +54,14 @@ class ExampleKernelAdapter(Adapter):
             out = np.asarray(kernel.linear_forward(*self._linear(prediction, labels, options)))
             return Result(out.astype(np.float64), str(out.dtype), "cpu")
         logits = self._classes_last(prediction, options)
-        losses = kernel.forward(logits, labels, options.get("ignore_index"), options.get("z_loss") or 0.0)
-        out = np.asarray(kernel.reduce(losses, labels, options.get("reduction", "none"), options.get("ignore_index")))
-        return Result(out.astype(np.float64), str(out.dtype), "cpu")
+
+        def in_mode(mode):
+            forward = kernel.forward_chunked if mode == "chunked" else kernel.forward
+            losses = forward(logits, labels, options.get("ignore_index"), options.get("z_loss") or 0.0)
+            out = np.asarray(kernel.reduce(losses, labels, options.get("reduction", "none"),
+                                           options.get("ignore_index")))
+            return Result(out.astype(np.float64), str(out.dtype), "cpu")
+        return results_in_modes(self.capability(op).modes, in_mode)
 
     def jvp(self, op, prediction, labels, options, dtype, device, direction):
         self.capability(op)
@@ -66,7 +71,12 @@ class ExampleKernelAdapter(Adapter):
             self._classes_last(prediction, options), labels,
             np.moveaxis(np.asarray(direction), options.get("axis", -1), -1), options.get("reduction", "none"),
             options.get("ignore_index"), options.get("z_loss") or 0.0))
-        return Result(out.astype(np.float64), str(out.dtype), "cpu")
+        return self._every_mode(op, Result(out.astype(np.float64), str(out.dtype), "cpu"))
+
+    def _every_mode(self, op, result):
+        """A derivative's Result for each mode: the chunked mode chunks the forward's rows only,
+        its derivatives are the whole-batch kernel's."""
+        return results_in_modes(self.capability(op).modes, lambda mode: Result(result.values, result.dtype, "cpu"))
 
     def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
         self.capability(op)
@@ -82,7 +92,7 @@ class ExampleKernelAdapter(Adapter):
                                options.get("ignore_index"), options.get("z_loss") or 0.0,
                                1.0 if cotangent is None else cotangent)
         grad = np.moveaxis(grad, -1, axis)
-        return Result(grad.astype(np.float64), str(grad.dtype), "cpu")
+        return self._every_mode(op, Result(grad.astype(np.float64), str(grad.dtype), "cpu"))
 
     def backward_probe(self, op, prediction, labels, options, dtype, device, cotangent):
         self.capability(op)

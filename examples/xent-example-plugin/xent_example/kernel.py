@@ -18,7 +18,11 @@ XENT_EXAMPLE_FAULT plants a known bug, to see the suite catch it:
 - "weight-first-cotangent": the fused linear backward scales the weight's gradient by the
   first token's cotangent (Liger-Kernel PR #1298, reduction "none");
 - "uniform-smoothing": the head smooths labels as PyTorch does (eps / V on every class) while
-  its adapter declares Megatron-LM's convention (Megatron-LM #737, #7464).
+  its adapter declares Megatron-LM's convention (Megatron-LM #737, #7464);
+- "chunked-unchecked-labels": the chunked forward (forward_chunked) skips the bounds check of
+  the labels and reads the nearest class for one outside [0, classes), a finite loss where the
+  eager path refuses with NaN (the bug class of pytorch #193757: one mode accepts undefined
+  input that the other refuses).
 
 The linear head (linear_forward, linear_backward) computes logits = hidden @ weight.T + bias
 in the dtype of hidden and the loss on top, as a fused LM-head kernel does in one pass, with
@@ -34,9 +38,11 @@ def _fault():
     return os.environ.get("XENT_EXAMPLE_FAULT", "")
 
 
-def _valid_rows(labels, classes, ignore_index):
+def _valid_rows(labels, classes, ignore_index, checked=True):
     counted = np.ones(labels.shape, bool) if ignore_index is None else labels != ignore_index
     undefined = counted & ((labels < 0) | (labels >= classes))
+    if not checked:  # the planted fault: no bounds check, so nothing is undefined
+        undefined = np.zeros_like(undefined)
     return counted & ~undefined, undefined
 
 
@@ -60,11 +66,11 @@ def _megatron_scale(eps, classes):
     return eps if _fault() == "uniform-smoothing" else eps * classes / (classes - 1)
 
 
-def forward(logits, labels, ignore_index=None, z_loss=0.0, smoothing=0.0):
+def forward(logits, labels, ignore_index=None, z_loss=0.0, smoothing=0.0, checked=True):
     """Per-row losses, in the dtype of logits; smoothing as Megatron-LM does it:
     (1 - s) nll - s mean(log_softmax), s = smoothing V / (V - 1)."""
-    valid, undefined = _valid_rows(labels, logits.shape[-1], ignore_index)
-    safe = np.where(valid, labels, 0)
+    valid, undefined = _valid_rows(labels, logits.shape[-1], ignore_index, checked)
+    safe = np.clip(np.where(valid, labels, 0), 0, logits.shape[-1] - 1)
     with np.errstate(all="ignore"):
         log_p = _log_softmax(logits)
         picked = np.take_along_axis(log_p, safe[..., None], axis=-1)[..., 0]
@@ -76,6 +82,20 @@ def forward(logits, labels, ignore_index=None, z_loss=0.0, smoothing=0.0):
             picked = picked - logits.dtype.type(z_loss) * lse * lse
         losses = np.where(valid, -picked, np.zeros_like(picked))
     return np.where(undefined, np.nan, losses).astype(logits.dtype)
+
+
+CHUNK_ROWS = 2
+
+
+def forward_chunked(logits, labels, ignore_index=None, z_loss=0.0, rows=CHUNK_ROWS):
+    """forward over blocks of rows, as a memory-bounded kernel runs it: the same numbers."""
+    flat_logits, flat_labels = logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)
+    checked = _fault() != "chunked-unchecked-labels"
+    if flat_labels.size == 0:
+        return forward(logits, labels, ignore_index, z_loss, checked=checked)
+    parts = [forward(flat_logits[i:i + rows], flat_labels[i:i + rows], ignore_index, z_loss, checked=checked)
+             for i in range(0, flat_labels.size, rows)]
+    return np.concatenate(parts).reshape(labels.shape)
 
 
 def reduce(losses, labels, reduction, ignore_index=None):
