@@ -8,6 +8,8 @@ Every function is pure and takes float64 arrays (integer arrays for class labels
 inputs are the values *after* they were cast to the dtype under test, so the reference
 answers "what is the exact result for the numbers the framework actually saw".
 """
-from reference.registry import OPS, evaluate_grad, evaluate_loss, evaluate_scale, has_grad, variant_names
+from reference.registry import (OPS, evaluate_grad, evaluate_loss, evaluate_loss_and_scale, evaluate_scale, has_grad,
+                                variant_names)
 
-__all__ = ["OPS", "evaluate_loss", "evaluate_grad", "evaluate_scale", "has_grad", "variant_names"]
+__all__ = ["OPS", "evaluate_loss", "evaluate_grad", "evaluate_loss_and_scale", "evaluate_scale", "has_grad",
+           "variant_names"]

@@ -21,6 +21,9 @@ class Variant:
     scale: Callable  # (prediction, labels, loss, dtype, **options) -> its conditioning scale
     grad: Callable | None = None  # (prediction, labels, dtype, **options) -> (d loss / d prediction, scale)
     grad_labels: Callable | None = None  # same arguments -> (d loss / d labels, its scale)
+    # Optional: (prediction, labels, dtype, **options) -> (loss, scale) from one pass, the same
+    # values as loss and scale give (evaluate_scale uses it where given).
+    loss_and_scale: Callable | None = None
     # How label_smoothing = eps spreads over K classes: "uniform", eps / K on every class
     # (PyTorch, Keras, optax, Liger); "other_classes", the label keeps 1 - eps and each other
     # class gets eps / (K - 1) (Megatron-LM, NeMo: eps K / (K - 1) in uniform terms).
@@ -32,7 +35,7 @@ class Variant:
 
 
 # How many leading positional arguments each function takes before the function options.
-_POSITIONAL = {"loss": 3, "scale": 4, "grad": 3, "grad_labels": 3}
+_POSITIONAL = {"loss": 3, "scale": 4, "grad": 3, "grad_labels": 3, "loss_and_scale": 3}
 
 
 @dataclass(frozen=True, kw_only=True)

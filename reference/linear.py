@@ -18,6 +18,12 @@ rounding of its own product (|G| and the inputs, over V or N terms) and what the
 rounding moves G by, bounded for one row by 2 max_v D_v (|G_v| + p_v sum_u |G_u|) (for one-hot
 labels |J D|_v <= 2 max D |G_v|, J the softmax Jacobian scaled as G is; the second term
 covers smoothed labels and the z-loss), through the same product.
+
+Cost. For a float32, bfloat16 or float16 check the cross-entropy's values and scales come
+from the fast tier (reference/numerics/fast_softmax.py and fast_scales.py: plain float64,
+row blocks on threads, the loss and its scale from one pass, the gradient and its scale from
+another); the scales above are plain float64 products of magnitudes, formed a block of rows
+at a time (BLOCK_ELEMENTS), so beyond the logits, D, G and its scale they hold a few blocks.
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ from reference.numerics import doubledouble as dd
 SPARSE = "sparse_softmax_cross_entropy"
 OPTIONS = ("reduction", "ignore_index", "label_smoothing", "weight", "z_loss", "softcap", "sample_weight")
 DOUBLE_DOUBLE_LIMIT = 1 << 24  # N x V x H products at most: past this, float64 products (see logits)
+BLOCK_ELEMENTS = 1 << 22  # the scales' [rows, V] temporaries, a block of rows at a time (32 MiB each)
 
 DECLARATION = Op(
     name="linear_cross_entropy", prediction="hidden", integer_labels=True, class_axis=False,
@@ -80,9 +87,10 @@ def logits(hidden, weight, bias=None) -> tuple[np.ndarray, np.ndarray]:
         z = total.hi  # the double-double rounded once
     else:
         z = hidden @ weight.T + (0.0 if bias is None else np.asarray(bias, np.float64))
-    size = _roundings(h) * magnitude + np.abs(z)
+    size = np.multiply(magnitude, _roundings(h), out=magnitude)  # in place: [N, V] arrays are large
+    size += np.abs(z)
     if bias is not None:
-        size = size + np.abs(np.asarray(bias, np.float64))
+        size += np.abs(np.asarray(bias, np.float64))
     return z, np.where(np.isinf(z), 0.0, size)  # a masked (-inf) logit stays -inf whatever the rounding
 
 
@@ -131,29 +139,36 @@ def _on_logits(hidden, weight, z, size, labels, options, dtype, variant) -> Line
     from reference import registry  # it registers this module's declaration
 
     inputs = {"logits": z, "labels": np.asarray(labels)}
-    loss = registry.evaluate_loss(SPARSE, variant, inputs, options, dtype)
+    loss, loss_scale = registry.evaluate_loss_and_scale(SPARSE, variant, inputs, options, dtype)
     g, g_scale = registry.evaluate_grad(SPARSE, variant, inputs, options, dtype)
-    finite_g = np.where(np.isfinite(g), g, 0.0)
-    per_row = np.sum(np.abs(finite_g) * size, axis=-1)  # the logits' rounding, through the loss
+    rows, classes = z.shape
+    abs_hidden, abs_weight = np.abs(hidden), np.abs(weight)
+    per_row = np.empty(rows)
+    grad_hidden_scale = np.empty(hidden.shape)
+    grad_weight_scale = np.zeros(weight.shape)
+    grad_bias_scale = np.zeros(classes)
+    for block in _row_blocks(rows, classes):  # [rows, V] temporaries a block at a time
+        own = np.abs(np.where(np.isfinite(g[block]), g[block], 0.0))
+        per_row[block] = np.sum(own * size[block], axis=-1)  # the logits' rounding, through the loss
+        moved = 2.0 * np.max(size[block], axis=-1, keepdims=True) * (
+            own + _probabilities(z[block], options) * np.sum(own, axis=-1, keepdims=True))
+        # what G itself carries; a masked (-inf) logit's G is exactly 0 and adds nothing to a product
+        error = np.where(np.isneginf(z[block]), 0.0, g_scale[block] + moved)
+        grad_hidden_scale[block] = (_roundings(classes) * own + error) @ abs_weight
+        over_rows = _roundings(rows) * own + error
+        grad_weight_scale += over_rows.T @ abs_hidden[block]
+        grad_bias_scale += np.sum(over_rows, axis=0)
     if options.get("reduction", "none") != "none":
         per_row = np.sum(per_row)
-    loss_scale = registry.evaluate_scale(SPARSE, variant, inputs, options, dtype) + per_row
+    loss_scale = loss_scale + per_row
+    return Linear(np.asarray(loss), np.asarray(loss_scale), g @ weight, grad_hidden_scale, g.T @ hidden,
+                  grad_weight_scale, np.sum(g, axis=0), grad_bias_scale)
 
-    p = _probabilities(z, options)
-    moved = 2.0 * np.max(size, axis=-1, keepdims=True) * (
-        np.abs(finite_g) + p * np.sum(np.abs(finite_g), axis=-1, keepdims=True))
-    rows, classes = z.shape
-    own = np.abs(finite_g)
-    # what G itself carries; a masked (-inf) logit's G is exactly 0 and adds nothing to a product
-    error = np.where(np.isneginf(z), 0.0, g_scale + moved)
-    grad_hidden = g @ weight
-    grad_hidden_scale = (_roundings(classes) * own + error) @ np.abs(weight)
-    grad_weight = g.T @ hidden
-    grad_weight_scale = (_roundings(rows) * own + error).T @ np.abs(hidden)
-    grad_bias = np.sum(g, axis=0)
-    grad_bias_scale = np.sum(_roundings(rows) * own + error, axis=0)
-    return Linear(np.asarray(loss), np.asarray(loss_scale), grad_hidden, grad_hidden_scale, grad_weight,
-                  grad_weight_scale, grad_bias, grad_bias_scale)
+
+def _row_blocks(rows: int, classes: int) -> list[slice]:
+    """Blocks of rows of about BLOCK_ELEMENTS logits."""
+    step = max(1, BLOCK_ELEMENTS // max(classes, 1))
+    return [slice(start, min(start + step, rows)) for start in range(0, rows, step)]
 
 
 def _probabilities(z, options) -> np.ndarray:

@@ -73,9 +73,10 @@ def prepare(op: "Op", prediction: np.ndarray, labels: np.ndarray, options: Mappi
             mean_weights = np.where(valid, np.asarray(weight, np.float64)[labels], 0.0)
         elif ignore is not None:
             mean_weights = valid * 1.0
-        if smoothing or weight is not None:
-            classes = prediction.shape[axis]
-            labels = np.moveaxis(np.eye(classes)[labels], -1, axis)
+        if smoothing or weight is not None:  # one-hot rows (not np.eye(classes)[labels]: V^2 floats)
+            dense_labels = np.zeros(prediction.shape, np.float64)
+            np.put_along_axis(dense_labels, np.expand_dims(labels, axis), 1.0, axis=axis)
+            labels = dense_labels
             dense = True
 
     sample_weight = options.get("sample_weight")
@@ -85,11 +86,15 @@ def prepare(op: "Op", prediction: np.ndarray, labels: np.ndarray, options: Mappi
         if options.get("reduction") == "weighted_mean":
             mean_weights = sample_weight
 
+    # The one-hot rows made above are this function's own: transformed in place (at a vocabulary
+    # of 128256 each copy is as large as the logits); labels given as floats are not written to.
     if smoothing:
         classes = prediction.shape[axis] if op.class_axis else 2
-        labels = labels * (1.0 - smoothing) + smoothing / classes
+        labels = np.multiply(labels, 1.0 - smoothing, out=labels) if dense else labels * (1.0 - smoothing)
+        labels += smoothing / classes
     if weight is not None:
-        labels = labels * np.reshape(np.asarray(weight, np.float64), along(axis, prediction.ndim))
+        factor = np.reshape(np.asarray(weight, np.float64), along(axis, prediction.ndim))
+        labels = np.multiply(labels, factor, out=labels) if dense else labels * factor
     return Prepared(labels, dense, example_weights, mean_weights, prediction)
 
 

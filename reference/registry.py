@@ -14,7 +14,7 @@ from reference.ops import FAMILIES
 from reference.options import REDUCTIONS, SHARED_OPTIONS
 
 __all__ = ["OPS", "REDUCTIONS", "SHARED_OPTIONS", "Op", "Variant", "evaluate_grad", "evaluate_loss",
-           "evaluate_scale", "has_grad", "variant_names"]
+           "evaluate_loss_and_scale", "evaluate_scale", "has_grad", "variant_names"]
 
 
 def _register(families) -> dict[str, Op]:
@@ -128,12 +128,26 @@ def evaluate_loss(op: str, variant: "str | Variant", inputs, options: Mapping[st
 
 def evaluate_scale(op: str, variant: "str | Variant", inputs, options: Mapping[str, object], dtype: str) -> np.ndarray:
     """The conditioning scale of evaluate_loss, same shape."""
+    return evaluate_loss_and_scale(op, variant, inputs, options, dtype)[1]
+
+
+def evaluate_loss_and_scale(op: str, variant: "str | Variant", inputs, options: Mapping[str, object],
+                            dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """(evaluate_loss, evaluate_scale), the same values, from one pass over the logits where
+    the variant offers one (the softmax ops: a loss check's reference at half the cost of the
+    two calls)."""
     if _op(op).head:
-        return _linear(OPS[op], variant, inputs, options, dtype).loss_scale
+        evaluated = _linear(OPS[op], variant, inputs, options, dtype)
+        return evaluated.loss, evaluated.loss_scale
     prediction, prepared, spec, function_options, _ = _setup(op, variant, inputs, options)
-    loss = spec.loss(prediction, prepared.labels, dtype, **function_options)
-    scale = spec.scale(prediction, prepared.labels, loss, dtype, **function_options)
-    return np.asarray(pipeline.reduce_scale(scale, loss, options.get("reduction", "none"), prepared))
+    if spec.loss_and_scale is not None:  # one pass over the logits (the softmax ops' fast tier)
+        loss, scale = spec.loss_and_scale(prediction, prepared.labels, dtype, **function_options)
+    else:
+        loss = spec.loss(prediction, prepared.labels, dtype, **function_options)
+        scale = spec.scale(prediction, prepared.labels, loss, dtype, **function_options)
+    reduction = options.get("reduction", "none")
+    return (np.asarray(pipeline.reduce_loss(loss, reduction, prepared)),
+            np.asarray(pipeline.reduce_scale(scale, loss, reduction, prepared)))
 
 
 def evaluate_grad(op: str, variant: "str | Variant", inputs, options: Mapping[str, object], dtype: str,
@@ -156,14 +170,40 @@ def evaluate_grad(op: str, variant: "str | Variant", inputs, options: Mapping[st
     if function is None:
         raise ValueError(f"{op} variant {variant!r} has no gradient with respect to the {wrt}")
     grad, scale = function(prediction, prepared.labels, dtype, **function_options)
+    # The factors below are applied in place where the variant handed back arrays of its own
+    # (a gradient as large as the logits is not copied once per factor); else as new arrays.
+    own = [_own(array, prediction, prepared.labels) for array in (grad, scale)]
+    own = [each and not np.may_share_memory(grad, scale) for each in own]
     if wrt == "labels":
         factor = pipeline.label_factor(prediction, options)
-        grad, scale = grad * factor, scale * np.abs(factor)
+        grad, scale = _times(grad, factor, own[0]), _times(scale, np.abs(factor), own[1])
     axis = options.get("axis", -1) if OPS[op].class_axis else None
-    grad = pipeline.per_example(grad, prepared.example_weights, axis)
-    scale = pipeline.per_example(scale, prepared.example_weights, axis)
+    weights = prepared.example_weights
+    if weights is not None:  # pipeline.per_example
+        grad, scale = (_times(array, np.expand_dims(weights, axis) if axis is not None and np.ndim(array) > np.ndim(
+            weights) else weights, in_place) for array, in_place in zip((grad, scale), own))
     if options.get("reduction", "none") in ("mean", "weighted_mean"):
-        denominator = pipeline.grad_denominator(prediction, axis, prepared)
+        denominator = np.float64(pipeline.grad_denominator(prediction, axis, prepared))
         with np.errstate(divide="ignore", invalid="ignore"):
-            grad, scale = grad / np.float64(denominator), scale / np.float64(denominator)
+            grad, scale = _divided(grad, denominator, own[0]), _divided(scale, denominator, own[1])
     return grad, scale
+
+
+def _own(array, *inputs) -> bool:
+    """Whether array is a writeable float64 array sharing no memory with the inputs."""
+    return (isinstance(array, np.ndarray) and array.dtype == np.float64 and array.flags.writeable
+            and not any(np.may_share_memory(array, other) for other in inputs))
+
+
+def _times(array, factor, in_place: bool):
+    """array * factor, in array where it is the variant's own and keeps its shape."""
+    if in_place and np.broadcast_shapes(np.shape(array), np.shape(factor)) == array.shape:
+        return np.multiply(array, factor, out=array)
+    return array * factor
+
+
+def _divided(array, denominator, in_place: bool):
+    """array / denominator, in array where it is the variant's own."""
+    if in_place:
+        return np.divide(array, denominator, out=array)
+    return array / denominator

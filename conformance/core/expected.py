@@ -29,9 +29,8 @@ def as64(cast: dict) -> dict:
 def reference_values(case, variant, cast, dtype, quantity):
     """(expected, scale) in float64: the variant's value and its conditioning scale."""
     wide = as64(cast)
-    if quantity == "loss":
-        return (registry.evaluate_loss(case.op, variant, wide, case.options, dtype),
-                registry.evaluate_scale(case.op, variant, wide, case.options, dtype))
+    if quantity == "loss":  # one pass over the logits where the variant has one (the softmax ops)
+        return registry.evaluate_loss_and_scale(case.op, variant, wide, case.options, dtype)
     if quantity == "jvp":
         return forward_reference(case, variant, wide, dtype)
     wrt = checks.wrt_of(quantity)

@@ -1,5 +1,5 @@
 """The fast tier of the softmax cross-entropies: plain float64, vectorised, chunked by rows and
-threaded, with a proven error bound.
+threaded, with a proven error bound. Its conditioning scales are in reference.numerics.fast_scales.
 
 Every result here is within fast_tier_ulps(V) units of float64 rounding (u = 2**-53)
 times the op's conditioning scale (the scale the checks' tolerances use):
@@ -10,16 +10,22 @@ times the op's conditioning scale (the scale the checks' tolerances use):
   relative error <= (16 + log2 V) u, and sum_j p_j |d_j| <= log V (it is at most the entropy
   of the softmax), so the exponent errors add at most u log V to log1p(rest).
 - the loss (m - z_label) + log1p(rest) adds three roundings, each at most u times a term the
-  scale already counts (|loss|, 2 |m - z_label|, logsumexp(z - m) + 1, log2 V).
-- a gradient element e_j / s - [j = label] carries e_j's and s's relative errors on p_j and one
-  rounding of the difference: at most (24 + log2 V) u p_j (|d_j| + 1) + u, within the scale
-  p_j (2 |d_j| + lse + 1) + [j = label].
+  scale already counts (|loss|, 2 |m - z_label|, logsumexp(z - m) + 1, log2 V); the dense
+  loss sum_c y_c (m - z_c) + sum(y) log1p(rest) sums its products pairwise too.
+- a gradient element e_j (1 / s) - [j = label] carries e_j's and s's relative errors on p_j,
+  two roundings of the product and one of the difference: at most (24 + log2 V) u p_j
+  (|d_j| + 1) + u, within the scale p_j (2 |d_j| + lse + 1) + [j = label].
 
 Hence the bound 2 (24 + log2 V) u scale + FAST_TIER_ABS, which the oracle test holds each
 result to; the absolute part is the float64 subnormal range, where exp(d) < 2**-1022 keeps
 fewer bits than u promises (two roundings there, of at most 2**-1075 each). Rows
-whose maximum is not finite (all -inf, or a +inf or NaN logit) give NaN, as in the
-double-double tier.
+holding a non-finite logit (a -inf mask, +inf, NaN), or a logit of magnitude 2**1020 or more
+(none of a narrow dtype), go to the double-double tier, which owns the conventions of
+infinities and NaN.
+
+Memory: results are written into their own arrays block by block; a block of rows (about
+BLOCK_ELEMENTS logits) is all the float64 scratch a thread holds, so a loss and its gradient
+cost their outputs and a few blocks, whatever N.
 """
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +35,9 @@ import numpy as np
 U = 2.0 ** -53
 FAST_TIER_ABS = 2.0 ** -1074
 BLOCK_ELEMENTS = 1 << 16  # a block of rows whose float64 temporaries stay in a core's cache
+# The fast tier's rows: finite logits below this magnitude (every float32, bfloat16 and float16
+# logit), so that no z - m nor 2 (m - z) overflows; other rows go to the double-double tier.
+LIMIT = np.float64(2.0 ** 1020)  # a float64 scalar: compared with float32 maxima without casting it
 
 
 def fast_tier_ulps(classes: int) -> float:
@@ -57,29 +66,22 @@ def _each_block(rows: int, classes: int, work) -> None:
             pass
 
 
-def _row_parts(z: np.ndarray, out=None):
-    """(e = exp(z - m) with the first maximum's e set to 0, m, rest = sum of e, index of the
-    first maximum) of a [rows, V] block whose logits are all finite; e is computed in float64
-    into out when given (the logits may be float32: widening them is exact)."""
-    index = np.arange(z.shape[0])
-    top = np.argmax(z, axis=1)
-    m = z[index, top].astype(np.float64)
-    e = np.empty(z.shape, np.float64) if out is None else out
-    np.copyto(e, z)  # widened first, then subtracted in place: the same values, a third faster than mixed dtypes
-    np.subtract(e, m[:, None], out=e)
-    np.exp(e, out=e)
-    e[index, top] = 0.0
-    return e, m, e.sum(axis=1), top
+def _as_rows(array: np.ndarray, axis: int) -> np.ndarray:
+    """The class axis last, flattened to [rows, V]."""
+    moved = np.moveaxis(array, axis, -1)
+    return moved.reshape(-1, moved.shape[-1])
 
 
-def _by_rows(logits, labels, axis: int, kernel, exact, dense_labels: bool, per_class) -> np.ndarray:
-    """kernel(z, labels) on [rows, V] blocks of the logits (class axis last), in threads;
-    rows holding a non-finite logit go to exact(z, labels, -1), the double-double tier,
-    which owns the conventions of infinities and NaN. Labels are [rows] integers, or [rows, V]
-    (dense_labels); the result is one number per row, or per class (per_class). A tuple
-    per_class asks for several results at once (kernel and exact return one each)."""
-    several = isinstance(per_class, tuple)
-    shapes = per_class if several else (per_class,)
+def by_rows(logits, labels, axis: int, kernel, exact, *, dense_labels: bool, per_class: tuple[bool, ...],
+            row_inputs: tuple = ()) -> tuple:
+    """kernel(z, top, y, *row inputs, targets) on [rows, V] blocks of the logits (class axis
+    last; top, each row's first maximum), in threads; rows holding a non-finite logit (or one of
+    magnitude LIMIT or more) go to exact(z, y, *row inputs, -1), the double-double tier. Labels are [rows] integers, or
+    [rows, V] (dense_labels); row_inputs are arrays of one number per row (the logits' shape
+    without the class axis). Each result is one number per row, or per class where per_class
+    says so. Both return a tuple of results; a kernel gets targets, the blocks of the
+    per-class results (None for the rest), and writes into them in place where it can
+    (results as large as the logits are never copied)."""
     z = np.asarray(logits)
     moved_shape = np.moveaxis(z, axis, -1).shape
     rows = _as_rows(z, axis)
@@ -87,98 +89,142 @@ def _by_rows(logits, labels, axis: int, kernel, exact, dense_labels: bool, per_c
         y = _as_rows(np.broadcast_to(np.asarray(labels, np.float64), z.shape), axis)
     else:
         y = np.asarray(labels, np.int64).reshape(-1)
-    outs = [np.empty(rows.shape if each else rows.shape[:1], np.float64) for each in shapes]
-    # a gradient is computed in place in its result (the last per-class one, as kernels take one)
-    inplace = next((i for i in reversed(range(len(shapes))) if shapes[i]), None)
+    extra = [np.asarray(r, np.float64).reshape(-1) for r in row_inputs]
+    outs = [np.empty(rows.shape if each else rows.shape[:1], np.float64) for each in per_class]
 
     def work(block):
         z_block = rows[block]
-        finite = np.isfinite(z_block).all(axis=1)
+        top = np.argmax(z_block, axis=1)  # the first NaN where there is one
+        # False at NaN, infinities and huge logits (two reductions, no temporary)
+        finite = (z_block[np.arange(len(top)), top] < LIMIT) & (z_block.min(axis=1) > -LIMIT)
         if finite.all():  # the usual case
-            target = None if inplace is None else outs[inplace][block]
-            results = kernel(z_block, y[block], target)
-            for out, result in zip(outs, results if several else (results,)):
+            targets = tuple(out[block] if each else None for out, each in zip(outs, per_class))
+            for out, result, target in zip(outs, kernel(z_block, top, y[block], *(r[block] for r in extra),
+                                                        targets), targets):
                 if result is not target:
                     out[block] = result
             return
-        results = kernel(z_block[finite], y[block][finite], None)
-        exacts = exact(np.asarray(z_block[~finite], np.float64), y[block][~finite], -1)
-        for out, result, exact_result in zip(outs, *(r if several else (r,) for r in (results, exacts))):
+        nones = (None,) * len(outs)
+        results = kernel(z_block[finite], top[finite], y[block][finite], *(r[block][finite] for r in extra), nones)
+        exacts = exact(np.asarray(z_block[~finite], np.float64), y[block][~finite],
+                       *(r[block][~finite] for r in extra), -1)
+        exacts = exacts if isinstance(exacts, tuple) else (exacts,)
+        for out, result, exact_result in zip(outs, results, exacts):
             out[block][finite] = result
             out[block][~finite] = exact_result
 
     _each_block(*rows.shape, work)
-    shaped = [out.reshape(moved_shape[:-1]) if out.ndim == 1 else np.moveaxis(out.reshape(moved_shape), -1, axis)
-              for out in outs]
-    return tuple(shaped) if several else shaped[0]
+    return tuple(out.reshape(moved_shape[:-1]) if not each else np.moveaxis(out.reshape(moved_shape), -1, axis)
+                 for out, each in zip(outs, per_class))
 
 
-def _as_rows(array: np.ndarray, axis: int) -> np.ndarray:
-    """The class axis last, flattened to [rows, V]."""
-    moved = np.moveaxis(array, axis, -1)
-    return moved.reshape(-1, moved.shape[-1])
+def shifted(z: np.ndarray, top: np.ndarray, out=None):
+    """(z - m into out, float64; m) of a [rows, V] block of finite logits whose first maxima
+    are at top (they may be float32: widening them is exact, so the values are the same)."""
+    m = z[np.arange(z.shape[0]), top].astype(np.float64)
+    d = np.empty(z.shape, np.float64) if out is None else out
+    if z.dtype == np.float64:
+        np.subtract(z, m[:, None], out=d)
+    else:  # widened first, then subtracted in place: a third faster than mixed dtypes
+        np.copyto(d, z)
+        np.subtract(d, m[:, None], out=d)
+    return d, m
 
 
-def _sparse_loss(z, labels, out=None):
+def exp_rest(d: np.ndarray, top: np.ndarray) -> np.ndarray:
+    """exp(d) in place with the first maximum's set to 0, and rest, the sum of the others."""
+    np.exp(d, out=d)
+    d[np.arange(d.shape[0]), top] = 0.0
+    return d.sum(axis=1)
+
+
+def row_parts(z, top, out=None):
+    """(e = exp(z - m) with the first maximum's e set to 0, m, rest = sum of e) of a [rows, V]
+    block whose logits are all finite and whose first maxima are at top."""
+    e, m = shifted(z, top, out)
+    return e, m, exp_rest(e, top)
+
+
+def _at(z, labels) -> np.ndarray:
+    return z[np.arange(z.shape[0]), labels].astype(np.float64)
+
+
+def _sparse_loss(z, top, labels, targets):
     """logsumexp(z) - z[label] = (m - z[label]) + log1p(rest)."""
-    _, m, rest, _ = _row_parts(z)
-    return (m - z[np.arange(z.shape[0]), labels].astype(np.float64)) + np.log1p(rest)
+    _, m, rest = row_parts(z, top)
+    return ((m - _at(z, labels)) + np.log1p(rest),)
 
 
-def _sparse_grad(z, labels, out=None):
+def _sparse_grad(z, top, labels, targets):
     """softmax(z) - onehot(label); at the first maximum, softmax - 1 = -rest / (1 + rest)."""
-    e, _, rest, top = _row_parts(z, out)
-    return _sparse_grad_of_parts(e, rest, top, labels)
+    e, _, rest = row_parts(z, top, targets[0])
+    return (sparse_grad_of_parts(*softmax_of_parts(e, rest, top), rest, top, labels),)
 
 
-def _sparse_loss_and_grad(z, labels, out=None):
+def _sparse_loss_and_grad(z, top, labels, targets):
     """Both from one exponential pass: the loss of _sparse_loss and the gradient of _sparse_grad
     (the same operations on the same values, so the same bits)."""
-    e, m, rest, top = _row_parts(z, out)
-    loss = (m - z[np.arange(z.shape[0]), labels].astype(np.float64)) + np.log1p(rest)
-    return loss, _sparse_grad_of_parts(e, rest, top, labels)
+    e, m, rest = row_parts(z, top, targets[1])
+    loss = (m - _at(z, labels)) + np.log1p(rest)
+    return loss, sparse_grad_of_parts(*softmax_of_parts(e, rest, top), rest, top, labels)
 
 
-def _sparse_grad_of_parts(e, rest, top, labels):
-    index = np.arange(e.shape[0])
+def softmax_of_parts(e, rest, top):
+    """(p, s): the softmax e (1 / s), in place in e, from row_parts; s = 1 + rest per row (a
+    product by the rounded reciprocal, a third the time of a division: one more rounding)."""
     s = 1.0 + rest
-    grad = np.divide(e, s[:, None], out=e)
-    grad[index, top] = 1.0 / s
-    grad[index, labels] = np.where(labels == top, -rest / s, grad[index, labels] - 1.0)
-    return grad
+    reciprocal = 1.0 / s
+    p = np.multiply(e, reciprocal[:, None], out=e)
+    p[np.arange(e.shape[0]), top] = reciprocal
+    return p, s
 
 
-def _dense_loss(z, y, out=None):
+def sparse_grad_of_parts(p, s, rest, top, labels):
+    """The sparse gradient, in place in p, from softmax_of_parts."""
+    index = np.arange(p.shape[0])
+    p[index, labels] = np.where(labels == top, -rest / s, p[index, labels] - 1.0)
+    return p
+
+
+def dense_loss_of_parts(z, y, m, rest, scratch) -> np.ndarray:
+    """sum_c y_c (m - z_c) + sum(y) log1p(rest), the products summed pairwise (in scratch)."""
+    np.subtract(m[:, None], z, out=scratch)
+    np.multiply(scratch, y, out=scratch)
+    return scratch.sum(axis=1) + y.sum(axis=1) * np.log1p(rest)
+
+
+def _dense_loss(z, top, y, targets):
     """sum_c y_c (lse - z_c) = sum_c y_c (m - z_c) + sum(y) log1p(rest)."""
-    _, m, rest, _ = _row_parts(z)
-    return np.einsum("ij,ij->i", y, np.subtract(m[:, None], z, dtype=np.float64)) + y.sum(axis=1) * np.log1p(rest)
+    e, m, rest = row_parts(z, top)
+    return (dense_loss_of_parts(z, y, m, rest, e),)
 
 
-def _dense_grad(z, y, out=None):
+def _dense_grad(z, top, y, targets):
     """softmax(z) sum(y) - y."""
-    e, _, rest, top = _row_parts(z, out)
+    e, _, rest = row_parts(z, top, targets[0])
     e[np.arange(z.shape[0]), top] = 1.0
     grad = np.multiply(e, (y.sum(axis=1) / (1.0 + rest))[:, None], out=e)
     grad -= y
-    return grad
+    return (grad,)
 
 
 def sparse_loss(logits, labels, axis: int, exact) -> np.ndarray:
-    return _by_rows(logits, labels, axis, _sparse_loss, exact, dense_labels=False, per_class=False)
+    return by_rows(logits, labels, axis, _sparse_loss, exact, dense_labels=False, per_class=(False,))[0]
 
 
 def sparse_grad(logits, labels, axis: int, exact) -> np.ndarray:
-    return _by_rows(logits, labels, axis, _sparse_grad, exact, dense_labels=False, per_class=True)
+    return by_rows(logits, labels, axis, _sparse_grad, exact, dense_labels=False, per_class=(True,))[0]
 
 
 def sparse_loss_and_grad(logits, labels, axis: int, exact) -> tuple[np.ndarray, np.ndarray]:
     """(sparse_loss, sparse_grad) from one pass over the logits; exact returns both too."""
-    return _by_rows(logits, labels, axis, _sparse_loss_and_grad, exact, dense_labels=False, per_class=(False, True))
+    return by_rows(logits, labels, axis, _sparse_loss_and_grad, exact, dense_labels=False, per_class=(False, True))
 
 
 def dense_loss(logits, labels, axis: int, exact) -> np.ndarray:
-    return _by_rows(logits, labels, axis, _dense_loss, exact, dense_labels=True, per_class=False)
+    return by_rows(logits, labels, axis, _dense_loss, exact, dense_labels=True, per_class=(False,))[0]
 
 
 def dense_grad(logits, labels, axis: int, exact) -> np.ndarray:
-    return _by_rows(logits, labels, axis, _dense_grad, exact, dense_labels=True, per_class=True)
+    return by_rows(logits, labels, axis, _dense_grad, exact, dense_labels=True, per_class=(True,))[0]
+

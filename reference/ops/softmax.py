@@ -4,7 +4,9 @@ sparse_softmax_cross_entropy (integer labels), with gradients and conditioning.
 Two tiers (reference.tiers picks one per dtype): double-double rounded once, shifted by the
 row's maximum so that a common offset of the logits costs nothing, for float64 checks; and
 the fast tier (reference.numerics.fast_softmax: plain float64, chunked and threaded, within
-a proven bound far inside the tolerance) for float32, bfloat16 and float16 checks. The
+a proven bound far inside the tolerance) for float32, bfloat16 and float16 checks, and their
+conditioning scales (reference/ops/softmax_scales.py, reference.numerics.fast_scales: a scale
+needs a few correct bits, and has 42; each from the exponential pass of its value). The
 gradient is softmax(z) * sum(y) - y, softmax(z) - y only when the labels sum to 1 (the
 article's [1, 2] do not). A row without a finite maximum (all -inf, or a +inf or NaN logit)
 gives NaN. Unreduced losses drop the class axis.
@@ -13,13 +15,24 @@ from dataclasses import replace
 
 import numpy as np
 
-from reference import tiers
 from reference.declaration import Op, Variant
 from reference.numerics import doubledouble as dd
+from reference.numerics import fast_scales
 from reference.numerics import fast_softmax as fast
-from reference.numerics.conditioning import summation
-from reference.numerics.softmax import along, dd_log_softmax, log_softmax, logsumexp, onehot, softmax_parts, take_class
-from reference.numerics.terms import as_float64, dd_times, times
+from reference.numerics.softmax import along, dd_log_softmax, log_softmax, logsumexp, softmax_parts, take_class
+from reference.numerics.terms import as_float64, dd_times
+from reference.ops.softmax_scales import (exact_dense_grad_scale, exact_dense_scale, exact_sparse_grad_scale,
+                                          exact_sparse_scale, probabilities, softmax_cross_entropy_grad_scale,
+                                          softmax_cross_entropy_scale, softmax_terms,
+                                          sparse_softmax_cross_entropy_grad_scale, sparse_softmax_cross_entropy_scale,
+                                          z_loss_grad_scale, z_loss_scale)
+from reference.tiers import by_tier
+
+__all__ = ["SOFTMAX_CROSS_ENTROPY", "SPARSE_SOFTMAX_CROSS_ENTROPY", "softmax_cross_entropy",
+           "softmax_cross_entropy_grad", "softmax_cross_entropy_grad_scale", "softmax_cross_entropy_scale",
+           "softmax_terms", "sparse_softmax_cross_entropy", "sparse_softmax_cross_entropy_grad",
+           "sparse_softmax_cross_entropy_grad_scale", "sparse_softmax_cross_entropy_scale", "z_loss_grad_scale",
+           "z_loss_scale"]
 
 
 # The mathematics --------------------------------------------------------------------------
@@ -27,37 +40,58 @@ from reference.numerics.terms import as_float64, dd_times, times
 
 def softmax_cross_entropy(logits, labels, axis: int = -1, dtype: str = "float64") -> np.ndarray:
     """-sum_c y_c log softmax(z)_c; labels need not sum to 1."""
-    return _by_tier(fast.dense_loss, _exact_softmax_cross_entropy, logits, labels, axis, dtype)
+    return by_tier(fast.dense_loss, _exact_softmax_cross_entropy, logits, labels, axis, dtype)
 
 
 def sparse_softmax_cross_entropy(logits, labels, axis: int = -1, dtype: str = "float64") -> np.ndarray:
     """logsumexp(z) - z[label]."""
-    return _by_tier(fast.sparse_loss, _exact_sparse_softmax_cross_entropy, logits, labels, axis, dtype)
+    return by_tier(fast.sparse_loss, _exact_sparse_softmax_cross_entropy, logits, labels, axis, dtype)
 
 
 def softmax_cross_entropy_grad(logits, labels, axis: int = -1, dtype: str = "float64") -> np.ndarray:
     """d/dz = softmax(z) * sum(y) - y."""
-    return _by_tier(fast.dense_grad, _exact_softmax_cross_entropy_grad, logits, labels, axis, dtype)
+    return by_tier(fast.dense_grad, _exact_softmax_cross_entropy_grad, logits, labels, axis, dtype)
 
 
 def sparse_softmax_cross_entropy_grad(logits, labels, axis: int = -1, dtype: str = "float64") -> np.ndarray:
     """d/dz = softmax(z) - onehot(label)."""
-    return _by_tier(fast.sparse_grad, _exact_sparse_softmax_cross_entropy_grad, logits, labels, axis, dtype)
+    return by_tier(fast.sparse_grad, _exact_sparse_softmax_cross_entropy_grad, logits, labels, axis, dtype)
 
 
 def sparse_softmax_cross_entropy_and_grad(logits, labels, axis: int = -1,
                                           dtype: str = "float64") -> tuple[np.ndarray, np.ndarray]:
     """(sparse_softmax_cross_entropy, sparse_softmax_cross_entropy_grad), the same values,
     from one pass over the logits in the fast tier (what a training step asks of a kernel)."""
-    return _by_tier(fast.sparse_loss_and_grad, _exact_sparse_softmax_cross_entropy_and_grad, logits, labels, axis,
+    return by_tier(fast.sparse_loss_and_grad, _exact_sparse_softmax_cross_entropy_and_grad, logits, labels, axis,
                     dtype)
 
 
-def _by_tier(fast_function, exact_function, logits, labels, axis, dtype):
-    """The fast tier where its bound fits the dtype under test (reference/tiers.py), else double-double."""
-    if tiers.fast_tier_holds(dtype, np.shape(logits)[axis]):
-        return fast_function(logits, labels, axis, exact=exact_function)
-    return exact_function(logits, labels, axis)
+def softmax_cross_entropy_loss_and_scale(logits, labels, axis: int = -1,
+                                        dtype: str = "float64") -> tuple[np.ndarray, np.ndarray]:
+    """(softmax_cross_entropy, softmax_cross_entropy_scale of it), one pass in the fast tier."""
+    return by_tier(fast_scales.dense_loss_and_scale, _exact_softmax_cross_entropy_and_scale, logits, labels, axis,
+                    dtype)
+
+
+def sparse_softmax_cross_entropy_loss_and_scale(logits, labels, axis: int = -1,
+                                               dtype: str = "float64") -> tuple[np.ndarray, np.ndarray]:
+    """(sparse_softmax_cross_entropy, sparse_softmax_cross_entropy_scale of it), one pass in the fast tier."""
+    return by_tier(fast_scales.sparse_loss_and_scale, _exact_sparse_softmax_cross_entropy_and_scale, logits, labels,
+                    axis, dtype)
+
+
+def softmax_cross_entropy_grad_and_scale(logits, labels, axis: int = -1,
+                                        dtype: str = "float64") -> tuple[np.ndarray, np.ndarray]:
+    """(softmax_cross_entropy_grad, softmax_cross_entropy_grad_scale), one pass in the fast tier."""
+    return by_tier(fast_scales.dense_grad_and_scale, _exact_softmax_cross_entropy_grad_and_scale, logits, labels,
+                    axis, dtype)
+
+
+def sparse_softmax_cross_entropy_grad_and_scale(logits, labels, axis: int = -1,
+                                               dtype: str = "float64") -> tuple[np.ndarray, np.ndarray]:
+    """(sparse_softmax_cross_entropy_grad, sparse_softmax_cross_entropy_grad_scale), one pass in the fast tier."""
+    return by_tier(fast_scales.sparse_grad_and_scale, _exact_sparse_softmax_cross_entropy_grad_and_scale, logits,
+                    labels, axis, dtype)
 
 
 # The double-double tier -------------------------------------------------------------------
@@ -77,6 +111,25 @@ def _exact_sparse_softmax_cross_entropy(logits, labels, axis: int = -1) -> np.nd
 def _exact_sparse_softmax_cross_entropy_and_grad(logits, labels, axis: int = -1):
     return (_exact_sparse_softmax_cross_entropy(logits, labels, axis),
             _exact_sparse_softmax_cross_entropy_grad(logits, labels, axis))
+
+
+def _exact_sparse_softmax_cross_entropy_and_scale(logits, labels, axis: int = -1):
+    loss = _exact_sparse_softmax_cross_entropy(logits, labels, axis)
+    return loss, exact_sparse_scale(logits, labels, loss, axis)
+
+
+def _exact_softmax_cross_entropy_and_scale(logits, labels, axis: int = -1):
+    loss = _exact_softmax_cross_entropy(logits, labels, axis)
+    return loss, exact_dense_scale(logits, labels, loss, axis)
+
+
+def _exact_sparse_softmax_cross_entropy_grad_and_scale(logits, labels, axis: int = -1):
+    return (_exact_sparse_softmax_cross_entropy_grad(logits, labels, axis),
+            exact_sparse_grad_scale(logits, labels, axis))
+
+
+def _exact_softmax_cross_entropy_grad_and_scale(logits, labels, axis: int = -1):
+    return (_exact_softmax_cross_entropy_grad(logits, labels, axis), exact_dense_grad_scale(logits, labels, axis))
 
 
 def _exact_softmax_cross_entropy_grad(logits, labels, axis: int = -1) -> np.ndarray:
@@ -131,73 +184,10 @@ def with_z_loss_grad(grad, logits, z_loss: float, axis: int) -> np.ndarray:
     return grad + 2.0 * z_loss * lse * np.exp(log_softmax(logits, axis))
 
 
-def softmax_cross_entropy_label_grad(logits, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
+def softmax_cross_entropy_label_grad(logits, axis: int = -1, dtype: str = "float64") -> tuple[np.ndarray, np.ndarray]:
     """d/dy = -log softmax(z): the loss is linear in its labels."""
     log_p = log_softmax(logits, axis)
-    return -log_p, np.abs(log_p) + softmax_terms(logits, axis)
-
-
-# Conditioning -----------------------------------------------------------------------------
-
-
-def softmax_terms(logits, axis: int) -> np.ndarray:
-    """Per class: 2 (max z - z_j) + logsumexp(z - max z) + 1, the magnitudes an lse rounds."""
-    z = np.asarray(logits, np.float64)
-    m = np.max(z, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
-    with np.errstate(invalid="ignore"):
-        gap = m - z
-        lse = np.expand_dims(logsumexp(z - m, axis), axis)
-    return 2.0 * gap + lse + 1.0
-
-
-def z_loss_scale(logits, z_loss: float, axis: int) -> np.ndarray:
-    """s lse^2 moves by 2 s |lse| sum_j p_j |z_j| eps when the logits are rounded (the z-loss is
-    not shift-invariant: its scale is the logits' own magnitude), and rounds at s lse^2."""
-    if not z_loss:
-        return 0.0
-    z = np.asarray(logits, np.float64)
-    lse = logsumexp(z, axis)
-    with np.errstate(invalid="ignore"):
-        weighted = np.sum(np.exp(log_softmax(z, axis)) * np.abs(z), axis=axis)
-    return z_loss * (3.0 * lse * lse + 2.0 * np.abs(lse) * weighted)
-
-
-def z_loss_grad_scale(logits, z_loss: float, axis: int) -> np.ndarray:
-    """2 s lse p_j: the roundings of lse (at the logits' magnitude) and of p_j."""
-    if not z_loss:
-        return 0.0
-    z = np.asarray(logits, np.float64)
-    lse = np.expand_dims(logsumexp(z, axis), axis)
-    p = np.exp(log_softmax(z, axis))
-    with np.errstate(invalid="ignore"):
-        weighted = np.sum(p * np.abs(z), axis=axis, keepdims=True)
-    return 2.0 * z_loss * p * (np.abs(lse) * (softmax_terms(z, axis) + 1.0) + weighted)
-
-
-def softmax_cross_entropy_scale(logits, labels, loss, axis: int = -1) -> np.ndarray:
-    terms = times(np.abs(labels), softmax_terms(logits, axis))
-    return np.abs(loss) + np.sum(terms, axis=axis) + summation(terms, axis)
-
-
-def sparse_softmax_cross_entropy_scale(logits, labels, loss, axis: int = -1) -> np.ndarray:
-    terms = take_class(softmax_terms(logits, axis), labels, axis)
-    return np.abs(loss) + terms + np.log2(max(np.shape(logits)[axis], 2))
-
-
-def softmax_cross_entropy_grad_scale(logits, labels, axis: int = -1) -> np.ndarray:
-    """p_j sum(y) - y_j: p_j = exp(z_j - lse) carries the rounding of its exponent."""
-    z = np.asarray(logits, np.float64)
-    p = np.exp(log_softmax(z, axis))
-    total = np.abs(np.sum(labels, axis=axis, keepdims=True))
-    return p * total * softmax_terms(z, axis) + np.abs(labels)
-
-
-def sparse_softmax_cross_entropy_grad_scale(logits, labels, axis: int = -1) -> np.ndarray:
-    """p_j - [j == label]: the subtraction at the label rounds at magnitude 1."""
-    z = np.asarray(logits, np.float64)
-    p = np.exp(log_softmax(z, axis))
-    return p * softmax_terms(z, axis) + onehot(labels, p, axis)
+    return -log_p, np.abs(log_p) + softmax_terms(logits, axis, dtype)
 
 
 # Soft-capping -------------------------------------------------------------------------------
@@ -214,7 +204,7 @@ def soft_cap(logits, softcap: float | None) -> np.ndarray:
         return np.where(z == -np.inf, -np.inf, softcap * np.tanh(z / softcap))
 
 
-def _through_cap(logits, capped, grad, scale, softcap, axis):
+def _through_cap(logits, capped, grad, scale, softcap, axis, dtype):
     """The chain rule through the cap: d/dz = d/dc sech^2(z / c), 0 at a mask. Its scale adds
     the rounding of the capped logits (at their own magnitude: the cap is not shift-invariant)
     through the softmax, and the slope 1 - tanh^2 formed from a rounded tanh (2 tanh^2)."""
@@ -225,7 +215,7 @@ def _through_cap(logits, capped, grad, scale, softcap, axis):
     with np.errstate(over="ignore", invalid="ignore"):
         slope = np.where(masked, 0.0, 1.0 / np.cosh(z / softcap) ** 2)
         tanh2 = np.where(masked, 1.0, (capped / softcap) ** 2)
-    p, shift = _capped_shift(capped, axis)
+    p, shift = _capped_shift(capped, axis, dtype)
     return grad * slope, (scale + p * shift) * slope + np.abs(grad) * 2.0 * tanh2
 
 
@@ -234,46 +224,59 @@ def _capped_size(capped):
     return np.where(np.isfinite(capped), np.abs(capped), 0.0)
 
 
-def _capped_shift(capped, axis):
+def _capped_shift(capped, axis, dtype):
     """(p, |c_j| + sum_k p_k |c_k|): rounding each capped logit at its magnitude moves
     log p_j by at most the second, and p_j by p_j times it."""
-    p = np.exp(log_softmax(capped, axis))
+    p = probabilities(capped, axis, dtype)
     size = _capped_size(capped)
     return p, size + np.sum(p * size, axis=axis, keepdims=True)
 
 
-def _softmax_variant(loss, loss_scale, grad, grad_scale, label_grad=None) -> Variant:
+def _softmax_variant(loss, loss_and_scale, loss_scale, grad_and_scale, label_grad=None) -> Variant:
     """The exact variant of a softmax op, soft-capped when `softcap` is given: each function
-    of the plain op is evaluated on c tanh(z / c), and its gradient taken through the cap."""
+    of the plain op is evaluated on c tanh(z / c), and its gradient taken through the cap.
+    Without a cap or a z-loss, a loss and its scale come from one pass (loss_and_scale), as
+    a gradient and its scale always do (grad_and_scale)."""
     def capped_loss(z, y, dtype, axis, z_loss, softcap):
         capped = soft_cap(z, softcap)
         return with_z_loss(loss(capped, y, axis, dtype), capped, z_loss, axis)
 
     def grad_of_capped(capped, y, dtype, axis, z_loss):
-        return with_z_loss_grad(grad(capped, y, axis, dtype), capped, z_loss, axis)
+        grad, scale = grad_and_scale(capped, y, axis, dtype)
+        if z_loss:
+            grad, scale = with_z_loss_grad(grad, capped, z_loss, axis), scale + z_loss_grad_scale(
+                capped, z_loss, axis, dtype)
+        return grad, scale
 
     def capped_scale(z, y, value, dtype, axis, z_loss, softcap):
         capped = soft_cap(z, softcap)
-        scale = loss_scale(capped, y, value, axis) + z_loss_scale(capped, z_loss, axis)
+        scale = loss_scale(capped, y, value, axis, dtype) + z_loss_scale(capped, z_loss, axis, dtype)
         if softcap is None:
             return scale
         # sum_j |dL/dc_j| |c_j|: the loss moved by rounding each capped logit at its magnitude
-        return scale + np.sum(np.abs(grad_of_capped(capped, y, dtype, axis, z_loss)) * _capped_size(capped), axis=axis)
+        grad = grad_of_capped(capped, y, dtype, axis, z_loss)[0]
+        return scale + np.sum(np.abs(grad) * _capped_size(capped), axis=axis)
+
+    def capped_loss_and_scale(z, y, dtype, axis, z_loss, softcap):
+        if z_loss or softcap is not None:
+            value = capped_loss(z, y, dtype, axis, z_loss, softcap)
+            return value, capped_scale(z, y, value, dtype, axis, z_loss, softcap)
+        return loss_and_scale(z, y, axis, dtype)
 
     def capped_grad(z, y, dtype, axis, z_loss, softcap):
         capped = soft_cap(z, softcap)
-        scale = grad_scale(capped, y, axis) + z_loss_grad_scale(capped, z_loss, axis)
-        return _through_cap(z, capped, grad_of_capped(capped, y, dtype, axis, z_loss), scale, softcap, axis)
+        grad, scale = grad_of_capped(capped, y, dtype, axis, z_loss)
+        return _through_cap(z, capped, grad, scale, softcap, axis, dtype)
 
     def capped_label_grad(z, y, dtype, axis, z_loss, softcap):
         capped = soft_cap(z, softcap)
-        grad_labels, scale = label_grad(capped, axis)
+        grad_labels, scale = label_grad(capped, axis, dtype)
         if softcap is None:
             return grad_labels, scale
-        p, shift = _capped_shift(capped, axis)
+        p, shift = _capped_shift(capped, axis, dtype)
         return grad_labels, scale + np.where(p > 0, shift, 0.0)
 
-    return Variant(loss=capped_loss, scale=capped_scale, grad=capped_grad,
+    return Variant(loss=capped_loss, scale=capped_scale, loss_and_scale=capped_loss_and_scale, grad=capped_grad,
                    grad_labels=capped_label_grad if label_grad else None)
 
 
@@ -291,8 +294,8 @@ SOFTMAX_CROSS_ENTROPY = Op(
     options={"reduction": "none", "axis": -1, "label_smoothing": 0.0, "weight": None, "z_loss": 0.0,
              "softcap": None},
     variants=_with_smoothing_conventions(_softmax_variant(
-        softmax_cross_entropy, softmax_cross_entropy_scale, softmax_cross_entropy_grad,
-        softmax_cross_entropy_grad_scale, softmax_cross_entropy_label_grad)),
+        softmax_cross_entropy, softmax_cross_entropy_loss_and_scale, softmax_cross_entropy_scale,
+        softmax_cross_entropy_grad_and_scale, softmax_cross_entropy_label_grad)),
 )
 
 SPARSE_SOFTMAX_CROSS_ENTROPY = Op(
@@ -301,8 +304,8 @@ SPARSE_SOFTMAX_CROSS_ENTROPY = Op(
              "z_loss": 0.0, "softcap": None},
     dense_form="softmax_cross_entropy",
     variants=_with_smoothing_conventions(_softmax_variant(
-        sparse_softmax_cross_entropy, sparse_softmax_cross_entropy_scale, sparse_softmax_cross_entropy_grad,
-        sparse_softmax_cross_entropy_grad_scale)),
+        sparse_softmax_cross_entropy, sparse_softmax_cross_entropy_loss_and_scale, sparse_softmax_cross_entropy_scale,
+        sparse_softmax_cross_entropy_grad_and_scale)),
 )
 
 DECLARATIONS = (SOFTMAX_CROSS_ENTROPY, SPARSE_SOFTMAX_CROSS_ENTROPY)

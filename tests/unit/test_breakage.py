@@ -15,6 +15,14 @@ def cases():
                                                                    "mse-random", "bce-random", "categorical-random"))]
 
 
+@pytest.fixture(autouse=True)
+def unperturbed_afterwards():
+    """Set up before monkeypatch, so torn down after it has restored the environment: the
+    registry this module configured with perturbed adapters must not reach later tests."""
+    yield
+    adapters.configure()
+
+
 def outcomes(cases, monkeypatch, perturb):
     if perturb:
         monkeypatch.setenv(PERTURB_ENV, perturb)

@@ -2,7 +2,8 @@
 its own promise against the mpmath oracle: |fast - exact| <= fast_tier_ulps(V) x 2**-53 x the
 op's conditioning scale, with NaN and infinities exactly where the exact value has them. And
 the dispatcher: the fast tier for float32, bfloat16 and float16 checks, double-double for
-float64, and the same tier whichever way the registry is asked.
+float64, and the same tier whichever way the registry is asked, for values and their scales
+(the scales' own bound: tests/unit/test_reference_fast_scales.py).
 """
 import functools
 
@@ -12,7 +13,7 @@ import pytest
 
 from reference import registry, tiers
 from reference.dtypes import eps
-from reference.numerics import fast_softmax
+from reference.numerics import fast_scales, fast_softmax
 from reference.ops import softmax as ops
 from tests.unit import reference_oracle as oracle
 from tests.unit.reference_inputs import softmax_rows, sparse_rows
@@ -148,16 +149,20 @@ def test_the_dispatcher_picks_the_tier_whose_bound_fits_the_dtype(dtype, expecte
     assert tiers.tier(dtype, 128256) == expected
     assert tiers.tier(dtype, 2 ** 31) == expected
     calls = []
-    for name in ("sparse_loss", "sparse_grad", "dense_loss", "dense_grad"):
-        original = getattr(fast_softmax, name)
-        monkeypatch.setattr(fast_softmax, name, lambda *a, _f=original, _n=name, **k: calls.append(_n) or _f(*a, **k))
+    for module, name in ((fast_softmax, "sparse_loss"), (fast_softmax, "dense_loss"),
+                         (fast_scales, "sparse_loss_and_scale"), (fast_scales, "sparse_grad_and_scale"),
+                         (fast_scales, "dense_loss_and_scale"), (fast_scales, "dense_grad_and_scale")):
+        original = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _f=original, _n=name, **k: calls.append(_n) or _f(*a, **k))
     z = np.array([[1.0, 2.0, 0.5]])
-    inputs = {"logits": z, "labels": np.array([1])}
-    registry.evaluate_loss("sparse_softmax_cross_entropy", "exact", inputs, {}, dtype)
-    registry.evaluate_grad("sparse_softmax_cross_entropy", "exact", inputs, {}, dtype)
-    registry.evaluate_loss("softmax_cross_entropy", "exact", {"logits": z, "labels": np.array([[0.0, 1.0, 0.0]])},
-                           {}, dtype)
-    fast_calls = ["sparse_loss", "sparse_grad", "dense_loss"]
+    for op, labels in (("sparse_softmax_cross_entropy", np.array([1])),
+                       ("softmax_cross_entropy", np.array([[0.0, 1.0, 0.0]]))):
+        inputs = {"logits": z, "labels": labels}
+        registry.evaluate_loss(op, "exact", inputs, {}, dtype)
+        registry.evaluate_scale(op, "exact", inputs, {}, dtype)  # the loss again, and its scale: one pass
+        registry.evaluate_grad(op, "exact", inputs, {}, dtype)  # the gradient and its scale: one pass
+    fast_calls = ["sparse_loss", "sparse_loss_and_scale", "sparse_grad_and_scale",
+                  "dense_loss", "dense_loss_and_scale", "dense_grad_and_scale"]
     assert calls == (fast_calls if expected == "fast" else [])
 
 
