@@ -19,7 +19,9 @@ from typing import Callable, Mapping
 import numpy as np
 
 from conformance.cases.pinned import pinned_shape
+from reference.dtypes import FLOAT_DTYPES, constant
 from reference.numerics.softmax import take_class
+from reference.ops.keras_clip import KERAS_EPSILON
 from reference.options import grad_denominator, prepare
 from reference.registry import OPS, SHARED_OPTIONS
 
@@ -148,6 +150,24 @@ def _classes_at_most(x: Inputs, n) -> bool:
     return x.class_axis is not None and x.prediction.shape[x.class_axis] <= n
 
 
+def _negative_with_probability_below(x: Inputs, bound) -> bool:
+    """A binary prediction in (0, bound) with a label below 1: its loss -(1 - y) log(1 - p) is
+    about p, which log(1 - p) loses to the rounding of 1 - p (log1p(-p) does not)."""
+    if x.op != "binary_crossentropy":
+        return False
+    return bool(np.any((x.prediction > 0) & (x.prediction < bound) & (x.labels < 1)))
+
+
+def _probability_on_keras_clip_bound(x: Inputs, _) -> bool:
+    """A predicted probability exactly at Keras's clip bound eps or 1 - eps, as some float dtype
+    stores them: where the clip is not differentiable, and frameworks split its gradient."""
+    if OPS[x.op].prediction not in OPS[x.op].unit_interval:
+        return False
+    bounds = {bound for dtype in FLOAT_DTYPES
+              for bound in (constant(KERAS_EPSILON, dtype), constant(1.0 - KERAS_EPSILON, dtype))}
+    return bool(np.any(np.isin(x.prediction, sorted(bounds))))
+
+
 def _label_logit_below_row_max_by(x: Inputs, gap) -> bool:
     """An integer label whose logit lies more than `gap` below its row's largest."""
     if not x.integer_labels or x.class_axis is None or x.labels.size == 0 or x.prediction.shape[x.class_axis] == 0:
@@ -208,6 +228,8 @@ PREDICATES: dict[str, tuple[Callable[[Inputs, object], bool], type | None]] = {
     "classes_at_least": (_classes_at_least, int),
     "classes_at_most": (_classes_at_most, int),
     "label_logit_below_row_max_by": (_label_logit_below_row_max_by, float),
+    "negative_with_probability_below": (_negative_with_probability_below, float),
+    "probability_on_keras_clip_bound": (_probability_on_keras_clip_bound, None),
     "label_smoothing_inexact_in_float32": (_label_smoothing_inexact_in_float32, None),
     "reduction_factor_inexact_in_float32": (_reduction_factor_inexact_in_float32, None),
 }

@@ -239,7 +239,10 @@ def _bce_tf_keras_loss(probs, labels, dtype):
     """tf-keras (Keras 2) binary_crossentropy: clip, then epsilon added inside each log."""
     epsilon = constant(KERAS_EPSILON, dtype)
     p = keras_clip(probs, dtype)
-    return -(xlogy(labels, p + epsilon) + xlogy(1.0 - labels, 1.0 - p + epsilon))
+    negatives = 1.0 - labels
+    with np.errstate(invalid="ignore"):  # log(1 - p + eps) as log1p(eps - p): 1 - p never rounded
+        log_q = np.where(negatives == 0, 0.0, negatives * np.log1p(epsilon - p))
+    return -(xlogy(labels, p + epsilon) + log_q)
 
 
 def _bce_tf_keras_scale(p, y, loss, dtype):
@@ -259,7 +262,7 @@ def _bce_torch_loss(probs, labels, dtype):
     """F.binary_cross_entropy: each log term clamped at -100 before weighting by the label."""
     with np.errstate(divide="ignore"):
         log_p = np.maximum(np.log(probs), TORCH_LOG_FLOOR)
-        log_q = np.maximum(np.log(1.0 - probs), TORCH_LOG_FLOOR)
+        log_q = np.maximum(np.log1p(-probs), TORCH_LOG_FLOOR)  # log(1 - p) with 1 - p never rounded
     return -(labels * log_p + (1.0 - labels) * log_q)
 
 

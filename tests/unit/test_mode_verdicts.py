@@ -11,6 +11,7 @@ from conformance.cases import Case
 from conformance.core.checks import Check
 from conformance.core.runner import Runner
 
+pytest_plugins = ["pytester"]
 LOGITS = np.array([[1.0, 2.0, 3.0, 4.0]] * 3)
 MODES = ("eager", "compile")
 
@@ -135,3 +136,22 @@ def test_results_in_modes_runs_every_mode_and_keeps_each_raise():
     assert [r.mode for r in first.all_modes()] == ["a", "b", "c"]
     assert isinstance(first.raised, ValueError) and first.values is None
     assert all(r.raised is None for r in first.others)
+
+
+def test_pytest_refuses_a_mode_no_framework_checked_here_runs(pytester):
+    pytester.makeini("[pytest]\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--framework", "numpy", "--modes", "eagre",
+                                           "--co", "-q")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--modes eagre: no framework checked here runs that mode (theirs: eager)*"])
+
+
+def test_run_refuses_a_mode_no_framework_of_the_run_has(tmp_path, capsys):
+    from conformance import cli
+    from conformance.results import records
+
+    records.write(tmp_path / "conformance.json", {"frameworks": {"torch": {"modes": ["compile", "eager"]},
+                                                                  "jax": {"modes": ["eager", "jit"]}}}, [])
+    assert cli._modes_no_framework_runs(["eager,jit"], tmp_path) == 0
+    assert cli._modes_no_framework_runs(["eager,xla"], tmp_path) == 2
+    assert "--modes xla: no framework of this run runs that mode (theirs: compile, eager, jit)" in capsys.readouterr().err
