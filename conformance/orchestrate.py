@@ -228,7 +228,8 @@ def run(required=(), out_dir="results", extra=(), workers=2, selected=(), adapte
         print(f"ADAPTER ERROR {line}")
     merged = out_dir / "conformance.json"
     if history_dir and merged.exists():
-        print(f"kept as {history.keep(merged, Path(history_dir))} (xent-conformance history PATTERN)")
+        kept, default = history.keep(merged, Path(history_dir)), history_dir == "results/history"
+        print(f"kept as {kept} (xent-conformance history PATTERN{'' if default else f' --dir {history_dir}'})")
     print(f"\nnext: xent-conformance report {merged} --format html -o {out_dir / 'report.html'}"
           f"   (then open {out_dir / 'report.html'}; `diff` compares two runs)")
     return max(status, 1) if broken else status
