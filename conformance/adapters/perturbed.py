@@ -54,7 +54,8 @@ class PerturbedAdapter(Adapter):
     def _scaled(self, result: Result, quantity: str) -> Result:
         factor = 1.0 + self.relative.get(quantity, 0.0)
         for each in result.all_modes():
-            each.values = factor * each.values
+            if each.raised is None:  # a mode that raised has no values to scale
+                each.values = factor * each.values
         return result
 
     def loss(self, *args, **kwargs):
