@@ -230,7 +230,7 @@ def run(required=(), out_dir="results", extra=(), workers=2, selected=(), adapte
     if history_dir and merged.exists():
         kept, default = history.keep(merged, Path(history_dir)), history_dir == "results/history"
         print(f"kept as {kept} (xent-conformance history PATTERN{'' if default else f' --dir {history_dir}'})")
-    print(f"\nnext: xent-conformance report {merged} --format html -o {out_dir / 'report.html'}"
+    print(f"\nnext: {report_command(merged, out_dir / 'report.html')}"
           f"   (then open {out_dir / 'report.html'}; `diff` compares two runs)")
     return max(status, 1) if broken else status
 
@@ -266,3 +266,11 @@ def summarize(documents, merged, failing_runs, complete=True, ends=()) -> int:
     if dead or nothing:
         return 2
     return 1 if bad or failing_runs else 0
+
+
+def report_command(results_path: Path, report_path: Path) -> str:
+    """The command that renders this run's report, as the user can type it: under nox (whose
+    environment's xent-conformance is not on the user's PATH) the report session."""
+    if "/.nox/" in sys.prefix.replace("\\", "/"):
+        return f"nox -s report -- {results_path}   (writes {report_path} and report.md beside it)"
+    return f"xent-conformance report {results_path} --format html -o {report_path}"

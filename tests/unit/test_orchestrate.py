@@ -234,3 +234,13 @@ def test_process_timeout_is_an_option_of_run(tmp_path):
     done = subprocess.run([sys.executable, "-m", "conformance", "run", "--process-timeout", "0"],
                           capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0 and "--process-timeout 0" in done.stderr
+
+
+def test_the_next_line_names_a_command_the_user_can_type(monkeypatch, tmp_path):
+    from conformance import orchestrate
+
+    merged, page = tmp_path / "conformance.json", tmp_path / "report.html"
+    monkeypatch.setattr(orchestrate.sys, "prefix", "/home/me/repo/.nox/conformance")
+    assert orchestrate.report_command(merged, page).startswith(f"nox -s report -- {merged}")
+    monkeypatch.setattr(orchestrate.sys, "prefix", "/home/me/venv")
+    assert orchestrate.report_command(merged, page) == f"xent-conformance report {merged} --format html -o {page}"
