@@ -103,12 +103,12 @@ def cmd_run(args):
 def _modes_arguments(values):
     """--modes for every process; each runs the modes its frameworks have, and the run as a
     whole refuses a mode that none of them has (_modes_no_framework_runs)."""
-    from conformance.pytest.plugin import MODES_CHECKED_BY_RUN, mode_names
+    from conformance.adapters import mode_selection
 
-    modes = mode_names(values)
+    modes = mode_selection.mode_names(values)
     if not modes:
         return []
-    os.environ[MODES_CHECKED_BY_RUN] = "1"  # inherited by the processes the run starts
+    os.environ[mode_selection.CHECKED_BY_RUN] = "1"  # inherited by the processes the run starts
     return ["--modes", ",".join(modes)]
 
 
@@ -117,18 +117,16 @@ def _modes_no_framework_runs(values, results_dir):
     environment of the merged results lists each framework's modes); else 0."""
     from pathlib import Path
 
-    from conformance.pytest.plugin import mode_names
+    from conformance.adapters import mode_selection
 
-    modes, path = mode_names(values), Path(results_dir) / "conformance.json"
+    modes, path = mode_selection.mode_names(values), Path(results_dir) / "conformance.json"
     if not modes or not path.exists():
         return 0
     frameworks = results.read(path).get("environment", {}).get("frameworks", {})
     declared = {mode for info in frameworks.values() if isinstance(info, dict) for mode in info.get("modes", [])}
-    unknown = [mode for mode in modes if mode not in declared]
-    if unknown:
-        print(f"error: --modes {','.join(unknown)}: no framework of this run runs "
-              f"{'that mode' if len(unknown) == 1 else 'those modes'} (theirs: {', '.join(sorted(declared))})",
-              file=sys.stderr)
+    refused = mode_selection.refusal(modes, declared, "of this run")
+    if refused:
+        print(f"error: {refused}", file=sys.stderr)
         return 2
     return 0
 

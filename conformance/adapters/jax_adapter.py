@@ -59,6 +59,7 @@ def jit_and_eager(key, fn, *args):
         if key not in _JITTED:
             _JITTED[key] = jax.jit(fn)
         jitted = _JITTED[key]
+
     def compute(mode):
         if mode == "eager":
             return to_result(fn(*args))

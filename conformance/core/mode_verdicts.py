@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from conformance.adapters import Result
+from conformance.adapters import RaisedInMode, Result
 from conformance.core import manifest as divergences
 from conformance.core import relative_view
 from conformance.core.compare import Verdict, compare
@@ -52,14 +52,15 @@ class CheckVerdict:
 
 def outcomes_of(result_or_error, capability_modes) -> list[tuple[str, Result | BaseException]]:
     """(mode, Result or exception) for each way the call ran. An exception the adapter raised
-    for the whole call is one unnamed outcome (a raise of no one mode), unless it names its mode."""
-    from conformance.adapters import RaisedInMode
+    for the whole call is one unnamed outcome (a raise of no one mode), unless it names its mode;
+    an adapter with one mode may leave its results unnamed."""
+    unnamed = capability_modes[0] if len(capability_modes) == 1 else ""
     if isinstance(result_or_error, RaisedInMode):
         return [(result_or_error.mode, result_or_error.error)]
     if isinstance(result_or_error, BaseException):
-        return [(capability_modes[0] if len(capability_modes) == 1 else "", result_or_error)]
-    return [(each.mode or (capability_modes[0] if len(capability_modes) == 1 else ""),
-             each.raised if each.raised is not None else each) for each in result_or_error.all_modes()]
+        return [(unnamed, result_or_error)]
+    return [(each.mode or unnamed, each.raised if each.raised is not None else each)
+            for each in result_or_error.all_modes()]
 
 
 def judge_mode(mode, value, expected, scale, tolerance, check, describe) -> ModeOutcome:

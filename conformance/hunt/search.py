@@ -19,6 +19,7 @@ from conformance.cases import Case
 from conformance.core import tolerance as tol
 from conformance.core.compare import special_mismatch
 from conformance.core.checks import Check
+from conformance.core.mode_verdicts import what_raised
 from conformance.core.runner import cast_inputs, expected_for
 from conformance.hunt.inputs import problem
 from reference.dtypes import numpy_dtype
@@ -26,7 +27,7 @@ from reference.registry import OPS
 
 QUANTITIES = ("loss", "grad_logits")
 CEILING = 1e12  # a NaN, an infinity or a raise where a number was due: worse than any error
-CONFIRMED = 8  # the worst candidates of the eager search, confirmed in every mode
+CONFIRMED = 8  # the worst candidates of each mode's search, confirmed in every mode
 
 
 @dataclass
@@ -57,19 +58,15 @@ def evaluate(adapter: Adapter, framework: str, op: str, dtype: str, quantity: st
         else:
             result = adapter.grad(op, prediction, labels, {}, dtype, "cpu")
     except Exception as exc:  # raising on valid input is as bad as it gets
-        return Finding(CEILING, inputs, expected, raised=_line(exc))
+        return Finding(CEILING, inputs, expected, raised=what_raised(exc))
     worst = Finding(0.0, inputs, expected)
     for each in result.all_modes():
         if each.raised is not None:
-            return Finding(CEILING, inputs, expected, mode=each.mode, raised=_line(each.raised))
+            return Finding(CEILING, inputs, expected, mode=each.mode, raised=what_raised(each.raised))
         ratio = _ratio(expected, np.asarray(each.values, np.float64), scale, dtype, tolerance)
         if ratio >= worst.score:
             worst = Finding(ratio, inputs, expected, each.values, each.mode)
     return worst
-
-
-def _line(exc: BaseException) -> str:
-    return (f"{type(exc).__name__}: {exc}".splitlines() or [type(exc).__name__])[0]
 
 
 def _ratio(expected, actual, scale, dtype, tolerance) -> float:

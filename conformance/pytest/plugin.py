@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conformance import adapters, compile_cache, data
+from conformance.adapters import mode_selection
 from conformance.core import checks, machine, tolerance
 from conformance.core import manifest as divergences
 from conformance.results import records as results
@@ -157,46 +158,19 @@ def pytest_configure(config):
         config.pluginmanager.register(_XdistController(session), "xent-conformance-xdist")
 
 
-def mode_names(values) -> list[str]:
-    """`--modes eager,jit --modes xla` -> ['eager', 'jit', 'xla']."""
-    return [name.strip() for value in values for name in value.split(",") if name.strip()]
-
-
 def _select_modes(config, framework_ids):
     """Run only the modes --modes names, in this process and its workers. The controller refuses
     a mode that no framework checked here declares (a typo would otherwise skip everything),
     except under `xent-conformance run`, which judges that across all of its processes."""
-    modes = mode_names(config.getoption("modes"))
+    modes = mode_selection.mode_names(config.getoption("modes"))
     if not modes:
         return
     adapters.select_modes(modes)
-    if hasattr(config, "workerinput") or os.environ.get(MODES_CHECKED_BY_RUN):
+    if hasattr(config, "workerinput") or os.environ.get(mode_selection.CHECKED_BY_RUN):
         return
-    declared = declared_modes(framework_ids)
-    unknown = [mode for mode in modes if mode not in declared]
-    if unknown:
-        raise pytest.UsageError(f"--modes {','.join(unknown)}: no framework checked here runs "
-                                f"{'that mode' if len(unknown) == 1 else 'those modes'} "
-                                f"(theirs: {', '.join(sorted(declared)) or 'none could be loaded'})")
-
-
-MODES_CHECKED_BY_RUN = "XENT_CONFORMANCE_MODES_CHECKED_BY_RUN"
-
-
-def declared_modes(framework_ids) -> set[str]:
-    """Every mode some capability of these frameworks declares (those that load here)."""
-    found = set()
-    for framework in framework_ids:
-        try:
-            adapter = adapters.load(framework)
-        except (adapters.Unavailable, adapters.AdapterError):
-            continue
-        for capability in adapter.capabilities.values():
-            found.update(capability.modes)
-        composed = adapter.composed()
-        for capability in (composed.capabilities.values() if composed is not None else ()):
-            found.update(capability.modes)
-    return found
+    refused = mode_selection.refusal(modes, mode_selection.declared_modes(framework_ids), "checked here")
+    if refused:
+        raise pytest.UsageError(refused)
 
 
 def _load_plugins(framework_ids):
@@ -267,7 +241,8 @@ def _environment(session):
     recorded = {record["framework"] for record in session.records}
     for framework in (f for f in session.frameworks if f in recorded):
         try:
-            info[framework] = {**adapters.load(framework).environment(), "modes": sorted(declared_modes([framework]))}
+            info[framework] = {**adapters.load(framework).environment(),
+                               "modes": sorted(mode_selection.declared_modes([framework]))}
         except (adapters.Unavailable, adapters.AdapterError) as exc:
             info[framework] = {"version": None, "unavailable": str(exc)}
     return info

@@ -17,6 +17,7 @@ from collections import defaultdict
 from typing import NamedTuple
 
 from conformance import FRAMEWORK_IDS
+from conformance.results.records import read_number
 
 GOOD = ("passed", "xfailed")
 BAD = ("failed", "error", "skipped")
@@ -33,17 +34,7 @@ class Change(NamedTuple):
 
 
 def _ulp(record):
-    value = record.get("max_ulp_err")
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):  # "inf" / "nan", as results.number writes them
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
+    return read_number(record.get("max_ulp_err"))
 
 
 def _state(record):
@@ -60,9 +51,7 @@ def _last_line(message):
 
 def _tolerance_ulp(record):
     tolerance = record.get("tolerance")
-    if isinstance(tolerance, dict) and isinstance(tolerance.get("ulp"), (int, float)):
-        return float(tolerance["ulp"])
-    return None
+    return read_number(tolerance.get("ulp")) if isinstance(tolerance, dict) else None
 
 
 def _loosened(old, now):
@@ -70,9 +59,9 @@ def _loosened(old, now):
     before, after = old.get("tolerance"), now.get("tolerance")
     if not isinstance(before, dict) or not isinstance(after, dict):
         return ""
-    wider = [f"{key} {before[key]:.3g} -> {after[key]:.3g}" for key in ("ulp", "abs", "rel")
-             if isinstance(before.get(key), (int, float)) and isinstance(after.get(key), (int, float))
-             and after[key] > before[key] * (1 + 1e-12)]
+    terms = {key: (read_number(before.get(key)), read_number(after.get(key))) for key in ("ulp", "abs", "rel")}
+    wider = [f"{key} {old:.3g} -> {new:.3g}" for key, (old, new) in terms.items()
+             if old is not None and new is not None and new > old * (1 + 1e-12)]
     return ", ".join(wider)
 
 
