@@ -6,6 +6,7 @@
     nox -s tests                               # the suite's own tests
     nox -s hunt                                # a short search for the worst input (see README)
     nox -s kernels                             # fused LLM kernels (Liger-Kernel, ...) through the plug-in
+    nox -s lint                                # ruff and mypy
 """
 import nox
 
@@ -80,6 +81,19 @@ def hunt(session):
                                "--budget", "20", "--out", "results/hunt-torch-sigmoid_cross_entropy-float32.yaml"]
     session.install("-c", BASELINE_CONSTRAINTS, "-e", ".[all,hunt]")
     session.run("python", "-m", "conformance", "hunt", *args)
+
+
+@nox.session
+def lint(session):
+    """ruff (style and likely bugs) over the tree and mypy over conformance/ and reference/, as
+    configured in pyproject.toml: every function of the public interfaces (adapters/api.py, core/,
+    cases/, reference/) annotated."""
+    session.install("-c", BASELINE_CONSTRAINTS, "-e", ".", *LINTERS)
+    session.run("ruff", "check", ".")
+    session.run("mypy")
+
+
+LINTERS = ("ruff==0.17.6", "mypy==2.4.1", "types-PyYAML==6.0.12.20261122")
 
 
 @nox.session

@@ -1,4 +1,5 @@
-"""xent-conformance (or python -m conformance) run | floor | validate | merge | summary | gate | report | diff | hunt | ...
+"""xent-conformance (or python -m conformance) run | floor | validate | merge | summary | gate | report | diff |
+hunt | ...
 
 Exit codes: 0 fine, 1 a regression or invalid case found by diff, 2 a missing, unreadable or
 invalid input (with a one-line reason, never a traceback).
@@ -94,7 +95,7 @@ def cmd_run(args):
         except constraints.ConstraintsError as exc:
             raise InputError(str(exc)) from None
 
-    pytest_args = [*args.pytest_args, *_modes_arguments(args.modes)]
+    pytest_args = [*args.pytest_args, *_modes_arguments(args.modes), *_manifest_arguments(args.manifest)]
     code = orchestrate.run(args.require, args.results_dir, pytest_args, args.workers, args.framework,
                            args.adapter, args.device, args.shard, args.history, process_timeout=timeout)
     return _modes_no_framework_runs(args.modes, args.results_dir) or code
@@ -137,6 +138,17 @@ def _process_timeout(args):
     return args.process_timeout
 
 
+def _manifest_arguments(paths) -> list[str]:
+    """--manifest for every process, each path checked here first so a typo is one line."""
+    from conformance.core import manifest
+
+    try:
+        manifest.load_all(paths)
+    except manifest.ManifestError as exc:
+        raise InputError(str(exc)) from None
+    return [f"--manifest={path}" for path in paths]
+
+
 def cmd_floor(args):
     from pathlib import Path
 
@@ -146,7 +158,8 @@ def cmd_floor(args):
     timeout = _process_timeout(args)
 
     def run_matrix(timings):
-        return orchestrate.run(args.require, args.results_dir, [*args.pytest_args, *_modes_arguments(args.modes)],
+        return orchestrate.run(args.require, args.results_dir,
+                               [*args.pytest_args, *_modes_arguments(args.modes), *_manifest_arguments(args.manifest)],
                                args.workers, args.framework,
                                args.adapter, args.device, None, args.history, timings=timings,
                                process_timeout=timeout)
@@ -227,7 +240,7 @@ def cmd_divergences(args):
     from conformance.report import manifest_doc
 
     try:
-        entries = manifest.load()
+        entries = manifest.load() if args.core else manifest.load_all(args.manifest)
     except manifest.ManifestError as exc:
         raise InputError(str(exc)) from None
     records = results.merge(_read_all(args.inputs))[1] if args.inputs else None
@@ -304,6 +317,9 @@ def parser():
     p = sub.add_parser("divergences", help="the known divergences as markdown (docs/divergences.md)")
     p.add_argument("inputs", nargs="*", help="results files: also table where each entry matched")
     p.add_argument("-o", "--output")
+    p.add_argument("--manifest", action="append", default=[], metavar="PATH", help="also this manifest (repeatable)")
+    p.add_argument("--core", action="store_true",
+                   help="the suite's own manifest only, without the plug-ins' (docs/divergences.md)")
     p.set_defaults(run=cmd_divergences)
     p = sub.add_parser("schema", help="the JSON Schema of case files or of results files")
     p.add_argument("kind", choices=("cases", "results"))
@@ -327,6 +343,8 @@ def _add_matrix_arguments(p, shard=True, constraints=True):
                    help="check only this framework (repeatable); only the processes that check it run")
     p.add_argument("--adapter", action="append", default=[], metavar="MODULE:ATTR",
                    help="also check this adapter (repeatable; see XENT_CONFORMANCE_ADAPTERS)")
+    p.add_argument("--manifest", action="append", default=[], metavar="PATH",
+                   help="also read this manifest of known divergences (repeatable; a plug-in's own entries)")
     p.add_argument("--device", choices=("cpu", "cuda", "all"), default="all",
                    help="devices to check; results of runs on different devices merge")
     if shard:

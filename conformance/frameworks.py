@@ -1,27 +1,47 @@
-"""What the suite knows of each built-in framework id, in one table.
+"""What the suite knows of each built-in framework id, derived from what its adapter declares.
 
-A framework id names one implementation under test: its adapter ("module:attr", the same
-target its `xent_conformance.adapters` entry point names), the modules it imports, the
-distributions whose versions results record and manifest ranges name, and the process that
-checks it. Keras 3 fixes its backend at import, so each backend has a process with
-KERAS_BACKEND set first; a framework whose native libraries cannot share a process with
-TensorFlow's gets a process of its own. Plug-ins are not listed here: their adapters say the
-same things about themselves, and they run in the main process.
+A framework id names one implementation under test. The suite must know a built-in
+framework's id, distributions and process before anything imports the framework (the
+orchestrator starts one process per Keras backend and per framework that needs its own, and
+importing conformance imports no framework). So those facts are the class attributes the
+adapter itself sets, written as literals in the class body (or a base class in the same
+module), and read here with `ast`, without running the module:
+
+    class PaddleAdapter(Adapter):
+        framework = "paddle"
+        packages = ("paddlepaddle",)  # versions recorded, named by manifest ranges
+        own_process = True  # libpaddle.so cannot share a process with TensorFlow's libraries
+
+A built-in adapter is a class in a `conformance/adapters/*_adapter.py` module that sets
+`framework` to a string literal (subclasses that inherit it, compositions, are not). Keras 3
+fixes its backend at import, so each `keras_backend` has a process with KERAS_BACKEND set
+first. Plug-ins are not read here: they run in the main process. The table is built on first
+use (BUILTIN, BUILTIN_IDS, KERAS_BACKENDS, OWN_PROCESSES, PROCESSES, RESERVED_WORDS).
 """
 from __future__ import annotations
 
+import ast
+import functools
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 MAIN_PROCESS = "tensorflow"  # the Keras backend of the process that checks every non-Keras-3 framework
+# Processes whose checks outweigh starting more pytest-xdist workers (each re-imports the
+# frameworks and re-collects the cases, some 5 s here): those where XLA compiles for every new
+# shape. The others run in one worker (keras-torch: 19 s in one, 26 s in two, on 2 cores).
+PARALLEL_PROCESSES: tuple[str, ...] = (MAIN_PROCESS, "jax")
+PROCESS_VARIABLE = "XENT_CONFORMANCE_PROCESS"  # names a process of its own; else KERAS_BACKEND names it
+ADAPTERS_DIR = Path(__file__).resolve().parent / "adapters"
+DECLARED = ("framework", "packages", "keras_backend", "own_process")
 
 
 @dataclass(frozen=True)
 class Framework:
     id: str
     adapter: str  # "module:attr" of the adapter class
-    imports: tuple[str, ...]  # modules it cannot run without
-    packages: tuple[str, ...]  # distributions: versions recorded, named by manifest ranges
-    keras_backend: str | None = None  # Keras 3 only: KERAS_BACKEND of the process that runs it
+    packages: tuple[str, ...] = ()  # distributions: versions recorded, named by manifest ranges
+    keras_backend: str = ""  # Keras 3 only: KERAS_BACKEND of the process that runs it
     own_process: bool = False  # checked in a process of its own, named by the id
 
     @property
@@ -32,51 +52,90 @@ class Framework:
         return self.keras_backend or MAIN_PROCESS
 
 
-_KERAS = "conformance.adapters.keras_adapter:"
-BUILTIN: dict[str, Framework] = {f.id: f for f in (
-    Framework("numpy", "conformance.adapters.numpy_adapter:NumpyAdapter", ("numpy",), ("numpy",)),
-    Framework("tensorflow", "conformance.adapters.tensorflow_adapter:TensorflowAdapter", ("tensorflow",),
-              ("tensorflow",)),
-    Framework("torch", "conformance.adapters.torch_adapter:TorchAdapter", ("torch",), ("torch",)),
-    Framework("jax", "conformance.adapters.jax_adapter:JaxAdapter", ("jax", "optax"), ("jax", "jaxlib", "optax")),
-    Framework("keras-tensorflow", _KERAS + "KerasOnTensorflow", ("keras", "tensorflow"), ("keras", "tensorflow"),
-              "tensorflow"),
-    Framework("keras-jax", _KERAS + "KerasOnJax", ("keras", "jax"), ("keras", "jax", "jaxlib"), "jax"),
-    Framework("keras-torch", _KERAS + "KerasOnTorch", ("keras", "torch"), ("keras", "torch"), "torch"),
-    Framework("keras-numpy", _KERAS + "KerasOnNumpy", ("keras",), ("keras", "numpy"), "numpy"),
-    Framework("tf_keras", "conformance.adapters.tf_keras_adapter:TfKerasAdapter", ("tf_keras",),
-              ("tf-keras", "tensorflow")),
-    Framework("onnxruntime", "conformance.adapters.onnxruntime_adapter:OnnxRuntimeAdapter",
-              ("onnxruntime", "onnx"), ("onnxruntime", "onnx")),
-    Framework("mlx", "conformance.adapters.mlx_adapter:MlxAdapter", ("mlx",), ("mlx",)),
-    # libpaddle.so crashes (SIGSEGV) when it is loaded after TensorFlow's libraries
-    Framework("paddle", "conformance.adapters.paddle_adapter:PaddleAdapter", ("paddle",), ("paddlepaddle",),
-              own_process=True),
-    Framework("tinygrad", "conformance.adapters.tinygrad_adapter:TinygradAdapter", ("tinygrad",), ("tinygrad",)),
-)}
-BUILTIN_IDS: tuple[str, ...] = tuple(BUILTIN)
-KERAS_BACKENDS: tuple[str, ...] = tuple(f.keras_backend for f in BUILTIN.values() if f.keras_backend)
-OWN_PROCESSES: tuple[str, ...] = tuple(f.id for f in BUILTIN.values() if f.own_process)
-PROCESSES: tuple[str, ...] = KERAS_BACKENDS + OWN_PROCESSES  # the main one first
-# Processes whose checks outweigh starting more pytest-xdist workers (each re-imports the
-# frameworks and re-collects the cases, some 5 s here): those where XLA compiles for every new
-# shape. The others run in one worker (keras-torch: 19 s in one, 26 s in two, on 2 cores).
-PARALLEL_PROCESSES: tuple[str, ...] = (MAIN_PROCESS, "jax")
-PROCESS_VARIABLE = "XENT_CONFORMANCE_PROCESS"  # names a process of its own; else KERAS_BACKEND names it
-# Words a case name may not contain, so that `pytest -k NAME` selects by framework only.
-RESERVED_WORDS = ("numpy", "tensorflow", "torch", "jax", "keras", "onnxruntime", "mlx", "paddle", "tinygrad")
+def _literal_attributes(node: ast.ClassDef, path: Path) -> dict[str, Any]:
+    """The class body's assignments of DECLARED names to literals."""
+    found: dict[str, Any] = {}
+    for statement in node.body:
+        if isinstance(statement, ast.Assign):
+            targets, value = statement.targets, statement.value
+        elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+            targets, value = [statement.target], statement.value
+        else:
+            continue
+        for target in (t for t in targets if isinstance(t, ast.Name) and t.id in DECLARED):
+            try:
+                found[target.id] = ast.literal_eval(value)
+            except ValueError:
+                raise ValueError(f"{path}:{statement.lineno}: {node.name}.{target.id} must be a literal "
+                                 f"(read before the framework is imported)") from None
+    return found
 
 
-def order_key(framework_id: str) -> tuple:
+def _declared_in(path: Path) -> list[Framework]:
+    """The built-in adapter classes of one module, in the order they are written."""
+    classes = {node.name: node for node in ast.parse(path.read_text(), str(path)).body
+               if isinstance(node, ast.ClassDef)}
+
+    def attributes(name: str, seen: frozenset = frozenset()) -> dict:
+        node = classes.get(name)
+        if node is None or name in seen:
+            return {}
+        inherited = {}
+        for base in reversed(node.bases):  # the first base wins, as in Python's lookup
+            if isinstance(base, ast.Name):
+                inherited.update(attributes(base.id, seen | {name}))
+        return {**inherited, **_literal_attributes(node, path)}
+
+    found = []
+    for name, node in classes.items():
+        if isinstance(_literal_attributes(node, path).get("framework"), str):
+            values = attributes(name)
+            found.append(Framework(values["framework"], f"conformance.adapters.{path.stem}:{name}",
+                                   tuple(values.get("packages", ())), str(values.get("keras_backend") or ""),
+                                   bool(values.get("own_process"))))
+    return found
+
+
+def builtin_frameworks(directory: Path = ADAPTERS_DIR) -> list[Framework]:
+    """Every built-in adapter's declaration, module by module in name order."""
+    return [f for path in sorted(directory.glob("*_adapter.py")) for f in _declared_in(path)]
+
+
+@functools.cache
+def _table() -> dict:
+    builtin = {f.id: f for f in builtin_frameworks()}
+    backends = tuple(dict.fromkeys(f.keras_backend for f in builtin.values() if f.keras_backend))
+    keras_backends = tuple(sorted(backends, key=lambda b: b != MAIN_PROCESS))  # the main one first
+    own = tuple(f.id for f in builtin.values() if f.own_process)
+    return {
+        "BUILTIN": builtin,
+        "BUILTIN_IDS": tuple(builtin),
+        "KERAS_BACKENDS": keras_backends,
+        "OWN_PROCESSES": own,
+        "PROCESSES": keras_backends + own,
+        # Words a case name may not contain, so that `pytest -k NAME` selects by framework only.
+        "RESERVED_WORDS": tuple(dict.fromkeys(i.split("-")[0] for i in builtin)),
+    }
+
+
+def __getattr__(name: str):
+    table = _table()
+    if name in table:
+        return table[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def order_key(framework_id: str | None) -> tuple[int, int, str]:
     """Built-in ids in table order, then any other id alphabetically: none is ever dropped."""
-    if framework_id in BUILTIN:
-        return (0, BUILTIN_IDS.index(framework_id), "")
+    ids = _table()["BUILTIN_IDS"]
+    if framework_id in ids:
+        return (0, ids.index(framework_id), "")
     return (1, 0, str(framework_id))
 
 
 def process_of(framework_id: str) -> str:
     """The name of the process that checks framework_id (plug-ins: the main one)."""
-    known = BUILTIN.get(framework_id)
+    known = _table()["BUILTIN"].get(framework_id)
     return known.process if known else MAIN_PROCESS
 
 
@@ -88,11 +147,11 @@ def ids_in_process(process: str, ids) -> list[str]:
 def process_environment(process: str) -> dict[str, str]:
     """The variables that make a process the named one: its Keras backend (a process of its
     own keeps the main backend and never imports Keras 3), and the process name."""
-    if process in OWN_PROCESSES:
+    if process in _table()["OWN_PROCESSES"]:
         return {"KERAS_BACKEND": MAIN_PROCESS, PROCESS_VARIABLE: process}
     return {"KERAS_BACKEND": process, PROCESS_VARIABLE: ""}
 
 
 def process_label(process: str) -> str:
     """How results files and progress lines name a process."""
-    return process if process in OWN_PROCESSES else "keras-" + process
+    return process if process in _table()["OWN_PROCESSES"] else "keras-" + process

@@ -4,8 +4,8 @@ framework that needs its own (conformance/frameworks.py), then merge.
 Keras fixes its backend when it is imported, so keras-jax, keras-torch and keras-numpy each
 need a process with KERAS_BACKEND set before import. The main process (tensorflow backend)
 checks every other framework, plug-ins included, but those with a process of their own.
-`--framework X` (given to `run` or after its `--`) runs only the processes that check X. `--require all` fails any framework that cannot
-be imported, in whichever process checks it.
+`--framework X` (given to `run` or after its `--`) runs only the processes that check X. `--require all`
+fails any framework that cannot be imported, in whichever process checks it.
 """
 from __future__ import annotations
 
@@ -223,7 +223,8 @@ def run(required=(), out_dir="results", extra=(), workers=2, selected=(), adapte
             ends.append(end)
     complete = not (list(selected) + named) and not shard and not any(
         a == "--cases" or a.startswith("--cases=") for a in extra)
-    status = summarize(documents, out_dir / "conformance.json", failing_runs, complete, ends)
+    manifests = [a.partition("=")[2] for a in extra if a.startswith("--manifest=")]
+    status = summarize(documents, out_dir / "conformance.json", failing_runs, complete, ends, manifests)
     for line in broken:
         print(f"ADAPTER ERROR {line}")
     merged = out_dir / "conformance.json"
@@ -235,7 +236,7 @@ def run(required=(), out_dir="results", extra=(), workers=2, selected=(), adapte
     return max(status, 1) if broken else status
 
 
-def summarize(documents, merged, failing_runs, complete=True, ends=()) -> int:
+def summarize(documents, merged, failing_runs, complete=True, ends=(), manifests=()) -> int:
     """Merge the processes' results (and error records for those that did not finish), print
     the matrix, and the exit status of the run: 2 when a process did not finish or none ran
     a test, 1 when a check or test failed, else 0."""
@@ -247,7 +248,8 @@ def summarize(documents, merged, failing_runs, complete=True, ends=()) -> int:
     print(summary.render_text(records))
     matched = {r.get("manifest") for r in records} | set(env.get("manifest_matched", []))
     ran = {r["framework"] for r in records if not merge_processes.is_process_record(r)}  # a dead process ran nothing
-    unmatched = [e.id for e in divergences.load() if e.id not in matched and any(e.may_cover(f) for f in ran)]
+    unmatched = [e.id for e in divergences.load_all(manifests)
+                 if e.id not in matched and any(e.may_cover(f) for f in ran)]
     if not complete and unmatched:  # some frameworks or cases only: an entry may cover what did not run
         print(f"{len(unmatched)} manifest entries matched nothing in this partial run (not checked)")
     else:

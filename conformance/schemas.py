@@ -1,8 +1,10 @@
 """JSON Schemas generated from the suite's own schema data: one for case files (editors pick
 it up through a `# yaml-language-server: $schema=...` line) and one for results files.
 
-`validate` stays the authority on case files (it also checks shapes, label ranges and the
-options each op takes); the schema gives an editor completion and the same key checks.
+`validate` stays the authority on case files (it also checks shapes, label ranges, and the
+values an option takes that depend on them: an axis, one weight per class); the schema gives an
+editor completion and the same key checks. The options' part is read from their declarations
+(reference/option_declaration.py): each option's values, default and the ops that take it.
 
     xent-conformance schema cases [-o FILE]      xent-conformance schema results [-o FILE]
 """
@@ -11,30 +13,70 @@ from __future__ import annotations
 import json
 
 from conformance.cases import schema
-from conformance.core import checks
+from conformance.core import quantities
 from conformance.core.failure_kinds import KINDS
 from conformance.core.goldens import VERDICTS
 from conformance.results.records import OUTCOMES, SCHEMA
 from reference.dtypes import FLOAT_DTYPES
-from reference.registry import OPS, REDUCTIONS, SHARED_OPTIONS
+from reference.option_declaration import Option
+from reference.registry import OPS, SHARED_OPTIONS
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 JSON_TYPES = {"str": "string", "int": "integer", "bool": "boolean", "number": "number", "list": "array",
               "mapping": "object", "number_or_list": ["number", "array"]}
-OPTION_SCHEMAS = {  # the value each option takes; which op takes which is in OPS
-    "reduction": {"enum": list(REDUCTIONS)},
-    "axis": {"type": "integer"},
-    "label_smoothing": {"type": "number", "minimum": 0, "maximum": 1},
-    "weight": {"type": "array", "items": {"type": "number"}, "description": "one weight per class"},
-    "sample_weight": {"$ref": "#/$defs/array", "description": "one weight per unreduced loss"},
-    "pos_weight": {"anyOf": [{"type": "number", "exclusiveMinimum": 0},
-                             {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "minItems": 1}],
-                   "description": "a number, or one per class (the last axis)"},
-    "ignore_index": {"type": "integer"},
-    "half": {"type": "boolean"},
-    "z_loss": {"type": "number", "minimum": 0},
-    "softcap": {"type": "number", "exclusiveMinimum": 0, "description": "logits become c tanh(z / c); -inf stays a mask"},
+
+
+def _bounded_number(option: Option) -> dict:
+    bounds: dict[str, object] = {"type": "number"}
+    if option.minimum is not None:
+        bounds["exclusiveMinimum" if option.exclusive_minimum else "minimum"] = option.minimum
+    if option.maximum is not None:
+        bounds["maximum"] = option.maximum
+    return bounds
+
+
+# an option's kind (reference/option_declaration.py) -> the JSON Schema of its value
+VALUE_SCHEMAS = {
+    "number": _bounded_number,
+    "integer": lambda option: {"type": "integer"},
+    "axis": lambda option: {"type": "integer"},
+    "boolean": lambda option: {"type": "boolean"},
+    "choice": lambda option: {"enum": list(option.choices)},
+    "per_class": lambda option: {"type": "array", "items": {"type": "number"}},
+    "number_or_per_class": lambda option: {"anyOf": [
+        _bounded_number(option), {"type": "array", "items": _bounded_number(option), "minItems": 1}]},
+    "per_loss": lambda option: {"$ref": "#/$defs/array"},
 }
+
+
+def option_schema(option: Option) -> dict:
+    """The value an option takes, its description (with the ops that take it) and default."""
+    value = VALUE_SCHEMAS[option.kind](option)
+    if option.nullable:
+        value = {"anyOf": [value, {"type": "null"}]}
+    takers = [op.name for op in OPS.values() if option.name in op.options]
+    taken_by = "every op" if option.name in SHARED_OPTIONS else ", ".join(takers)
+    value["description"] = f"{option.description} (taken by: {taken_by})"
+    if option.default is not None:
+        value["default"] = option.default
+    return value
+
+
+def declared_options() -> dict[str, Option]:
+    """Every op's option declarations by name; one name is one declaration."""
+    options: dict[str, Option] = {}
+    for op in OPS.values():
+        for name, option in {**op.options, **SHARED_OPTIONS}.items():
+            if options.setdefault(name, option) is not option:
+                raise ValueError(f"two declarations of the option {name!r}: declare it once and list it on each op")
+    return dict(sorted(options.items()))
+
+
+def _options_by_op() -> list[dict]:
+    """Each op's case takes its own options only."""
+    return [{"if": {"properties": {"op": {"const": op.name}}, "required": ["op"]},
+             "then": {"properties": {"options": {"propertyNames": {"enum": [*op.options, *SHARED_OPTIONS]}}}}}
+            for op in OPS.values()]
 
 
 def _object(keys: dict, overrides: dict | None = None) -> dict:
@@ -48,10 +90,6 @@ def _object(keys: dict, overrides: dict | None = None) -> dict:
 
 
 def case_file_schema() -> dict:
-    options = sorted({name for op in OPS.values() for name in op.options} | set(SHARED_OPTIONS))
-    missing = [name for name in options if name not in OPTION_SCHEMAS]
-    if missing:
-        raise ValueError(f"no JSON Schema for the option(s) {', '.join(missing)}: add them to OPTION_SCHEMAS")
     inputs = sorted({name for op in OPS.values() for name in op.inputs})
     generator = _object(schema.GENERATOR_KEYS, {"generate": {"enum": list(schema.GENERATORS)},
                                                 "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
@@ -62,7 +100,7 @@ def case_file_schema() -> dict:
         "inputs": {"type": "object", "additionalProperties": False,
                    "properties": {name: {"$ref": "#/$defs/array"} for name in inputs}},
         "options": {"type": "object", "additionalProperties": False,
-                    "properties": {name: OPTION_SCHEMAS[name] for name in options}},
+                    "properties": {name: option_schema(option) for name, option in declared_options().items()}},
         "dtypes": {"type": "array", "items": {"enum": list(FLOAT_DTYPES)}, "minItems": 1, "uniqueItems": True},
         "pinned": {"type": "array", "items": _object(schema.PINNED_KEYS, {
             "dtype": {"enum": list(FLOAT_DTYPES)}, "quantity": {"enum": list(schema.PINNED_QUANTITIES)},
@@ -75,6 +113,7 @@ def case_file_schema() -> dict:
             "rel": {"type": "number", "minimum": 0, "description": schema.PINNED_KEYS["rel"][2]},
             "abs": {"type": "number", "minimum": 0, "description": schema.PINNED_KEYS["abs"][2]}})},
     })
+    case["allOf"] = _options_by_op()
     return {
         "$schema": DRAFT, "title": "xent-conformance case file", "type": "object", "additionalProperties": False,
         "properties": {**_object(schema.FILE_KEYS)["properties"], "schema": {"const": 1},
@@ -109,7 +148,7 @@ def results_schema() -> dict:
                 "outcome", "expected", "actual", "max_abs_err", "max_ulp_err", "tolerance", "reason"]
     record = {"type": "object", "required": required, "properties": {
         "id": {"type": "string", "description": "stable across runs: case::quantity::framework::dtype::device"},
-        "quantity": {"enum": [*checks.QUANTITIES, None], "description": "null on a process record"},
+        "quantity": {"enum": [*quantities.NAMES, None], "description": "null on a process record"},
         "dtype": {"enum": [*FLOAT_DTYPES, None], "description": "null on a process record"},
         "device": {"enum": ["cpu", "cuda"]},
         "kind": {"enum": ["reference", "pinned", "process"],
@@ -119,7 +158,8 @@ def results_schema() -> dict:
         "results_written": {"type": ["integer", "null"], "description": "results the dead process wrote (kept)"},
         "rerun": {"type": "string", "description": "the command that reruns a process record's process"},
         "outcome": {"enum": list(OUTCOMES)},
-        "reason": {"type": ["string", "null"], "description": "not-installed, no-device, not-offered, manifest, inexact-golden, ..."},
+        "reason": {"type": ["string", "null"],
+                   "description": "not-installed, no-device, not-offered, manifest, inexact-golden, ..."},
         "expected": summary, "actual": summary,
         "max_abs_err": {"$ref": "#/$defs/number"}, "max_ulp_err": {"$ref": "#/$defs/number"},
         "tolerance": {"type": ["object", "null"]},

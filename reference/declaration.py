@@ -1,14 +1,16 @@
 """How an op and its semantic variants are declared: by keyword, checked when declared.
 
-A variant's functions all take (prediction, labels, dtype, **function options), the scale
-also the unreduced loss before dtype. The function options are the op's declared options
-that the option pipeline does not apply around the functions (axis, half, pos_weight): they
-are derived from the declaration, and every function must take exactly those.
+A variant's functions take (prediction, labels, dtype, then the function options they use),
+the scale also the unreduced loss before dtype. The function options are the op's declared
+options that the option pipeline does not apply around the functions (axis, half, pos_weight).
+The exact variant's functions take every one of them (the mathematics defines each); another
+variant's take those it describes, and is not evaluated with another one given.
 """
 import inspect
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
+from reference.option_declaration import Option, by_name
 from reference.options import PIPELINE_OPTIONS
 
 PREDICTIONS = ("logits", "probs", "predictions", "hidden")
@@ -29,9 +31,14 @@ class Variant:
     # class gets eps / (K - 1) (Megatron-LM, NeMo: eps K / (K - 1) in uniform terms).
     smoothing: str = "uniform"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.smoothing not in ("uniform", "other_classes"):
             raise ValueError(f"smoothing must be 'uniform' or 'other_classes', got {self.smoothing!r}")
+
+
+class NotDescribed(ValueError):
+    """The variant does not describe what it was asked for: an option given that its functions
+    do not take (a model of a framework's arithmetic raises it too, for inputs it does not model)."""
 
 
 # How many leading positional arguments each function takes before the function options.
@@ -44,8 +51,8 @@ class Op:
     prediction: str  # the input that is differentiated: logits, probs or predictions
     integer_labels: bool
     class_axis: bool  # the loss sums over a class axis (given by the `axis` option)
-    options: Mapping[str, object]  # option name -> default
-    variants: Mapping[str, Variant] = field(default_factory=dict)
+    options: Mapping[str, Option]  # name -> declaration: taking(REDUCTION, AXIS, ...)
+    variants: dict[str, Variant] = field(default_factory=dict)
     # The op that evaluates this one once its integer labels are made dense (one-hot), which
     # label smoothing and class weights need; it has this op's variants.
     dense_form: str | None = None
@@ -60,7 +67,10 @@ class Op:
     tensors: tuple[str, ...] = ()  # its further inputs, differentiated too
     optional_tensors: tuple[str, ...] = ()  # those of them a case may leave out
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
+        if not isinstance(self.options, Mapping) or list(by_name(self.options.values())) != list(self.options):
+            raise TypeError(f"{self.name}: options=taking(<Option>, ...), the declarations of reference/options.py "
+                            "and of the op's module")
         if self.prediction not in PREDICTIONS:
             raise ValueError(f"{self.name}: prediction must be one of {PREDICTIONS}, got {self.prediction!r}")
         if "reduction" not in self.options:
@@ -87,7 +97,7 @@ class Op:
             for role, positional in _POSITIONAL.items():
                 function = getattr(variant, role)
                 if function is not None:
-                    self._check_signature(f"{variant_name}.{role}", function, positional)
+                    self._check_signature(f"{variant_name}.{role}", function, positional, variant_name == "exact")
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -99,8 +109,10 @@ class Op:
         """The declared options that the variants' own functions take."""
         return tuple(name for name in self.options if name not in PIPELINE_OPTIONS)
 
-    def _check_signature(self, where: str, function: Callable, positional: int) -> None:
+    def _check_signature(self, where: str, function: Callable, positional: int, every: bool) -> None:
         taken = list(inspect.signature(function).parameters)[positional:]
-        if sorted(taken) != sorted(self.function_options):
-            raise ValueError(f"{self.name} {where} takes the options {taken}, "
-                             f"but the op declares {list(self.function_options)}")
+        unknown = sorted(set(taken) - set(self.function_options))
+        if unknown or (every and sorted(taken) != sorted(self.function_options)):
+            every_one = "" if unknown else " (its exact variant takes every one)"
+            raise ValueError(f"{self.name} {where} takes the options {taken}, but the op declares "
+                             f"{list(self.function_options)}{every_one}")

@@ -29,11 +29,15 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
+import numpy.typing as npt
 
 from reference.declaration import Op
+from reference.option_declaration import taking
+from reference.ops.softmax import SOFTCAP, Z_LOSS
+from reference.options import IGNORE_INDEX, LABEL_SMOOTHING, REDUCTION, WEIGHT
 from reference.numerics import doubledouble as dd
 
 SPARSE = "sparse_softmax_cross_entropy"
@@ -43,8 +47,7 @@ BLOCK_ELEMENTS = 1 << 22  # the scales' [rows, V] temporaries, a block of rows a
 
 DECLARATION = Op(
     name="linear_cross_entropy", prediction="hidden", integer_labels=True, class_axis=False,
-    options={"reduction": "none", "label_smoothing": 0.0, "weight": None, "ignore_index": None, "z_loss": 0.0,
-             "softcap": None},
+    options=taking(REDUCTION, LABEL_SMOOTHING, WEIGHT, IGNORE_INDEX, Z_LOSS, SOFTCAP),
     head=SPARSE, tensors=("linear_weight", "linear_bias"), optional_tensors=("linear_bias",),
 )
 DECLARATIONS = (DECLARATION,)
@@ -70,7 +73,8 @@ def _roundings(terms: int) -> float:
     return 1.0 + float(np.ceil(np.log2(max(terms, 1))))
 
 
-def logits(hidden, weight, bias=None) -> tuple[np.ndarray, np.ndarray]:
+def logits(hidden: npt.ArrayLike, weight: npt.ArrayLike,
+           bias: npt.ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(z, D): the logits rounded once from their double-double value, and per logit the
     magnitude the dtype's rounding touches (module docstring). Float32 and narrower inputs
     have exact float64 products; past DOUBLE_DOUBLE_LIMIT they are summed in float64, within
@@ -97,8 +101,8 @@ def logits(hidden, weight, bias=None) -> tuple[np.ndarray, np.ndarray]:
 _EVALUATED: "OrderedDict[tuple, Linear]" = OrderedDict()  # the last few: a check asks for one quantity at a time
 
 
-def _key(*values) -> tuple:
-    def frozen(value):
+def _key(*values: object) -> tuple:
+    def frozen(value: object) -> object:
         if value is None or isinstance(value, (str, int, float, bool)):
             return value
         array = np.asarray(value)
@@ -106,8 +110,8 @@ def _key(*values) -> tuple:
     return tuple(frozen(v) for v in values)
 
 
-def evaluate(hidden, weight, bias, labels, options: Mapping[str, object], dtype: str,
-             variant: str = "exact") -> Linear:
+def evaluate(hidden: npt.ArrayLike, weight: npt.ArrayLike, bias: npt.ArrayLike | None, labels: npt.ArrayLike,
+             options: Mapping[str, object], dtype: str, variant: str = "exact") -> Linear:
     """The loss (reduced as options['reduction'] says), the gradients of its sum with respect to
     hidden, weight and bias, and their scales; the loss on the logits as the sparse softmax
     cross-entropy's variant computes it (exact, or a label-smoothing convention)."""
@@ -120,7 +124,8 @@ def evaluate(hidden, weight, bias, labels, options: Mapping[str, object], dtype:
     return _EVALUATED[key]
 
 
-def _evaluate(hidden, weight, bias, labels, options: Mapping[str, object], dtype: str, variant: str) -> Linear:
+def _evaluate(hidden: npt.ArrayLike, weight: npt.ArrayLike, bias: npt.ArrayLike | None, labels: npt.ArrayLike,
+              options: Mapping[str, object], dtype: str, variant: str) -> Linear:
     """evaluate, uncached."""
     unknown = {name for name, value in options.items() if value is not None} - set(OPTIONS)
     if unknown:
@@ -135,7 +140,8 @@ def _evaluate(hidden, weight, bias, labels, options: Mapping[str, object], dtype
         return _on_logits(hidden, weight, z, size, labels, options, dtype, variant)
 
 
-def _on_logits(hidden, weight, z, size, labels, options, dtype, variant) -> Linear:
+def _on_logits(hidden: np.ndarray, weight: np.ndarray, z: np.ndarray, size: np.ndarray, labels: npt.ArrayLike,
+               options: Mapping[str, Any], dtype: str, variant: str) -> Linear:
     from reference import registry  # it registers this module's declaration
 
     inputs = {"logits": z, "labels": np.asarray(labels)}
@@ -158,9 +164,8 @@ def _on_logits(hidden, weight, z, size, labels, options, dtype, variant) -> Line
         over_rows = _roundings(rows) * own + error
         grad_weight_scale += over_rows.T @ abs_hidden[block]
         grad_bias_scale += np.sum(over_rows, axis=0)
-    if options.get("reduction", "none") != "none":
-        per_row = np.sum(per_row)
-    loss_scale = loss_scale + per_row
+    through_logits = np.sum(per_row) if options.get("reduction", "none") != "none" else per_row
+    loss_scale = loss_scale + through_logits
     return Linear(np.asarray(loss), np.asarray(loss_scale), g @ weight, grad_hidden_scale, g.T @ hidden,
                   grad_weight_scale, np.sum(g, axis=0), grad_bias_scale)
 
@@ -171,7 +176,7 @@ def _row_blocks(rows: int, classes: int) -> list[slice]:
     return [slice(start, min(start + step, rows)) for start in range(0, rows, step)]
 
 
-def _probabilities(z, options) -> np.ndarray:
+def _probabilities(z: np.ndarray, options: Mapping[str, Any]) -> np.ndarray:
     """softmax of the logits as the loss sees them (capped where softcap is set)."""
     cap = options.get("softcap")
     if cap:

@@ -20,19 +20,42 @@ Integer labels with smoothing or class weights are turned into their dense (one-
 so the sparse op is evaluated by its dense form.
 """
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
 from reference.numerics.conditioning import summation
 from reference.numerics.softmax import along
 from reference.numerics.terms import accurate_sum
+from reference.option_declaration import Option, by_name
 
 if TYPE_CHECKING:
     from reference.declaration import Op
 
 REDUCTIONS = ("none", "sum", "mean", "weighted_mean")
-SHARED_OPTIONS = {"sample_weight": None}  # options every op takes
+
+# The declarations of the options applied here (and of `axis`, which ops with a class axis
+# take); an op lists those it takes, and ops' own options are declared in their modules.
+REDUCTION = Option(
+    name="reduction", kind="choice", choices=REDUCTIONS, default="none",
+    description="none keeps the unreduced losses; sum adds them; mean divides the sum by their number, "
+                "weighted_mean by the sum of sample_weight",
+    needs=(("weighted_mean", "sample_weight", "divides by the sum of sample_weight"),))
+AXIS = Option(name="axis", kind="axis", default=-1, description="the class axis of the prediction")
+LABEL_SMOOTHING = Option(
+    name="label_smoothing", kind="number", minimum=0.0, maximum=1.0, default=0.0,
+    description="labels become y (1 - s) + s / K, K the number of classes (2 for a binary loss)")
+WEIGHT = Option(
+    name="weight", kind="per_class", default=None,
+    description="one weight per class, multiplying its label (a mean over integer labels divides by the "
+                "targets' weights)")
+IGNORE_INDEX = Option(
+    name="ignore_index", kind="integer", default=None,
+    description="an integer label equal to it has loss 0 and leaves a mean's denominator")
+SAMPLE_WEIGHT = Option(name="sample_weight", kind="per_loss", default=None,
+                       description="one weight per unreduced loss, multiplying it")
+
+SHARED_OPTIONS = by_name([SAMPLE_WEIGHT])  # options every op takes
 # The options applied here, around the variants' functions; an op's other options go to them.
 PIPELINE_OPTIONS = ("reduction", "label_smoothing", "weight", "ignore_index", *SHARED_OPTIONS)
 
@@ -46,7 +69,7 @@ class Prepared:
     prediction: np.ndarray  # as given, but 1/2 where an example is undefined (its weight is NaN)
 
 
-def prepare(op: "Op", prediction: np.ndarray, labels: np.ndarray, options: Mapping[str, object]) -> Prepared:
+def prepare(op: "Op", prediction: np.ndarray, labels: np.ndarray, options: Mapping[str, Any]) -> Prepared:
     smoothing = float(options.get("label_smoothing") or 0.0)
     weight = options.get("weight")
     ignore = options.get("ignore_index")
@@ -98,7 +121,7 @@ def prepare(op: "Op", prediction: np.ndarray, labels: np.ndarray, options: Mappi
     return Prepared(labels, dense, example_weights, mean_weights, prediction)
 
 
-def _outside_unit_interval(op: "Op", prediction: np.ndarray, labels: np.ndarray):
+def _outside_unit_interval(op: "Op", prediction: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
     """Per example: an input the op defines on [0, 1] holds a value outside; None where none is."""
     inputs = {op.prediction: prediction, "labels": labels}
     outside = None
@@ -118,7 +141,7 @@ def per_example(values: np.ndarray, weights: np.ndarray | None, axis: int | None
     return values * weights
 
 
-def label_factor(prediction: np.ndarray, options: Mapping[str, object]):
+def label_factor(prediction: np.ndarray, options: Mapping[str, Any]) -> np.ndarray | float:
     """d y' / d y of the label transform y' = (y (1 - s) + s / K) w: (1 - s) w."""
     factor = 1.0 - float(options.get("label_smoothing") or 0.0)
     weight = options.get("weight")
@@ -133,13 +156,13 @@ def _denominator(values: np.ndarray, prepared: Prepared) -> float:
     return float(np.size(values))
 
 
-def _mean_or_sum(total, values: np.ndarray, reduction: str, prepared: Prepared):
+def _mean_or_sum(total: np.ndarray, values: np.ndarray, reduction: str, prepared: Prepared) -> np.ndarray | float:
     if reduction in ("mean", "weighted_mean"):
         return total / _denominator(values, prepared) if np.size(values) else np.float64(np.nan)
     return total
 
 
-def reduce_loss(loss: np.ndarray, reduction: str, prepared: Prepared):
+def reduce_loss(loss: np.ndarray, reduction: str, prepared: Prepared) -> np.ndarray | float:
     """The weighted losses, or their sum (in double-double, rounded once) or mean."""
     values = per_example(loss, prepared.example_weights)
     if reduction == "none":
@@ -147,7 +170,8 @@ def reduce_loss(loss: np.ndarray, reduction: str, prepared: Prepared):
     return _mean_or_sum(accurate_sum(np.ravel(values)), values, reduction, prepared)
 
 
-def reduce_scale(scale: np.ndarray, loss: np.ndarray, reduction: str, prepared: Prepared):
+def reduce_scale(scale: np.ndarray, loss: np.ndarray, reduction: str, prepared: Prepared) -> np.ndarray | float:
+
     """The conditioning scale of reduce_loss: the terms' scales and the summation's rounding."""
     values = per_example(scale, prepared.example_weights)
     if reduction == "none":

@@ -3,21 +3,26 @@
 One table, read by the case validator (which ops and options exist), the adapters (which
 variant each framework follows) and the checks (what to expect, how much rounding to allow).
 """
-from typing import Mapping
+import inspect
+from collections.abc import Iterable
+from functools import lru_cache
+from types import ModuleType
+from typing import Any, Callable, Mapping
 
 import numpy as np
+import numpy.typing as npt
 
 from reference import linear
 from reference import options as pipeline
-from reference.declaration import Op, Variant
+from reference.declaration import NotDescribed, Op, Variant
 from reference.ops import FAMILIES
 from reference.options import REDUCTIONS, SHARED_OPTIONS
 
-__all__ = ["OPS", "REDUCTIONS", "SHARED_OPTIONS", "Op", "Variant", "evaluate_grad", "evaluate_loss",
+__all__ = ["OPS", "REDUCTIONS", "SHARED_OPTIONS", "NotDescribed", "Op", "Variant", "evaluate_grad", "evaluate_loss",
            "evaluate_loss_and_scale", "evaluate_scale", "has_grad", "variant_names"]
 
 
-def _register(families) -> dict[str, Op]:
+def _register(families: Iterable[ModuleType]) -> dict[str, Op]:
     ops: dict[str, Op] = {}
     for family in families:
         for op in family.DECLARATIONS:
@@ -57,7 +62,8 @@ def has_grad(op: str, variant: str, quantity: str = "grad_logits") -> bool:
     return (spec.grad if quantity == "grad_logits" else spec.grad_labels) is not None
 
 
-def _linear(op: Op, variant: "str | Variant", inputs, options: Mapping[str, object], dtype: str) -> linear.Linear:
+def _linear(op: Op, variant: "str | Variant", inputs: Mapping[str, npt.ArrayLike], options: Mapping[str, Any],
+            dtype: str) -> linear.Linear:
     """An op with a head, evaluated by its own module, as its head's variant computes the loss
     on the logits (a model of arithmetic, a Variant itself, is not evaluated on a head)."""
     if isinstance(variant, Variant):
@@ -80,7 +86,7 @@ def _variant(op: Op, name: str) -> Variant:
     return op.variants[name]
 
 
-def _check_options(op: Op, options: Mapping[str, object]) -> None:
+def _check_options(op: Op, options: Mapping[str, Any]) -> None:
     """An option the op does not declare is an error, not silently dropped (None means unset)."""
     for name, value in options.items():
         if value is not None and name not in op.options and name not in SHARED_OPTIONS:
@@ -88,7 +94,8 @@ def _check_options(op: Op, options: Mapping[str, object]) -> None:
             raise ValueError(f"{op.name} does not take the option {name!r} (it takes: {accepted})")
 
 
-def in_uniform_terms(op: Op, variant: "str | Variant", prediction, options: Mapping[str, object]):
+def in_uniform_terms(op: Op, variant: "str | Variant", prediction: npt.ArrayLike,
+                     options: Mapping[str, Any]) -> Mapping[str, Any]:
     """The options with label_smoothing as the uniform convention (eps / K on every class)
     states the variant's: eps K / (K - 1) for "other_classes"."""
     spec = variant if isinstance(variant, Variant) else _variant(op, variant)
@@ -99,7 +106,8 @@ def in_uniform_terms(op: Op, variant: "str | Variant", prediction, options: Mapp
     return {**options, "label_smoothing": eps * classes / (classes - 1)}
 
 
-def _setup(op_name: str, variant: "str | Variant", inputs, options: Mapping[str, object]):
+def _setup(op_name: str, variant: "str | Variant", inputs: Mapping[str, npt.ArrayLike], options: Mapping[str, Any]
+           ) -> tuple[np.ndarray, pipeline.Prepared, Variant, dict[str, Any], Mapping[str, Any]]:
     """(prediction, prepared labels and weights, the variant to call, its function options,
     the options in the uniform smoothing convention)."""
     op = _op(op_name)
@@ -111,28 +119,57 @@ def _setup(op_name: str, variant: "str | Variant", inputs, options: Mapping[str,
     labels = np.asarray(inputs["labels"], np.int64 if op.integer_labels else np.float64)
     prepared = pipeline.prepare(op, prediction, labels, options)
     prediction = prepared.prediction
-    evaluated = OPS[op.dense_form] if prepared.dense else op  # same variant names (checked above)
-    function_options = {k: options.get(k, evaluated.options[k]) for k in evaluated.function_options}
+    evaluated = op
+    if prepared.dense:  # its dense form has the same variant names (checked above)
+        assert op.dense_form is not None  # Op requires one where smoothing or class weights make labels dense
+        evaluated = OPS[op.dense_form]
+    function_options = {k: options.get(k, evaluated.options[k].default) for k in evaluated.function_options}
     spec = variant if isinstance(variant, Variant) else evaluated.variants[variant]
     return prediction, prepared, spec, function_options, options
 
 
-def evaluate_loss(op: str, variant: "str | Variant", inputs, options: Mapping[str, object], dtype: str) -> np.ndarray:
+@lru_cache(maxsize=None)
+def _parameters(function: Callable[..., Any]) -> frozenset[str] | None:
+    """The keyword parameters a function names; None where it takes any (**options)."""
+    parameters = inspect.signature(function).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return frozenset(p.name for p in parameters)
+
+
+def _taken(function: Callable[..., Any], op: Op, variant: "str | Variant",
+           function_options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options the function takes: each function receives only those it uses. One that it
+    does not take but that is given (not its default) is not described by it: NotDescribed."""
+    names = _parameters(function)
+    if names is None:
+        return dict(function_options)
+    for name, value in function_options.items():
+        declared = op.options.get(name)
+        if name not in names and not (declared.is_unset(value) if declared else value is None):
+            which = f"variant {variant!r}" if isinstance(variant, str) else getattr(function, "__name__", "model")
+            raise NotDescribed(f"{op.name} {which} does not take the option {name} (given {value!r})")
+    return {name: value for name, value in function_options.items() if name in names}
+
+
+def evaluate_loss(op: str, variant: "str | Variant", inputs: Mapping[str, npt.ArrayLike], options: Mapping[str, Any],
+                  dtype: str) -> np.ndarray:
     """The loss in float64, reduced as options['reduction'] says."""
     if _op(op).head:
         return _linear(OPS[op], variant, inputs, options, dtype).loss
     prediction, prepared, spec, function_options, _ = _setup(op, variant, inputs, options)
-    loss = spec.loss(prediction, prepared.labels, dtype, **function_options)
+    loss = spec.loss(prediction, prepared.labels, dtype, **_taken(spec.loss, OPS[op], variant, function_options))
     return np.asarray(pipeline.reduce_loss(loss, options.get("reduction", "none"), prepared))
 
 
-def evaluate_scale(op: str, variant: "str | Variant", inputs, options: Mapping[str, object], dtype: str) -> np.ndarray:
+def evaluate_scale(op: str, variant: "str | Variant", inputs: Mapping[str, npt.ArrayLike], options: Mapping[str, Any],
+                   dtype: str) -> np.ndarray:
     """The conditioning scale of evaluate_loss, same shape."""
     return evaluate_loss_and_scale(op, variant, inputs, options, dtype)[1]
 
 
-def evaluate_loss_and_scale(op: str, variant: "str | Variant", inputs, options: Mapping[str, object],
-                            dtype: str) -> tuple[np.ndarray, np.ndarray]:
+def evaluate_loss_and_scale(op: str, variant: "str | Variant", inputs: Mapping[str, npt.ArrayLike],
+                            options: Mapping[str, Any], dtype: str) -> tuple[np.ndarray, np.ndarray]:
     """(evaluate_loss, evaluate_scale), the same values, from one pass over the logits where
     the variant offers one (the softmax ops: a loss check's reference at half the cost of the
     two calls)."""
@@ -140,18 +177,21 @@ def evaluate_loss_and_scale(op: str, variant: "str | Variant", inputs, options: 
         evaluated = _linear(OPS[op], variant, inputs, options, dtype)
         return evaluated.loss, evaluated.loss_scale
     prediction, prepared, spec, function_options, _ = _setup(op, variant, inputs, options)
+    def taken(function: Callable[..., Any]) -> dict[str, Any]:
+        return _taken(function, OPS[op], variant, function_options)
+
     if spec.loss_and_scale is not None:  # one pass over the logits (the softmax ops' fast tier)
-        loss, scale = spec.loss_and_scale(prediction, prepared.labels, dtype, **function_options)
+        loss, scale = spec.loss_and_scale(prediction, prepared.labels, dtype, **taken(spec.loss_and_scale))
     else:
-        loss = spec.loss(prediction, prepared.labels, dtype, **function_options)
-        scale = spec.scale(prediction, prepared.labels, loss, dtype, **function_options)
+        loss = spec.loss(prediction, prepared.labels, dtype, **taken(spec.loss))
+        scale = spec.scale(prediction, prepared.labels, loss, dtype, **taken(spec.scale))
     reduction = options.get("reduction", "none")
     return (np.asarray(pipeline.reduce_loss(loss, reduction, prepared)),
             np.asarray(pipeline.reduce_scale(scale, loss, reduction, prepared)))
 
 
-def evaluate_grad(op: str, variant: "str | Variant", inputs, options: Mapping[str, object], dtype: str,
-                  wrt: str = "prediction") -> tuple[np.ndarray, np.ndarray]:
+def evaluate_grad(op: str, variant: "str | Variant", inputs: Mapping[str, npt.ArrayLike], options: Mapping[str, Any],
+                  dtype: str, wrt: str = "prediction") -> tuple[np.ndarray, np.ndarray]:
     """d sum(reduce(L)) / d prediction (or / d labels), and its conditioning scale.
 
     reduction none is differentiated as sum(L); a mean divides by its denominator (the count
@@ -169,7 +209,7 @@ def evaluate_grad(op: str, variant: "str | Variant", inputs, options: Mapping[st
     function = spec.grad if wrt == "prediction" else spec.grad_labels
     if function is None:
         raise ValueError(f"{op} variant {variant!r} has no gradient with respect to the {wrt}")
-    grad, scale = function(prediction, prepared.labels, dtype, **function_options)
+    grad, scale = function(prediction, prepared.labels, dtype, **_taken(function, OPS[op], variant, function_options))
     # The factors below are applied in place where the variant handed back arrays of its own
     # (a gradient as large as the logits is not copied once per factor); else as new arrays.
     own = [_own(array, prediction, prepared.labels) for array in (grad, scale)]
@@ -189,20 +229,21 @@ def evaluate_grad(op: str, variant: "str | Variant", inputs, options: Mapping[st
     return grad, scale
 
 
-def _own(array, *inputs) -> bool:
+def _own(array: object, *inputs: npt.ArrayLike) -> bool:
     """Whether array is a writeable float64 array sharing no memory with the inputs."""
     return (isinstance(array, np.ndarray) and array.dtype == np.float64 and array.flags.writeable
             and not any(np.may_share_memory(array, other) for other in inputs))
 
 
-def _times(array, factor, in_place: bool):
+def _times(array: np.ndarray, factor: np.ndarray | float, in_place: bool) -> np.ndarray:
     """array * factor, in array where it is the variant's own and keeps its shape."""
     if in_place and np.broadcast_shapes(np.shape(array), np.shape(factor)) == array.shape:
         return np.multiply(array, factor, out=array)
     return array * factor
 
 
-def _divided(array, denominator, in_place: bool):
+def _divided(array: np.ndarray, denominator: np.float64, in_place: bool) -> np.ndarray:
+
     """array / denominator, in array where it is the variant's own."""
     if in_place:
         return np.divide(array, denominator, out=array)

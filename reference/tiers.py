@@ -9,12 +9,17 @@ the double-double tier computes the value, within an ulp of float64. A check's c
 scales follow its values' tier (reference.numerics.fast_scales: within 2**-42 of their
 formula in the fast tier).
 """
+from collections.abc import Callable
+from typing import TypeVar
+
 import numpy as np
+import numpy.typing as npt
 
 from reference.dtypes import eps
 from reference.numerics.fast_softmax import U, fast_tier_ulps
 
 MARGIN = 2.0 ** 16
+Values = TypeVar("Values")  # what both tiers' functions return: an array, or a tuple of them
 
 
 def fast_tier_holds(dtype: str, classes: int) -> bool:
@@ -27,12 +32,13 @@ def tier(dtype: str, classes: int) -> str:
     return "fast" if fast_tier_holds(dtype, classes) else "double-double"
 
 
-def is_fast(logits, axis: int, dtype: str) -> bool:
+def is_fast(logits: npt.ArrayLike, axis: int, dtype: str) -> bool:
     """Whether the fast tier computes a softmax cross-entropy of these logits (classes on axis)."""
     return fast_tier_holds(dtype, np.shape(logits)[axis])
 
 
-def by_tier(fast_function, exact_function, logits, labels, axis: int, dtype: str, *row_inputs):
+def by_tier(fast_function: Callable[..., Values], exact_function: Callable[..., Values], logits: npt.ArrayLike,
+            labels: npt.ArrayLike, axis: int, dtype: str, *row_inputs: npt.ArrayLike) -> Values:
     """fast_function(logits, labels, *row_inputs, axis, exact=exact_function) in the fast tier,
     else exact_function(logits, labels, *row_inputs, axis), the double-double tier."""
     if is_fast(logits, axis, dtype):

@@ -14,12 +14,15 @@ or a tensor that never reached the GPU is seen, not assumed. See docs/adapters.m
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
+from conformance.core import quantities as _quantities
 from reference.dtypes import FLOAT_DTYPES, numpy_dtype
 
 # Options every capability takes without declaring them: how the losses are reduced, which
@@ -28,9 +31,11 @@ from reference.dtypes import FLOAT_DTYPES, numpy_dtype
 # (linear_bias, which a case may leave out, is declared by the capabilities that take it).
 BASE_OPTIONS = ("reduction", "axis", "linear_weight")
 BASIC_REDUCTIONS = ("none", "sum", "mean")
-QUANTITIES = ("loss", "grad_logits", "grad_labels", "grad_linear_weight", "grad_linear_bias")
-# Properties of a training step, checked on every adapter that offers backward_probe.
-PROBE_QUANTITIES = ("inputs_intact", "second_backward")
+# The quantities of a plain loss or grad call, and the properties of a training step, checked on
+# every adapter that offers backward_probe (the table of every quantity: conformance/core/quantities.py).
+QUANTITIES = tuple(q.name for q in _quantities.QUANTITIES.values()
+                   if q.call in (_quantities.call_loss, _quantities.call_grad))
+PROBE_QUANTITIES = _quantities.PROBES
 
 
 class NotOffered(Exception):
@@ -46,7 +51,7 @@ class RaisedInMode(Exception):
     judges the raise by the manifest entries about that mode. Kept for adapters written before
     results_in_modes ran every mode; a Result with `raised` set is the way to say it now."""
 
-    def __init__(self, mode: str, error: BaseException):
+    def __init__(self, mode: str, error: BaseException) -> None:
         super().__init__(f"{mode}: {type(error).__name__}: {error}")
         self.mode, self.error = mode, error
 
@@ -73,18 +78,18 @@ class Capability:
 
     implementation: Any
     variant: str = "exact"
-    options: frozenset = frozenset()
-    reductions: tuple = BASIC_REDUCTIONS
-    dtypes: tuple | Mapping[str, tuple] = FLOAT_DTYPES
-    modes: tuple = ("eager",)
+    options: Collection[str] = frozenset()  # frozen to a frozenset
+    reductions: Sequence[str] = BASIC_REDUCTIONS  # frozen to a tuple
+    dtypes: tuple[str, ...] | Mapping[str, tuple[str, ...]] = FLOAT_DTYPES
+    modes: Sequence[str] = ("eager",)  # frozen to a tuple
     differentiable: bool = True
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         object.__setattr__(self, "options", frozenset(self.options))
         object.__setattr__(self, "reductions", tuple(self.reductions))
         object.__setattr__(self, "modes", tuple(self.modes))
 
-    def dtypes_on(self, device: str) -> tuple:
+    def dtypes_on(self, device: str) -> tuple[str, ...]:
         if isinstance(self.dtypes, Mapping):
             return tuple(self.dtypes.get(device, ()))
         return tuple(self.dtypes)
@@ -100,7 +105,7 @@ class Result:
     dtype: str  # the dtype the framework returned
     device: str  # cpu or cuda: where the result was computed
     mode: str = ""  # how it ran, where a framework has several ways (JAX: jit, eager)
-    others: list = field(default_factory=list)  # the same call run the other ways: Results
+    others: list[Result] = field(default_factory=list)  # the same call run the other ways: Results
     raised: BaseException | None = None  # what this mode raised instead of returning
 
     def all_modes(self) -> list[Result]:
@@ -118,19 +123,46 @@ class BackwardProbe:
     second: Result  # the same product from the second backward of the same forward
     prediction_after: np.ndarray  # the prediction as the framework's tensor holds it afterwards
     labels_after: np.ndarray  # likewise the labels
-    tensors_after: dict = field(default_factory=dict)  # an op's further tensors (linear_weight, ...)
+    tensors_after: dict[str, np.ndarray] = field(default_factory=dict)  # an op's further tensors (linear_weight, ...)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One derivative asked of an adapter: the op, its inputs as the dtype under test holds them
+    (NumPy; integer labels as int64), the case's options (further tensors among them), the
+    dtype and device, the input it is taken with respect to, and the cotangent of a
+    vector-Jacobian product (None: the gradient of sum(loss))."""
+
+    op: str
+    prediction: np.ndarray
+    labels: np.ndarray
+    options: Mapping[str, Any]
+    dtype: str
+    device: str
+    wrt: str = "prediction"
+    cotangent: np.ndarray | None = None
+
+
+def _overrides(adapter: "Adapter", method: str) -> bool:
+    """Whether the adapter's class defines its own `method` rather than Adapter's."""
+    return getattr(type(adapter), method, None) is not getattr(Adapter, method)
 
 
 class Adapter:
     """Base class of every adapter. Subclasses set `framework`, `capabilities` and `packages`,
-    and implement `version`, `loss` and (where a capability is differentiable) `grad`."""
+    and implement `loss` and (where a capability is differentiable) `gradient`. A built-in adapter
+    writes `framework`, `packages`, `keras_backend` and `own_process` as literals in its class
+    body: the suite reads them before the framework is imported (conformance/frameworks.py)."""
 
     framework: str = ""
     capabilities: Mapping[str, Capability] = {}
-    packages: tuple = ()  # distributions whose versions the results record and the manifest names
+    packages: tuple[str, ...] = ()  # distributions whose versions the results record and the manifest names
+    keras_backend: str = ""  # Keras 3 only: checked in the process whose KERAS_BACKEND is this
+    own_process: bool = False  # checked in a process of its own (native libraries that clash)
 
     def version(self) -> str:
-        raise NotImplementedError
+        """The framework's version: the installed version of the first of `packages`."""
+        return self.package_versions().get(self.packages[0], "unknown") if self.packages else "unknown"
 
     def package_versions(self) -> dict[str, str]:
         """Installed version of each package in `packages` (absent ones left out); read once
@@ -150,7 +182,7 @@ class Adapter:
     def devices(self) -> tuple[str, ...]:
         return ("cpu",)
 
-    def environment(self) -> dict:
+    def environment(self) -> dict[str, Any]:
         """What the results file records about this framework."""
         return {"version": self.version(), "packages": self.package_versions(), "devices": list(self.devices())}
 
@@ -161,12 +193,12 @@ class Adapter:
         return self.capabilities[op]
 
     def check_offered(self, op: str, dtype: str, device: str, quantity: str,
-                      options: Mapping | None = None) -> Capability:
+                      options: Mapping[str, Any] | None = None) -> Capability:
         """The capability that covers this call, or NotOffered saying what is missing."""
         capability = self.capability(op)
         if dtype not in capability.dtypes_on(device):
             raise NotOffered(f"{self.framework} does not compute {op} in {dtype} on {device}")
-        if quantity != "loss" and not capability.differentiable:
+        if _quantities.quantity(quantity).gradient is not None and not capability.differentiable:
             raise NotOffered(f"{self.framework} does not differentiate {op}")
         if not selected_modes(capability.modes):
             raise ModeNotSelected(f"{self.framework} computes {op} in modes {', '.join(capability.modes)}, "
@@ -180,26 +212,43 @@ class Adapter:
                 raise NotOffered(f"{self.framework} {op} has no {name} option")
         return capability
 
-    def loss(self, op: str, prediction: np.ndarray, labels: np.ndarray, options: Mapping, dtype: str,
+    def loss(self, op: str, prediction: np.ndarray, labels: np.ndarray, options: Mapping[str, Any], dtype: str,
              device: str) -> Result:
         raise NotImplementedError
 
-    def grad(self, op: str, prediction: np.ndarray, labels: np.ndarray, options: Mapping, dtype: str,
-             device: str, wrt: str = "prediction", cotangent: np.ndarray | None = None) -> Result:
-        """d sum(loss) / d prediction, or / d labels with wrt="labels". With a cotangent (one
-        value per loss, reduction none), the vector-Jacobian product sum(cotangent * loss)'s
-        gradient, as a training step's backward computes it. An adapter whose grad takes no
-        `cotangent` is not offered those checks."""
+    def gradient(self, call: Call) -> Result:
+        """d sum(loss) / d call.prediction, or / d call.labels (call.wrt="labels"), or / d one of
+        the op's further tensors (wrt="linear_weight"). With call.cotangent (one value per loss,
+        reduction none), the vector-Jacobian product sum(cotangent * loss)'s gradient, as a
+        training step's backward computes it; raise NotOffered where there is none.
+
+        Adapters override this. One written before Call overrides `grad` instead, which this
+        calls (an old `grad` that takes no `cotangent` is not offered those checks)."""
+        if _overrides(self, "grad"):
+            extra = {}
+            if call.cotangent is not None:
+                if "cotangent" not in inspect.signature(self.grad).parameters:
+                    raise NotOffered(f"{self.framework} computes no vector-Jacobian product")
+                extra["cotangent"] = call.cotangent
+            return self.grad(call.op, call.prediction, call.labels, call.options, call.dtype, call.device,
+                             wrt=call.wrt, **extra)
         raise NotOffered(f"{self.framework} has no automatic differentiation")
 
-    def jvp(self, op: str, prediction: np.ndarray, labels: np.ndarray, options: Mapping, dtype: str,
+    def grad(self, op: str, prediction: np.ndarray, labels: np.ndarray, options: Mapping[str, Any], dtype: str,
+             device: str, wrt: str = "prediction", cotangent: np.ndarray | None = None) -> Result:
+        """The positional form callers use: the Call made of these arguments, to `gradient`."""
+        if _overrides(self, "gradient"):
+            return self.gradient(Call(op, prediction, labels, options, dtype, device, wrt, cotangent))
+        raise NotOffered(f"{self.framework} has no automatic differentiation")
+
+    def jvp(self, op: str, prediction: np.ndarray, labels: np.ndarray, options: Mapping[str, Any], dtype: str,
             device: str, direction: np.ndarray) -> Result:
         """The forward-mode derivative of the loss (as reduced) along direction, one value per
         prediction element (float64 values the dtype holds), through the framework's forward mode."""
         raise NotOffered(f"{self.framework} has no forward-mode derivative")
 
-    def backward_probe(self, op: str, prediction: np.ndarray, labels: np.ndarray, options: Mapping, dtype: str,
-                       device: str, cotangent: np.ndarray) -> BackwardProbe:
+    def backward_probe(self, op: str, prediction: np.ndarray, labels: np.ndarray, options: Mapping[str, Any],
+                       dtype: str, device: str, cotangent: np.ndarray) -> BackwardProbe:
         """Forward once on tensors made from prediction and labels, backward twice with the
         cotangent (float64 values the dtype holds, one per loss) keeping the graph, and read the
         input tensors back. The suite hands over copies, so write nothing back into them
@@ -211,7 +260,16 @@ class Adapter:
         """The same framework computing softmax cross-entropy from its public building blocks
         (log_softmax, then nll_loss or a gather; -sum y log_softmax for dense labels), with the
         same modes and autodiff: an Adapter whose `composition` says how. The relational checks
-        compare it with the fused functions mode by mode. None where there is no such composition."""
+        compare it with the fused functions mode by mode. None where there is no such composition.
+
+        By default: a new instance of the subclass of this class, in its module, that sets
+        `composition` (class TorchComposed(TorchAdapter): composition = "..."); a composition
+        has none of its own."""
+        if self.composition:
+            return None
+        for subclass in type(self).__subclasses__():
+            if subclass.__module__ == type(self).__module__ and subclass.__dict__.get("composition"):
+                return subclass()
         return None
 
     composition: str = ""  # on a composed adapter: the building blocks, in a line
@@ -269,7 +327,7 @@ def results_in_modes(modes: Iterable[str], compute: Callable[[str], Result]) -> 
     return results[0]
 
 
-def elementwise_reduce(values, reduction, total, mean):
+def elementwise_reduce(values: Any, reduction: str, total: Callable[[Any], Any], mean: Callable[[Any], Any]) -> Any:
     """Apply a canonical reduction with the framework's own sum and mean."""
     if reduction == "sum":
         return total(values)
@@ -278,7 +336,7 @@ def elementwise_reduce(values, reduction, total, mean):
     return values
 
 
-def as_float(array):
+def as_float(array: npt.ArrayLike) -> np.ndarray:
     """NumPy input for a framework that takes float32/float64 and casts itself (bfloat16)."""
     array = np.asarray(array)
     if array.dtype == numpy_dtype("bfloat16") or array.dtype == np.float16:
@@ -286,7 +344,7 @@ def as_float(array):
     return array
 
 
-def move_class_axis(ndim, axis):
+def move_class_axis(ndim: int, axis: int) -> list[int]:
     """Axis order that puts the class axis second, where PyTorch wants it."""
     axis %= ndim
     order = list(range(ndim))
@@ -294,10 +352,10 @@ def move_class_axis(ndim, axis):
     return order
 
 
-def options_key(options: dict) -> tuple:
+def options_key(options: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
     """A hashable key equal exactly when two options dicts hold equal values (arrays by dtype,
     shape and bytes): for caching a compiled function per op and options."""
-    def frozen(value):
+    def frozen(value: Any) -> Any:
         if isinstance(value, np.ndarray):
             return ("array", value.dtype.str, value.shape, value.tobytes())
         if isinstance(value, (list, tuple)):

@@ -40,7 +40,7 @@ class Source:
 def entry_point_sources() -> dict[str, Source]:
     """framework id -> Source, from the installed entry points, then the built-in table for
     built-in ids that no installed distribution registers (a checkout on PYTHONPATH)."""
-    found = {}
+    found: dict[str, Source] = {}
     for point in metadata.entry_points(group=ENTRY_POINT_GROUP):
         found.setdefault(point.name, Source(point.value, f"entry point {point.name!r} ({ENTRY_POINT_GROUP})"))
     for framework in frameworks.BUILTIN.values():
@@ -149,10 +149,10 @@ class Registry:
             except AdapterError as exc:
                 self.broken.append(str(exc))
                 self.loaded[framework] = exc
-        adapter = self.loaded[framework]
-        if isinstance(adapter, Exception):
-            raise adapter
-        return adapter
+        loaded = self.loaded[framework]
+        if isinstance(loaded, Exception):
+            raise loaded
+        return loaded
 
 
 def keras_backend_here() -> str:

@@ -5,6 +5,7 @@ both are checked against the reference, and a check passes only when both do.
 """
 import os
 import time
+from typing import Any, Hashable
 
 import jax
 
@@ -18,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from conformance.adapters.api import (Adapter, Capability, Result, as_float, elementwise_reduce, options_key,
+from conformance.adapters.api import (Adapter, Call, Capability, Result, as_float, elementwise_reduce, options_key,
                                       results_in_modes)
 from conformance.bench.contract import (BenchKernel, GpuProbes, NoDevice, Problem, Timed, first_call, loss_and_grad,
                                         requested_threads, rotating)
@@ -46,7 +47,8 @@ def to_result(array, mode=""):
     return Result(np.asarray(array.astype(jnp.float64)), str(array.dtype), "cuda" if platform == "gpu" else "cpu", mode)
 
 
-_JITTED = {}  # what is computed (op, options, quantity) -> its jax.jit: traced per shape and dtype, compiled once
+# what is computed (op, options, quantity) -> its jax.jit: traced per shape and dtype, compiled once
+_JITTED: dict[Hashable, Any] = {}
 
 
 def jit_and_eager(key, fn, *args):
@@ -127,14 +129,7 @@ class JaxAdapter(Adapter):
         "linear_cross_entropy": Capability(linear_cross_entropy, options={"linear_bias"}, modes=MODES),
     }
 
-    def version(self):
-        return f"{jax.__version__} (optax {optax.__version__})"
-
-    def composed(self):
-        return JaxComposed()
-
-    def devices(self):
-        return jax_devices()
+    devices = staticmethod(jax_devices)
 
     def _function(self, op, options):
         implementation = self.capability(op).implementation
@@ -166,17 +161,18 @@ class JaxAdapter(Adapter):
         v = jnp.asarray(direction, arguments[0].dtype)
         return jit_and_eager(self._key(op, options, "jvp"), along, v, *arguments)
 
-    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
-        fn = self._function(op, options)
-        argnum = ARGUMENTS[wrt]
-        arguments = self._arguments(prediction, labels, options, dtype, device)
-        if cotangent is None:
+    def gradient(self, call: Call) -> Result:
+        fn = self._function(call.op, call.options)
+        argnum = ARGUMENTS[call.wrt]
+        arguments = self._arguments(call.prediction, call.labels, call.options, call.dtype, call.device)
+        if call.cotangent is None:
             grad = jax.grad(lambda *args: jnp.sum(fn(*args)), argnums=argnum)
-            return jit_and_eager(self._key(op, options, "grad", argnum), grad, *arguments)
+            return jit_and_eager(self._key(call.op, call.options, "grad", argnum), grad, *arguments)
 
         def product(c, *args):  # the cotangent an argument: one compilation for every case
             return vjp(fn, args, argnum, c)
-        return jit_and_eager(self._key(op, options, "vjp", argnum), product, np.asarray(cotangent), *arguments)
+        return jit_and_eager(self._key(call.op, call.options, "vjp", argnum), product, np.asarray(call.cotangent),
+                             *arguments)
 
     def kernels(self):
         prepare_for_benchmarks()
@@ -191,9 +187,6 @@ class JaxComposed(JaxAdapter):
     composition = "jax.nn.log_softmax, then take_along_axis (dense labels: -sum(y * log_softmax))"
     capabilities = {"sparse_softmax_cross_entropy": Capability(gather_of_log_softmax, modes=MODES),
                     "softmax_cross_entropy": Capability(dense_of_log_softmax, modes=MODES)}
-
-    def composed(self):
-        return None
 
 
 # ---------------------------------------------------------------- benchmark kernels

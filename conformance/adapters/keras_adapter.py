@@ -7,11 +7,11 @@ XLA) and how it is differentiated.
 import contextlib
 import importlib
 import os
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
-from conformance.adapters.api import BASIC_REDUCTIONS, Capability, NotOffered, Result, Unavailable, as_float
+from conformance.adapters.api import BASIC_REDUCTIONS, Call, Capability, NotOffered, Result, Unavailable, as_float
 from conformance.adapters.keras_common import KerasStyleAdapter, keras_capabilities
 from conformance.adapters.native_order import load_triton_first
 from conformance.bench.contract import BenchKernel, GpuProbes, Timed, with_info
@@ -38,14 +38,13 @@ LINEAR_TENSORS = ("linear_weight", "linear_bias")  # linear_cross_entropy's head
 class KerasAdapter(KerasStyleAdapter):
     """Keras 3 on one backend; the subclasses below are the four framework ids."""
 
-    backend = ""
-    modes = ("eager",)
-    dtypes = FLOAT_DTYPES
+    modes: tuple[str, ...] = ("eager",)
+    dtypes: tuple[str, ...] = FLOAT_DTYPES
     differentiable = True
 
     def __init__(self):
         requested = os.environ.get("KERAS_BACKEND", "tensorflow")
-        if self.backend != requested:
+        if self.keras_backend != requested:
             raise Unavailable(f"keras-{self.backend} needs its own process with KERAS_BACKEND={self.backend}")
         self.prepare_backend()
         load_triton_first()  # before a backend's LLVM (TensorFlow's; native_order.py)
@@ -55,7 +54,6 @@ class KerasAdapter(KerasStyleAdapter):
             raise Unavailable(f"keras reports backend {keras.config.backend()!r}, not {self.backend!r}")
         self.keras = keras
         self.losses = keras.losses
-        self.framework = "keras-" + self.backend
         self.capabilities = keras_capabilities({**VARIANTS, **BACKEND_VARIANTS.get(self.backend, {})}, REDUCTIONS,
                                                self.dtypes, self.modes, self.differentiable)
         if self.capabilities["sparse_softmax_cross_entropy"].variant == "exact":  # the head's loss
@@ -63,13 +61,16 @@ class KerasAdapter(KerasStyleAdapter):
                 "keras.ops.matmul, then sparse_categorical_crossentropy(from_logits=True)", options={"linear_bias"},
                 reductions=REDUCTIONS, dtypes=self.dtypes, modes=self.modes, differentiable=self.differentiable)
 
+    @property
+    def backend(self) -> str:
+        return self.keras_backend
+
     def prepare_backend(self):
         """Anything the backend needs before keras is imported."""
 
-    def version(self):
-        return self.keras.__version__
-
     def composed(self):
+        if self.composition:
+            return None
         return type("Composed" + type(self).__name__, (ComposedKeras, type(self)), {})()
 
     def environment(self):
@@ -125,7 +126,8 @@ class KerasAdapter(KerasStyleAdapter):
         """x, y, and loss_of(labels tensor, **tensors in place of the options' arrays) -> fn(x)."""
         x, y = self._tensor(prediction, dtype), self._tensor(labels, dtype)
         expand = lambda t: self.keras.ops.expand_dims(t, -1)  # noqa: E731
-        return x, y, lambda labels_tensor, **given: self.function(op, labels_tensor, {**options, **given}, dtype, expand)
+        return x, y, lambda labels_tensor, **given: self.function(op, labels_tensor, {**options, **given}, dtype,
+                                                                  expand)
 
     def _device(self, device):
         return self.keras.device("gpu:0" if device == "cuda" else "cpu:0")
@@ -144,15 +146,16 @@ class KerasAdapter(KerasStyleAdapter):
             x, y, loss_of = self._setup(op, prediction, labels, options, dtype)
             return self.forward(loss_of(y), x, direction)
 
-    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
-        with self._device(device):
-            x, y, loss_of = self._setup(op, prediction, labels, options, dtype)
-            if wrt == "labels":  # the loss as a function of the labels
-                return self.differentiate(lambda t: loss_of(t)(self._tensor(prediction, dtype)), y, cotangent)
-            if wrt in LINEAR_TENSORS:  # the head's weight or bias
-                return self.differentiate(lambda t: loss_of(y, **{wrt: t})(x), self._tensor(options[wrt], dtype),
-                                          cotangent)
-            return self.differentiate(loss_of(y), x, cotangent)
+    def gradient(self, call: Call) -> Result:
+        with self._device(call.device):
+            x, y, loss_of = self._setup(call.op, call.prediction, call.labels, call.options, call.dtype)
+            if call.wrt == "labels":  # the loss as a function of the labels
+                return self.differentiate(lambda t: loss_of(t)(self._tensor(call.prediction, call.dtype)), y,
+                                          call.cotangent)
+            if call.wrt in LINEAR_TENSORS:  # the head's weight or bias
+                return self.differentiate(lambda t: loss_of(y, **{call.wrt: t})(x),
+                                          self._tensor(call.options[call.wrt], call.dtype), call.cotangent)
+            return self.differentiate(loss_of(y), x, call.cotangent)
 
     # ------------------------------------------------------------ benchmark kernels
 
@@ -203,7 +206,8 @@ class KerasOnTensorflow(KerasAdapter):
     kernel (Model.compile's jit_compile="auto"): the loss, its gradient and its forward mode
     run eagerly, in tf.function and in tf.function(jit_compile=True), each traced once per op,
     options, dtype and ranks."""
-    backend = "tensorflow"
+    framework = "keras-tensorflow"
+    keras_backend = "tensorflow"
     packages = ("keras", "tensorflow")
     step_wrapper = "tf.function"
     modes = ("eager", "function", "xla")
@@ -227,24 +231,26 @@ class KerasOnTensorflow(KerasAdapter):
             return self._in_modes(("jvp",), op, options, dtype, device,
                                   lambda x, y, v: forward_jvp(loss_of(y), x, v), x, y, v)
 
-    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
+    def gradient(self, call: Call) -> Result:
         import tensorflow as tf
 
         from conformance.adapters.tensorflow_adapter import tape_grad
-        with self._device(device):
-            x, y, loss_of = self._setup(op, prediction, labels, options, dtype)
-            c = () if cotangent is None else (tf.constant(np.asarray(cotangent, np.float64)),)
-            if wrt == "labels":  # the loss as a function of the labels
+        with self._device(call.device):
+            x, y, loss_of = self._setup(call.op, call.prediction, call.labels, call.options, call.dtype)
+            c = () if call.cotangent is None else (tf.constant(np.asarray(call.cotangent, np.float64)),)
+            body: Callable[..., Any]  # (x, y, [the wrt tensor,] cotangent...) -> the gradient
+            if call.wrt == "labels":  # the loss as a function of the labels
                 def body(x, y, *c):
                     return tape_grad(lambda t: loss_of(t)(x), y, *c)[1]
-            elif wrt in LINEAR_TENSORS:  # the head's weight or bias, an argument of its own
+            elif call.wrt in LINEAR_TENSORS:  # the head's weight or bias, an argument of its own
                 def body(x, y, t, *c):
-                    return tape_grad(lambda u: loss_of(y, **{wrt: u})(x), t, *c)[1]
-                c = (self._tensor(options[wrt], dtype), *c)
+                    return tape_grad(lambda u: loss_of(y, **{call.wrt: u})(x), t, *c)[1]
+                c = (self._tensor(call.options[call.wrt], call.dtype), *c)
             else:
                 def body(x, y, *c):
                     return tape_grad(loss_of(y), x, *c)[1]
-            return self._in_modes(("grad", wrt, len(c)), op, options, dtype, device, body, x, y, *c)
+            return self._in_modes(("grad", call.wrt, len(c)), call.op, call.options, call.dtype, call.device, body,
+                                  x, y, *c)
 
     def bench_backend(self):
         from conformance.adapters.tensorflow_adapter import GPU_PROBES, prepare_for_benchmarks, tf_timed
@@ -258,7 +264,6 @@ class KerasOnTensorflow(KerasAdapter):
     def to_result(self, out):
         from conformance.adapters.tensorflow_adapter import to_result
         return to_result(out)
-
 
 
 class ComposedKeras:
@@ -286,12 +291,10 @@ class ComposedKeras:
 
         return fn
 
-    def composed(self):
-        return None
-
 
 class KerasOnJax(KerasAdapter):
-    backend = "jax"
+    framework = "keras-jax"
+    keras_backend = "jax"
     packages = ("keras", "jax", "jaxlib")
     modes = ("jit", "eager")
     step_wrapper = "jax.jit"
@@ -326,7 +329,8 @@ class KerasOnJax(KerasAdapter):
 
 
 class KerasOnTorch(KerasAdapter):
-    backend = "torch"
+    framework = "keras-torch"
+    keras_backend = "torch"
     packages = ("keras", "torch")
     step_wrapper = "eager"
 
@@ -354,7 +358,8 @@ class KerasOnTorch(KerasAdapter):
 
 
 class KerasOnNumpy(KerasAdapter):
-    backend = "numpy"
+    framework = "keras-numpy"
+    keras_backend = "numpy"
     packages = ("keras", "numpy")
     dtypes = ("float16", "float32", "float64")
     differentiable = False  # keras-numpy has no automatic differentiation

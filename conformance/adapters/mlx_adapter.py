@@ -12,7 +12,7 @@ import mlx.nn as nn
 import mlx.nn.losses as losses
 import numpy as np
 
-from conformance.adapters.api import Adapter, Capability, Result, as_float, results_in_modes
+from conformance.adapters.api import Adapter, Call, Capability, Result, as_float, results_in_modes
 from conformance.bench.contract import BenchKernel, NoDevice, Problem, Timed, plain_timed
 
 DTYPES = {"float16": mx.float16, "bfloat16": mx.bfloat16, "float32": mx.float32, "float64": mx.float64}
@@ -94,14 +94,7 @@ class MlxAdapter(Adapter):
         "mean_squared_error": Capability(mean_squared_error, modes=MODES),
     }
 
-    def version(self):
-        return mx.__version__
-
-    def devices(self):
-        return mlx_devices()
-
-    def composed(self):
-        return MlxComposed()
+    devices = staticmethod(mlx_devices)
 
     def _function(self, op, options, dtype):
         implementation = self.capability(op).implementation
@@ -125,21 +118,21 @@ class MlxAdapter(Adapter):
     def loss(self, op, prediction, labels, options, dtype, device):
         return self._both_modes(self._function(op, options, dtype), self._inputs(prediction, labels, dtype), device)
 
-    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
-        fn = self._function(op, options, dtype)
-        argnum = 1 if wrt == "labels" else 0
-        x, y = self._inputs(prediction, labels, dtype)
-        if cotangent is None:
+    def gradient(self, call: Call) -> Result:
+        fn = self._function(call.op, call.options, call.dtype)
+        argnum = 1 if call.wrt == "labels" else 0
+        x, y = self._inputs(call.prediction, call.labels, call.dtype)
+        if call.cotangent is None:
             derivative = mx.grad(lambda a, b: mx.sum(fn(a, b)), argnums=argnum)
         else:
             def derivative(a, b):
                 primals = [a, b]
                 out = fn(a, b)
-                seed = wide(cotangent, out.dtype)
+                seed = wide(call.cotangent, out.dtype)
                 pulled = mx.vjp(lambda t: fn(*(t if i == argnum else p for i, p in enumerate(primals))),
                                 [primals[argnum]], [seed])[1]
                 return pulled[0]
-        return self._both_modes(derivative, (x, y), device)
+        return self._both_modes(derivative, (x, y), call.device)
 
     def jvp(self, op, prediction, labels, options, dtype, device, direction):
         fn = self._function(op, options, dtype)
@@ -150,7 +143,6 @@ class MlxAdapter(Adapter):
             return mx.jvp(lambda t: fn(t, b), [a], [tangent])[1][0]
 
         return self._both_modes(forward, (x, y), device)
-
 
     def kernels(self):
         return {
@@ -165,9 +157,6 @@ class MlxComposed(MlxAdapter):
     composition = "nn.log_softmax, then losses.nll_loss (dense labels: -sum(y * nn.log_softmax))"
     capabilities = {"sparse_softmax_cross_entropy": Capability(nll_of_log_softmax, modes=MODES),
                     "softmax_cross_entropy": Capability(dense_of_log_softmax, modes=MODES)}
-
-    def composed(self):
-        return None
 
 
 # ---------------------------------------------------------------- benchmark kernels

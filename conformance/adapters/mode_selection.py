@@ -20,7 +20,7 @@ def mode_names(values: Iterable[str]) -> list[str]:
 def declared_modes(framework_ids: Iterable[str]) -> set[str]:
     """Every mode some capability of these frameworks (or their compositions) declares, among
     those that load here."""
-    found = set()
+    found: set[str] = set()
     for framework in framework_ids:
         try:
             adapter = adapters.load(framework)

@@ -71,15 +71,13 @@ class NumpyAdapter(Adapter):
     packages = ("numpy",)
     capabilities = {
         op.__name__: Capability(op, dtypes=NUMPY_DTYPES, differentiable=False,
-                                options={"softcap"} if op in (softmax_cross_entropy, sparse_softmax_cross_entropy) else ())
+                                options={"softcap"} if op in (softmax_cross_entropy, sparse_softmax_cross_entropy)
+                                else ())
         for op in (sigmoid_cross_entropy, binary_crossentropy, softmax_cross_entropy, categorical_crossentropy,
                    sparse_softmax_cross_entropy, sparse_categorical_crossentropy)
     }
     capabilities["mean_squared_error"] = Capability(mean_squared_error, dtypes=NUMPY_DTYPES, options={"half"},
                                                     differentiable=False)
-
-    def version(self):
-        return np.__version__
 
     def loss(self, op, prediction, labels, options, dtype, device):
         implementation = self.capability(op).implementation

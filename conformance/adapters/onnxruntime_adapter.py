@@ -9,6 +9,7 @@ default, which may fuse and rewrite the operator's function body) and with none.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import onnx
@@ -47,7 +48,7 @@ def session(nodes: tuple, dtype: str, rank: int, reduction: str, ignore_index: i
     if weighted:
         inputs.append(helper.make_tensor_value_info("w", element, ["d1"]))
         loss_inputs.append("w")
-    attributes = {"reduction": reduction}
+    attributes: dict[str, Any] = {"reduction": reduction}
     if ignore_index is not None:
         attributes["ignore_index"] = ignore_index
     graph_nodes = []
@@ -81,11 +82,7 @@ class OnnxRuntimeAdapter(Adapter):
     def version(self):
         return f"{ort.__version__} (onnx {onnx.__version__}, opset {OPSET})"
 
-    def devices(self):
-        return onnx_devices()
-
-    def composed(self):
-        return OnnxRuntimeComposed()
+    devices = staticmethod(onnx_devices)
 
     def loss(self, op, prediction, labels, options, dtype, device):
         nodes = self.capability(op).implementation  # the chain of operators the model holds
@@ -109,7 +106,6 @@ class OnnxRuntimeAdapter(Adapter):
             return Result(np.asarray(out, np.float64), str(out.dtype), where, mode)
         return results_in_modes(tuple(MODES), compute)
 
-
     def kernels(self):
         return {
             "fused": BenchKernel("fused", "SoftmaxCrossEntropyLoss, one-node model, all graph optimisations",
@@ -124,9 +120,6 @@ class OnnxRuntimeComposed(OnnxRuntimeAdapter):
     capabilities = {
         "sparse_softmax_cross_entropy": Capability(COMPOSED, dtypes=DTYPES, modes=tuple(MODES), differentiable=False),
     }
-
-    def composed(self):
-        return None
 
 
 # ---------------------------------------------------------------- benchmark kernels

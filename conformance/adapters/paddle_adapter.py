@@ -12,7 +12,7 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from conformance.adapters.api import (Adapter, Capability, NotOffered, Result, as_float, elementwise_reduce,
+from conformance.adapters.api import (Adapter, Call, Capability, NotOffered, Result, as_float, elementwise_reduce,
                                       options_key, results_in_modes)
 from conformance.bench.contract import BenchKernel, NoDevice, Problem, Timed, plain_timed
 
@@ -131,6 +131,7 @@ def _static(implementation, options: dict):
 class PaddleAdapter(Adapter):
     framework = "paddle"
     packages = ("paddlepaddle",)
+    own_process = True  # libpaddle.so crashes (SIGSEGV) when it is loaded after TensorFlow's libraries
     capabilities = {
         "sigmoid_cross_entropy": Capability(sigmoid_cross_entropy, options={"sample_weight", "pos_weight"},
                                             dtypes=DTYPES, modes=MODES),
@@ -147,14 +148,7 @@ class PaddleAdapter(Adapter):
         "mean_squared_error": Capability(mean_squared_error, dtypes=DTYPES, modes=MODES),
     }
 
-    def version(self):
-        return paddle.__version__
-
-    def devices(self):
-        return paddle_devices()
-
-    def composed(self):
-        return PaddleComposed()
+    devices = staticmethod(paddle_devices)
 
     def _each_mode(self, op, options, compute):
         """compute(loss function) with the loss run eagerly, then as a static program (whose
@@ -171,22 +165,21 @@ class PaddleAdapter(Adapter):
         x, y = to_tensor(prediction, dtype, device), to_tensor(labels, dtype, device)
         return self._each_mode(op, options, lambda loss_of: loss_of(x, y))
 
-    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
-        on_labels = wrt == "labels"
-        x = to_tensor(prediction, dtype, device, not on_labels)
-        y = to_tensor(labels, dtype, device, on_labels)
+    def gradient(self, call: Call) -> Result:
+        on_labels = call.wrt == "labels"
+        x = to_tensor(call.prediction, call.dtype, call.device, not on_labels)
+        y = to_tensor(call.labels, call.dtype, call.device, on_labels)
 
         def derivative(loss_of):
             out = loss_of(x, y)
-            seed = None if cotangent is None else paddle.to_tensor(np.asarray(cotangent), place=out.place)
+            seed = None if call.cotangent is None else paddle.to_tensor(np.asarray(call.cotangent), place=out.place)
             total, seed = (paddle.sum(out), None) if seed is None else (out, seed.astype(out.dtype))
             (grad,) = paddle.grad(total, y if on_labels else x, grad_outputs=seed, allow_unused=True)
             if grad is None:  # the loss kernels (cross_entropy, bce) take their labels as constants
-                raise NotOffered(f"paddle does not differentiate {op} with respect to its labels")
+                raise NotOffered(f"paddle does not differentiate {call.op} with respect to its labels")
             return grad
 
-        return self._each_mode(op, options, derivative)
-
+        return self._each_mode(call.op, call.options, derivative)
 
     def kernels(self):
         return {
@@ -201,9 +194,6 @@ class PaddleComposed(PaddleAdapter):
     composition = "F.log_softmax, then F.nll_loss (dense labels: -sum(y * F.log_softmax))"
     capabilities = {"sparse_softmax_cross_entropy": Capability(nll_of_log_softmax, dtypes=DTYPES, modes=MODES),
                     "softmax_cross_entropy": Capability(dense_of_log_softmax, dtypes=DTYPES, modes=MODES)}
-
-    def composed(self):
-        return None
 
 
 # ---------------------------------------------------------------- benchmark kernels

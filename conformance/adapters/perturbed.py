@@ -55,7 +55,8 @@ class PerturbedAdapter(Adapter):
         factor = 1.0 + self.relative.get(quantity, 0.0)
         for each in result.all_modes():
             if each.raised is None:  # a mode that raised has no values to scale
-                each.values = factor * each.values
+                assert each.values is not None, "a mode that did not raise returns values"
+                each.values = each.values * factor
         return result
 
     def loss(self, *args, **kwargs):

@@ -7,6 +7,7 @@ options, quantity and dtype (reduce_retracing keeps new shapes from retracing ea
 """
 import os
 import time
+from typing import Any, Hashable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # no cuInit "error" where there is no GPU
 
@@ -18,7 +19,7 @@ load_triton_first()  # before TensorFlow's LLVM (native_order.py)
 import tensorflow as tf  # noqa: E402
 
 from conformance.adapters import compiles  # noqa: E402
-from conformance.adapters.api import (Adapter, Capability, NotOffered, Result, as_float, elementwise_reduce,
+from conformance.adapters.api import (Adapter, Call, Capability, NotOffered, Result, as_float, elementwise_reduce,
                                       options_key, results_in_modes)
 from conformance.bench.contract import (BenchKernel, GpuProbes, NoDevice, Problem, Timed, first_call, loss_and_grad,
                                         requested_threads, rotating)
@@ -48,7 +49,7 @@ def to_result(tensor):
 
 
 MODES = ("eager", "function", "xla")
-_GRAPHS = {}  # (what is computed, mode) -> its tf.function
+_GRAPHS: dict[tuple[Hashable, str], Any] = {}  # (what is computed, mode) -> its tf.function
 
 
 def in_modes(key, body, *tensors, modes=MODES):
@@ -132,14 +133,8 @@ class TensorflowAdapter(Adapter):
         "linear_cross_entropy": Capability(linear_cross_entropy, options={"linear_bias"}, modes=MODES),
     }
 
-    def version(self):
-        return tf.__version__
 
-    def composed(self):
-        return TensorflowComposed()
-
-    def devices(self):
-        return tf_devices()
+    devices = staticmethod(tf_devices)
 
     def _function(self, op, labels, options, tensors=()):
         implementation = self.capability(op).implementation
@@ -174,29 +169,29 @@ class TensorflowAdapter(Adapter):
                             lambda x, y, v: forward_jvp(self._function(op, y, options), x, v), x, y, v,
                             modes=self.capability(op).modes)
 
-    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
-        with tf_device(device):
-            x, y = to_tensor(prediction, dtype), to_tensor(labels, dtype)
-            options, tensors = self._split(options, dtype)
-            c = () if cotangent is None else (tf.constant(np.asarray(cotangent, np.float64)),)
+    def gradient(self, call: Call) -> Result:
+        with tf_device(call.device):
+            x, y = to_tensor(call.prediction, call.dtype), to_tensor(call.labels, call.dtype)
+            options, tensors = self._split(call.options, call.dtype)
+            c = () if call.cotangent is None else (tf.constant(np.asarray(call.cotangent, np.float64)),)
             count = len(tensors)
-            if wrt == "labels":
+            if call.wrt == "labels":
                 def body(x, y, *c):
-                    return tape_grad(lambda t: self._function(op, t, options)(x), y, *c)[1]
-            elif wrt in TENSORS:  # the tensor at its place among the further ones
-                where = TENSORS.index(wrt)
+                    return tape_grad(lambda t: self._function(call.op, t, options)(x), y, *c)[1]
+            elif call.wrt in TENSORS:  # the tensor at its place among the further ones
+                where = TENSORS.index(call.wrt)
 
                 def body(x, y, *rest):
                     tensors, c = list(rest[:count]), rest[count:]
 
                     def of(t):
-                        return self._function(op, y, options, [*tensors[:where], t, *tensors[where + 1:]])(x)
+                        return self._function(call.op, y, options, [*tensors[:where], t, *tensors[where + 1:]])(x)
                     return tape_grad(of, tensors[where], *c)[1]
             else:
                 def body(x, y, *rest):
-                    return tape_grad(self._function(op, y, options, rest[:count]), x, *rest[count:])[1]
-            return in_modes(self._traced(op, options, dtype, x, y, "grad", wrt, len(c), device, count), body, x, y,
-                            *tensors, *c, modes=self.capability(op).modes)
+                    return tape_grad(self._function(call.op, y, options, rest[:count]), x, *rest[count:])[1]
+            traced = self._traced(call.op, options, call.dtype, x, y, "grad", call.wrt, len(c), call.device, count)
+            return in_modes(traced, body, x, y, *tensors, *c, modes=self.capability(call.op).modes)
 
     def kernels(self):
         prepare_for_benchmarks()
@@ -224,9 +219,6 @@ class TensorflowComposed(TensorflowAdapter):
     composition = "tf.nn.log_softmax, then tf.gather (dense labels: -reduce_sum(y * log_softmax))"
     capabilities = {"sparse_softmax_cross_entropy": Capability(gather_of_log_softmax, modes=MODES),
                     "softmax_cross_entropy": Capability(dense_of_log_softmax, modes=MODES)}
-
-    def composed(self):
-        return None
 
 
 # ---------------------------------------------------------------- benchmark kernels

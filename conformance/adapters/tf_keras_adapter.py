@@ -4,6 +4,7 @@ from conformance.adapters.native_order import load_triton_first
 load_triton_first()  # before TensorFlow's LLVM (native_order.py)
 import tf_keras  # noqa: E402
 
+from conformance.adapters.api import Call, Result
 from conformance.adapters.keras_common import KerasStyleAdapter, keras_capabilities
 from conformance.adapters.tensorflow_adapter import tape_grad, tf_device, tf_devices, to_result, to_tensor
 from conformance.bench.contract import with_info
@@ -24,11 +25,7 @@ class TfKerasAdapter(KerasStyleAdapter):
         "mean_squared_error": "exact",
     })
 
-    def version(self):
-        return tf_keras.__version__
-
-    def devices(self):
-        return tf_devices()
+    devices = staticmethod(tf_devices)
 
     def reduction_argument(self, reduction):
         names = tf_keras.losses.Reduction
@@ -56,13 +53,13 @@ class TfKerasAdapter(KerasStyleAdapter):
             x, y = to_tensor(prediction, dtype), to_tensor(labels, dtype)
             return to_result(forward_jvp(self._function(op, y, options, dtype), x, direction))
 
-    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
-        with tf_device(device):
-            x, y = to_tensor(prediction, dtype), to_tensor(labels, dtype)
-            if wrt == "labels":
-                return to_result(tape_grad(lambda t: self._function(op, t, options, dtype)(x), y, cotangent)[1])
-            return to_result(tape_grad(self._function(op, y, options, dtype), x, cotangent)[1])
-
+    def gradient(self, call: Call) -> Result:
+        with tf_device(call.device):
+            x, y = to_tensor(call.prediction, call.dtype), to_tensor(call.labels, call.dtype)
+            if call.wrt == "labels":
+                return to_result(tape_grad(lambda t: self._function(call.op, t, call.options, call.dtype)(x), y,
+                                           call.cotangent)[1])
+            return to_result(tape_grad(self._function(call.op, y, call.options, call.dtype), x, call.cotangent)[1])
 
     def kernels(self):
         import tensorflow as tf

@@ -9,12 +9,10 @@ cross_entropy puts the classes on axis 1, sparse_categorical_crossentropy on the
 """
 from __future__ import annotations
 
-from importlib import metadata
-
 import numpy as np
 from tinygrad import Device, Tensor, TinyJit, dtypes
 
-from conformance.adapters.api import (Adapter, Capability, NotOffered, Result, as_float, move_class_axis,
+from conformance.adapters.api import (Adapter, Call, Capability, NotOffered, Result, as_float, move_class_axis,
                                       results_in_modes)
 from conformance.bench.contract import BenchKernel, NoDevice, Problem, Timed, plain_timed
 
@@ -106,14 +104,7 @@ class TinygradAdapter(Adapter):
         "mean_squared_error": Capability(mean_squared_error, dtypes=OFFERED_DTYPES, modes=MODES),
     }
 
-    def version(self):
-        return metadata.version("tinygrad")
-
-    def devices(self):
-        return tinygrad_devices()
-
-    def composed(self):
-        return TinygradComposed()
+    devices = staticmethod(tinygrad_devices)
 
     def _each_mode(self, compute, device, *arrays):
         """compute(*tensors) realised eagerly, then through TinyJit (replayed from its third call)."""
@@ -131,19 +122,19 @@ class TinygradAdapter(Adapter):
         return self._each_mode(lambda x, y: implementation(x, y, options), device, to_tensor(prediction, dtype),
                                to_tensor(labels, dtype))
 
-    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
-        implementation = self.capability(op).implementation
-        on_labels = wrt == "labels"
+    def gradient(self, call: Call) -> Result:
+        implementation = self.capability(call.op).implementation
+        on_labels = call.wrt == "labels"
 
         def derivative(x, y):
-            out = implementation(x, y, options)
+            out = implementation(x, y, call.options)
             target = y if on_labels else x
-            if cotangent is None:
+            if call.cotangent is None:
                 return out.sum().gradient(target)[0]
-            return out.gradient(target, gradient=to_tensor(np.asarray(cotangent, np.float64), NAMES[out.dtype]))[0]
+            return out.gradient(target, gradient=to_tensor(np.asarray(call.cotangent, np.float64), NAMES[out.dtype]))[0]
 
-        return self._each_mode(derivative, device, to_tensor(prediction, dtype), to_tensor(labels, dtype))
-
+        return self._each_mode(derivative, call.device, to_tensor(call.prediction, call.dtype),
+                               to_tensor(call.labels, call.dtype))
 
     def kernels(self):
         return {
@@ -158,9 +149,6 @@ class TinygradComposed(TinygradAdapter):
     composition = "Tensor.log_softmax, then Tensor.nll_loss (dense labels: -(y * log_softmax).sum)"
     capabilities = {"sparse_softmax_cross_entropy": Capability(nll_of_log_softmax, dtypes=OFFERED_DTYPES, modes=MODES),
                     "softmax_cross_entropy": Capability(dense_of_log_softmax, dtypes=OFFERED_DTYPES, modes=MODES)}
-
-    def composed(self):
-        return None
 
 
 # ---------------------------------------------------------------- benchmark kernels
@@ -190,4 +178,5 @@ def tinygrad_timed(loss_fn, problem: Problem) -> Timed:
     jitted = TinyJit(evaluate)
     return plain_timed(problem, lambda: (to_tensor(problem.logits, problem.dtype).realize(),
                                          to_tensor(problem.labels, problem.dtype).realize()),
-                       jitted, lambda t: t.cast(dtypes.float64 if t.dtype == dtypes.float64 else dtypes.float32).numpy())
+                       jitted,
+                       lambda t: t.cast(dtypes.float64 if t.dtype == dtypes.float64 else dtypes.float32).numpy())

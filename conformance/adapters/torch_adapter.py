@@ -6,18 +6,20 @@ only when both modes do. One compiled function per implementation and options, w
 dynamic and the recompile limits lifted (dynamo otherwise falls back to eager after eight
 recompiles, silently); each new option value or dtype is one compilation.
 """
+from typing import Any, Callable
+
 import torch
 import torch.nn.functional as F
 
 from conformance.adapters import torch_linear
-from conformance.adapters.api import Adapter, Capability, elementwise_reduce, move_class_axis
+from conformance.adapters.api import Adapter, Call, Capability, Result, elementwise_reduce, move_class_axis
 # the shared helpers, also imported from here by plug-ins built on PyTorch
 from conformance.adapters.torch_common import (DTYPES, MODES, autograd, compile_available, compiled, in_modes,  # noqa: F401
                                                option_tensors, probe_backward, to_result, to_tensor, torch_devices)
 from conformance.bench.contract import (BenchKernel, CompileFailed, GpuProbes, NoDevice, Problem, Timed, first_call,
                                         loss_and_grad, rotating)
 
-_FORWARD_DERIVATIVES = {}
+_FORWARD_DERIVATIVES: dict[Callable[..., Any], Callable[..., Any]] = {}  # implementation -> its jvp
 
 
 def forward_derivative(implementation):
@@ -103,14 +105,8 @@ class TorchAdapter(Adapter):
                                                modes=torch_linear.LINEAR_MODES)} if torch_linear.AVAILABLE else {}),
     }
 
-    def version(self):
-        return torch.__version__
 
-    def composed(self):
-        return TorchComposed()
-
-    def devices(self):
-        return torch_devices()
+    devices = staticmethod(torch_devices)
 
     def environment(self):
         return {**super().environment(), "modes": list(MODES),
@@ -139,18 +135,20 @@ class TorchAdapter(Adapter):
         return in_modes(lambda compile: compiled(forward, tensors)(x, v, y) if compile else forward(x, v, y, tensors),
                         self.capability(op).modes)
 
-    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
-        if op == "linear_cross_entropy":
-            return torch_linear.grad(prediction, labels, options, dtype, device, wrt, cotangent,
-                                     self.capability(op).modes)
-        on_labels = wrt == "labels"
+    def gradient(self, call: Call) -> Result:
+        if call.op == "linear_cross_entropy":
+            return torch_linear.grad(call.prediction, call.labels, call.options, call.dtype, call.device, call.wrt,
+                                     call.cotangent, self.capability(call.op).modes)
+        on_labels = call.wrt == "labels"
 
         def run(compile):  # fresh leaves per mode: one mode's graph must not see the other's
-            x, y = to_tensor(prediction, dtype, device, not on_labels), to_tensor(labels, dtype, device, on_labels)
+            x = to_tensor(call.prediction, call.dtype, call.device, not on_labels)
+            y = to_tensor(call.labels, call.dtype, call.device, on_labels)
             if on_labels:
-                return autograd(lambda t: self._function(op, t, options, device, compile)(x), y, cotangent)[1]
-            return autograd(self._function(op, y, options, device, compile), x, cotangent)[1]
-        return in_modes(run, self.capability(op).modes)
+                return autograd(lambda t: self._function(call.op, t, call.options, call.device, compile)(x), y,
+                                call.cotangent)[1]
+            return autograd(self._function(call.op, y, call.options, call.device, compile), x, call.cotangent)[1]
+        return in_modes(run, self.capability(call.op).modes)
 
     def backward_probe(self, op, prediction, labels, options, dtype, device, cotangent):
         if op == "linear_cross_entropy":
@@ -174,9 +172,6 @@ class TorchComposed(TorchAdapter):
     composition = "F.log_softmax, then F.nll_loss (dense labels: -(y * F.log_softmax).sum)"
     capabilities = {"sparse_softmax_cross_entropy": Capability(nll_of_log_softmax, modes=MODES),
                     "softmax_cross_entropy": Capability(dense_of_log_softmax, modes=MODES)}
-
-    def composed(self):
-        return None
 
 
 # ---------------------------------------------------------------- benchmark kernels

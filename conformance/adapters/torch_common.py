@@ -3,6 +3,7 @@
 and options, and autograd's gradients and backward probe. The torch adapter, its
 linear_cross_entropy module and plug-ins built on PyTorch use these, so each runs the same way."""
 import shutil
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -19,7 +20,8 @@ def compile_available() -> bool:
 
 
 MODES = ("eager", "compile") if compile_available() else ("eager",)
-_COMPILED = {}  # (function, the options' constants) -> its torch.compile wrapper
+# (function, the options' constants) -> its torch.compile wrapper
+_COMPILED: dict[tuple[Callable[..., Any], tuple[tuple[str, Any], ...]], Any] = {}
 
 
 def lift_recompile_limits():

@@ -51,7 +51,8 @@ def _run(mode, h, y, tensors):
         return compiled(linear_cross_entropy, tensors)(h, y)
     with warnings.catch_warnings():  # a configuration the chunked path lacks runs the reference path
         warnings.simplefilter("ignore")
-        return linear_cross_entropy(h, y, tensors, mode.removeprefix("chunked-") if mode.startswith("chunked-") else None)
+        policy = mode.removeprefix("chunked-") if mode.startswith("chunked-") else None
+        return linear_cross_entropy(h, y, tensors, policy)
 
 
 def loss(prediction, labels, options, dtype, device, modes=LINEAR_MODES) -> Result:

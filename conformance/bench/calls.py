@@ -13,6 +13,7 @@ import pickle
 import sys
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 from conformance import frameworks
 
@@ -26,7 +27,7 @@ class CallLog:
     def __init__(self, directory: Path, targets: tuple[str, ...]):
         self.directory = Path(directory)
         self.path = self.directory / f"calls-{os.getpid()}.pkl"
-        self._file = None
+        self._file: BinaryIO | None = None
         self._targets = targets
 
     def write(self, frame: tuple) -> None:

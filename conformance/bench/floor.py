@@ -60,7 +60,7 @@ def replay_group(logs) -> float:
                                          stdout=output, stderr=subprocess.STDOUT), output, path))
     codes = [process.wait() for process, _, _ in running]
     seconds = time.perf_counter() - started
-    for (process, output, path), code in zip(running, codes):
+    for (_, output, path), code in zip(running, codes):
         output.seek(0)
         lines = output.read().splitlines()
         output.close()

@@ -90,6 +90,7 @@ def skip_reason(exc: BaseException) -> Optional[str]:
 
 def no_device_reason(offer_: Offer, device: str) -> Optional[str]:
     """The skip reason when the framework has no such device here (decided before inputs are made)."""
+    assert offer_.adapter is not None, "an offer without an adapter has no kernels"
     devices = tuple(offer_.adapter.devices())
     if device in devices:
         return None

@@ -1,8 +1,14 @@
 """Checks shared by every part of a case file: key sets, value types, literal arrays."""
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn
+
 import numpy as np
 
+# fail(message, key): raises the error of the file being read, naming the key.
+Fail = Callable[[str, str], NoReturn]
 
-def type_ok(kind, value):
+
+def type_ok(kind: str, value: object) -> bool:
     if kind == "number_or_list":
         return type_ok("number", value) or isinstance(value, list)
     if kind == "number":
@@ -12,7 +18,8 @@ def type_ok(kind, value):
     return isinstance(value, {"str": str, "bool": bool, "list": list, "mapping": dict}[kind])
 
 
-def check_keys(mapping, keys, fail, prefix=""):
+def check_keys(mapping: Mapping[Any, object], keys: Mapping[str, tuple[str, bool, str]], fail: Fail,
+               prefix: str = "") -> None:
     for key in mapping:
         if key not in keys:
             fail(f"unknown key (allowed: {', '.join(keys)})", prefix + str(key))
@@ -25,10 +32,10 @@ def check_keys(mapping, keys, fail, prefix=""):
             fail(f"expected {kind}, got {type(mapping[key]).__name__} {mapping[key]!r}", prefix + key)
 
 
-def literal_array(value, fail, key):
+def literal_array(value: object, fail: Fail, key: str) -> np.ndarray:
     """A nested list of numbers that is rectangular, as a float64 array."""
 
-    def shape_of(item, where):
+    def shape_of(item: object, where: str) -> tuple[int, ...]:
         if isinstance(item, list):
             shapes = {shape_of(x, f"{where}[{i}]") for i, x in enumerate(item)}
             if len(shapes) > 1:

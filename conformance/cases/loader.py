@@ -4,24 +4,30 @@ Every refusal names the file, the case and the key, so a person can fix it witho
 this module. Nothing here imports a framework.
 """
 import math
+import os
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NoReturn
 
 import numpy as np
 
 from conformance import RESERVED_WORDS
 from conformance.cases import schema, yamlio
-from conformance.cases.keys import check_keys, literal_array, type_ok
-from conformance.cases.pinned import parse as parse_pinned
+from conformance.cases.keys import Fail, check_keys, literal_array, type_ok
+from conformance.cases.option_values import check_options
+from conformance.cases.pinned import Pinned, parse as parse_pinned
+from reference.declaration import Op
 from reference.dtypes import FLOAT_DTYPES
-from reference.registry import OPS, REDUCTIONS, SHARED_OPTIONS
+from reference.registry import OPS
 
 
 class CaseError(Exception):
     """A case file problem: str() is one line naming file, case and key."""
 
-    def __init__(self, path, message, case=None, key=None, line=None):
+    def __init__(self, path: str | os.PathLike[str], message: str, case: str | None = None, key: str | None = None,
+                 line: int | None = None) -> None:
         where = str(path) + (f":{line}" if line else "")
         if case is not None:
             where += f": case {case!r}"
@@ -35,27 +41,29 @@ class Case:
     name: str
     op: str
     path: str
-    inputs: dict  # input name -> float64 (or int64 labels) array
-    options: dict = field(default_factory=dict)
-    dtypes: tuple = schema.DEFAULT_DTYPES
+    inputs: dict[str, np.ndarray]  # input name -> float64 (or int64 labels) array
+    options: dict[str, Any] = field(default_factory=dict)
+    dtypes: tuple[str, ...] = schema.DEFAULT_DTYPES
     grad: bool = True
-    pinned: tuple = ()
+    pinned: tuple[Pinned, ...] = ()
     description: str = ""
     undefined: bool = False  # holds inputs outside the op's domain on purpose: refusing them conforms
 
     @property
-    def prediction(self):
+    def prediction(self) -> np.ndarray:
         return self.inputs[OPS[self.op].prediction]
 
     @property
-    def labels(self):
+    def labels(self) -> np.ndarray:
         return self.inputs["labels"]
 
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+# fail_file(message, key, line): raises the file's CaseError, naming the key and its line where known.
+FailFile = Callable[[str, str | None, int | None], NoReturn]
 
 
-def _check_generator(spec, fail, key):
+def _check_generator(spec: Mapping[str, Any], fail: Fail, key: str) -> None:
     """Refuse parameters NumPy would raise on, or that draw something else than asked."""
     kind = spec["generate"]
     if kind not in schema.GENERATORS:
@@ -81,7 +89,7 @@ def _check_generator(spec, fail, key):
         fail(f"axis {spec['axis']!r} is not an axis of a simplex of shape {shape!r}", key + ".axis")
 
 
-def _generated_array(spec, fail, key):
+def _generated_array(spec: Mapping[str, Any], fail: Fail, key: str) -> np.ndarray:
     check_keys(spec, schema.GENERATOR_KEYS, fail, key + ".")
     _check_generator(spec, fail, key)
     kind = spec["generate"]
@@ -102,7 +110,7 @@ def _generated_array(spec, fail, key):
     return out + spec.get("offset", 0.0)
 
 
-def _array(value, fail, key):
+def _array(value: object, fail: Fail, key: str) -> np.ndarray:
     if isinstance(value, dict):
         return _generated_array(value, fail, key)
     if isinstance(value, (list, int, float)) and not isinstance(value, bool):
@@ -110,53 +118,7 @@ def _array(value, fail, key):
     fail(f"expected an array (a list of numbers or a generator mapping), got {value!r}", key)
 
 
-def _check_options(op, options, prediction, fail):
-    allowed = {**op.options, **SHARED_OPTIONS}
-    for key in options:
-        if key not in allowed:
-            fail(f"unknown option for {op.name} (allowed: {', '.join(allowed)})", "options." + key)
-    if "reduction" in options and options["reduction"] not in REDUCTIONS:
-        fail(f"reduction must be one of {', '.join(REDUCTIONS)}, got {options['reduction']!r}", "options.reduction")
-    if "half" in options and not isinstance(options["half"], bool):
-        fail("half must be true or false", "options.half")
-    if "axis" in options:
-        axis = options["axis"]
-        if not type_ok("int", axis) or not -prediction.ndim <= axis < max(prediction.ndim, 1):
-            fail(f"axis {axis!r} is not an axis of the {prediction.ndim}-d {op.prediction}", "options.axis")
-    if "label_smoothing" in options:
-        value = options["label_smoothing"]
-        if not type_ok("number", value) or not 0.0 <= value <= 1.0:
-            fail(f"label_smoothing must be a number in [0, 1], got {value!r}", "options.label_smoothing")
-    if "pos_weight" in options:  # a number, or one per class along the last axis (PyTorch's and TF's broadcast)
-        value, classes = options["pos_weight"], prediction.shape[-1] if prediction.ndim else 0
-        values = value if isinstance(value, list) else [value]
-        if not (all(type_ok("number", v) and v > 0 for v in values) and values
-                and (not isinstance(value, list) or len(value) == classes)):
-            fail(f"pos_weight must be a positive number or a list of {classes} (one per class), got {value!r}",
-                 "options.pos_weight")
-    if "z_loss" in options and not (type_ok("number", options["z_loss"]) and options["z_loss"] >= 0):
-        fail(f"z_loss must be a non-negative number, got {options['z_loss']!r}", "options.z_loss")
-    if options.get("softcap") is not None and not (type_ok("number", options["softcap"]) and options["softcap"] > 0):
-        fail(f"softcap must be a positive number, got {options['softcap']!r}", "options.softcap")
-    if "ignore_index" in options and not type_ok("int", options["ignore_index"]):
-        fail(f"ignore_index must be an integer, got {options['ignore_index']!r}", "options.ignore_index")
-    if "sample_weight" in options:
-        expected = prediction.shape
-        if op.class_axis and prediction.ndim:
-            expected = tuple(int(n) for n in np.delete(prediction.shape, options.get("axis", -1)))
-        weights = _array(options["sample_weight"], fail, "options.sample_weight")
-        if weights.shape != expected:
-            fail(f"sample_weight has shape {weights.shape}; one weight per loss is {expected}", "options.sample_weight")
-    if options.get("reduction") == "weighted_mean" and "sample_weight" not in options:
-        fail("weighted_mean divides by the sum of sample_weight, which is missing", "options.reduction")
-    if "weight" in options:
-        weight = options["weight"]
-        classes = prediction.shape[options.get("axis", -1)] if prediction.ndim else 0
-        if not isinstance(weight, list) or len(weight) != classes or not all(type_ok("number", w) for w in weight):
-            fail(f"weight must be a list of {classes} numbers, one per class", "options.weight")
-
-
-def linear_logits_shape(op, arrays, fail) -> tuple[int, int]:
+def linear_logits_shape(op: Op, arrays: Mapping[str, np.ndarray], fail: Fail) -> tuple[int, int]:
     """(N, V): the logits hidden [N, H] @ linear_weight [V, H].T (+ linear_bias [V]) make."""
     hidden, weight = arrays[op.prediction], arrays["linear_weight"]
     if hidden.ndim != 2:
@@ -170,7 +132,7 @@ def linear_logits_shape(op, arrays, fail) -> tuple[int, int]:
     return hidden.shape[0], weight.shape[0]
 
 
-def _check_domains(op, arrays, raw, fail):
+def _check_domains(op: Op, arrays: Mapping[str, np.ndarray], raw: Mapping[str, Any], fail: Fail) -> None:
     """Inputs the op defines on [0, 1] stay there unless the case holds undefined input on purpose."""
     for name in op.unit_interval:
         values, opt_in = arrays[name], "invalid_labels" if name == "labels" else "invalid_probabilities"
@@ -179,7 +141,8 @@ def _check_domains(op, arrays, raw, fail):
                  "inputs." + name)
 
 
-def _check_shapes(op, prediction, labels, axis, fail, ignore_index=None, invalid_labels=False):
+def _check_shapes(op: Op, prediction: np.ndarray, labels: np.ndarray, axis: int, fail: Fail,
+                  ignore_index: int | None = None, invalid_labels: bool = False) -> None:
     if op.class_axis and prediction.ndim == 0:
         fail(f"{op.prediction} needs a class axis, got a scalar", "inputs." + op.prediction)
     if op.integer_labels:
@@ -197,7 +160,7 @@ def _check_shapes(op, prediction, labels, axis, fail, ignore_index=None, invalid
         fail(f"shape {labels.shape} does not match {op.prediction} {prediction.shape}", "inputs.labels")
 
 
-def _line(lines, path):
+def _line(lines: Mapping[str, int], path: str) -> int | None:
     """The line of the longest prefix of path that the file has (a key may be missing)."""
     while path:
         if path in lines:
@@ -207,13 +170,15 @@ def _line(lines, path):
     return None
 
 
-def _build_case(raw, path, index, fail_file, lines=None):
+def _build_case(raw: object, path: str | os.PathLike[str], index: int, fail_file: FailFile,
+                lines: Mapping[str, int] | None = None) -> Case:
     lines = lines or {}
     if not isinstance(raw, dict):
         fail_file(f"cases[{index}] must be a mapping, got {type(raw).__name__}", None, _line(lines, f"cases[{index}]"))
-    name = raw.get("name") if isinstance(raw.get("name"), str) else f"cases[{index}]"
+    given_name = raw.get("name")
+    name = given_name if isinstance(given_name, str) else f"cases[{index}]"
 
-    def fail(message, key):
+    def fail(message: str, key: str) -> NoReturn:
         raise CaseError(path, message, case=name, key=key, line=_line(lines, f"cases[{index}].{key}"))
 
     check_keys(raw, schema.CASE_KEYS, fail)
@@ -239,11 +204,7 @@ def _build_case(raw, path, index, fail_file, lines=None):
     # An op with a head is checked as its head on logits of the shape its inputs make.
     checked_as, logits = (op, arrays[op.prediction]) if op.head is None else (
         OPS[op.head], np.zeros(linear_logits_shape(op, arrays, fail)))
-    for key in options if op.head else ():  # its head's options, less those it does not take (axis)
-        if key not in {**op.options, **SHARED_OPTIONS}:
-            fail(f"unknown option for {op.name} (allowed: {', '.join({**op.options, **SHARED_OPTIONS})})",
-                 "options." + key)
-    _check_options(checked_as, options, logits, fail)
+    check_options(op, checked_as, options, logits, fail, _array)
     axis = options.get("axis", -1)
     _check_shapes(checked_as, logits, arrays["labels"], axis, fail, options.get("ignore_index"),
                   raw.get("invalid_labels", False))
@@ -268,14 +229,15 @@ def _build_case(raw, path, index, fail_file, lines=None):
 
     return Case(name=name, op=op.name, path=str(path), inputs=arrays, options=dict(options),
                 dtypes=tuple(dtypes), grad=raw.get("grad", True), pinned=tuple(pinned),
-                description=raw.get("description", ""), undefined=bool(raw.get("invalid_labels") or raw.get("invalid_probabilities")))
+                description=raw.get("description", ""),
+                undefined=bool(raw.get("invalid_labels") or raw.get("invalid_probabilities")))
 
 
-def load_case_file(path):
+def load_case_file(path: str | os.PathLike[str]) -> list[Case]:
     """All cases of one file, or CaseError for the first problem found."""
     path = Path(path)
 
-    def fail_file(message, key, line=None):
+    def fail_file(message: str, key: str | None, line: int | None = None) -> NoReturn:
         raise CaseError(path, message, key=key, line=line)
 
     try:
@@ -290,15 +252,16 @@ def load_case_file(path):
     if data["schema"] != 1:
         fail_file(f"unsupported schema {data['schema']} (this suite reads schema 1)", "schema", _line(lines, "schema"))
     cases = [_build_case(raw, path, i, fail_file, lines) for i, raw in enumerate(data["cases"])]
-    seen = set()
+    seen: set[str] = set()
     for i, case in enumerate(cases):
         if case.name in seen:
-            raise CaseError(path, "duplicate case name", case=case.name, key="name", line=_line(lines, f"cases[{i}].name"))
+            raise CaseError(path, "duplicate case name", case=case.name, key="name",
+                            line=_line(lines, f"cases[{i}].name"))
         seen.add(case.name)
     return cases
 
 
-def case_files(paths):
+def case_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """YAML files named directly or found (sorted) under folders."""
     files = []
     for path in map(Path, paths):
@@ -311,9 +274,10 @@ def case_files(paths):
     return files
 
 
-def load_cases(paths):
+def load_cases(paths: Iterable[str | os.PathLike[str]]) -> list[Case]:
     """Cases from files and folders; names must be unique across all of them."""
-    cases, where = [], {}
+    cases: list[Case] = []
+    where: dict[str, Path] = {}
     for path in case_files(paths):
         for case in load_case_file(path):
             if case.name in where:

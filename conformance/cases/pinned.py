@@ -1,24 +1,28 @@
 """Values a source printed (`pinned`): a number or an array, of the loss or of a gradient,
 with the precision it was printed to."""
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from conformance.cases import schema
-from conformance.cases.keys import check_keys, literal_array
+from conformance.cases.keys import Fail, check_keys, literal_array
+from conformance.core import quantities
+from reference.declaration import Op
 from reference.dtypes import FLOAT_DTYPES
 
 
 @dataclass(frozen=True)
 class Pinned:
-    value: float | tuple  # a number, or an array's elements in row-major order (shape below)
+    value: float | tuple[float, ...]  # a number, or an array's elements in row-major order (shape below)
     dtype: str
     variant: str
     source: str
     digits: int | None = None  # significant digits printed: reproduced when rounding or truncating gives value
-    quantity: str = "loss"  # or grad_logits, grad_labels
-    shape: tuple | None = None  # an array's shape; None for a number (which stands for every element)
+    quantity: str = "loss"  # or another that quantities.py marks pinnable
+    shape: tuple[int, ...] | None = None  # an array's shape; None for a number (which stands for every element)
     decimals: int | None = None  # decimal places printed (instead of digits)
     inexact: str = ""  # why the number is known to be wrong beyond its digits: no framework is held to it
     rel: float | None = None  # the source's own tolerance, |x - value| <= abs + rel |value| (instead of digits)
@@ -45,7 +49,7 @@ class Pinned:
         return (self.abs or 0.0) + (self.rel or 0.0) * np.abs(self.values)
 
 
-def check_printed(value, digits, fail, key):
+def check_printed(value: float, digits: int, fail: Fail, key: str) -> None:
     """A printed number says how many digits it has; one that has more than `digits` was not
     printed to that precision (an infinite or zero value has no digits to count)."""
     if not 1 <= digits <= schema.MAX_PRINTED_DIGITS:
@@ -56,7 +60,8 @@ def check_printed(value, digits, fail, key):
         fail(f"{value!r} has more than {digits} significant digits", key + ".digits")
 
 
-def parse(entry, key, op, arrays, options, grad, fail) -> Pinned:
+def parse(entry: object, key: str, op: Op, arrays: Mapping[str, np.ndarray], options: Mapping[str, Any], grad: bool,
+          fail: Fail) -> Pinned:
     """One value a source printed: a number or an array, of the loss or of a gradient."""
     if not isinstance(entry, dict):
         fail("expected a mapping with value, dtype, variant, source", key)
@@ -70,8 +75,9 @@ def parse(entry, key, op, arrays, options, grad, fail) -> Pinned:
     quantity = entry.get("quantity", "loss")
     if quantity not in schema.PINNED_QUANTITIES:
         fail(f"unknown quantity {quantity!r} (known: {', '.join(schema.PINNED_QUANTITIES)})", key + ".quantity")
-    field = {"grad_logits": "grad", "grad_labels": "grad_labels"}.get(quantity)
-    if field and (not grad or getattr(op.variants[entry["variant"]], field) is None):
+    gradient = quantities.quantity(quantity).gradient
+    field = "grad_labels" if gradient == "grad_labels" else "grad"  # the variant's derivative of that gradient
+    if gradient and (not grad or getattr(op.variants[entry["variant"]], field) is None):
         fail(f"the {entry['variant']} variant has no {quantity} here (or the case sets grad: false)", key + ".quantity")
     value, shape = entry["value"], None
     if isinstance(value, list):
@@ -97,7 +103,8 @@ def parse(entry, key, op, arrays, options, grad, fail) -> Pinned:
                   digits, quantity, shape, decimals, str(inexact).strip(), rel, absolute)
 
 
-def _source_tolerance(entry, printed, fail, key):
+def _source_tolerance(entry: Mapping[str, Any], printed: bool, fail: Fail,
+                      key: str) -> tuple[float | None, float | None]:
     """(rel, abs) of `rel:`/`abs:`, the source's own tolerance: non-negative numbers, one of
     them positive, and not beside digits or decimals (one precision per number)."""
     given = {name: entry[name] for name in ("rel", "abs") if name in entry}
@@ -113,12 +120,14 @@ def _source_tolerance(entry, printed, fail, key):
     return (float(given["rel"]) if "rel" in given else None), (float(given["abs"]) if "abs" in given else None)
 
 
-def pinned_shape(op, arrays, options, quantity) -> tuple:
+def pinned_shape(op: Op, arrays: Mapping[str, np.ndarray], options: Mapping[str, Any],
+                 quantity: str) -> tuple[int, ...]:
     """The shape of a case's quantity: the unreduced loss drops the class axis (or broadcasts
     an elementwise op's inputs); a reduced loss is a number; a gradient has its input's shape."""
+    wrt = quantities.quantity(quantity).wrt
+    if wrt is not None:  # a gradient: its input's shape
+        return arrays[op.prediction if wrt == "prediction" else wrt].shape
     prediction, labels = arrays[op.prediction], arrays["labels"]
-    if quantity != "loss":
-        return prediction.shape if quantity == "grad_logits" else labels.shape
     if options.get("reduction", "none") != "none":
         return ()
     if op.class_axis:
@@ -126,7 +135,7 @@ def pinned_shape(op, arrays, options, quantity) -> tuple:
     return tuple(np.broadcast_shapes(prediction.shape, labels.shape))
 
 
-def _check_decimals(value, decimals, fail, key):
+def _check_decimals(value: float, decimals: int, fail: Fail, key: str) -> None:
     if not 0 <= decimals <= schema.MAX_PRINTED_DECIMALS:
         fail(f"expected 0 to {schema.MAX_PRINTED_DECIMALS} decimal places, got {decimals}", key + ".decimals")
     if not math.isfinite(value) or float(f"{value:.{decimals}f}") != value:

@@ -3,6 +3,7 @@
 Values are (type, required, description). Types are names checked in cases.py:
 str, int, bool, number, list, mapping, array (a literal array or a generator mapping).
 """
+from conformance.core import quantities
 
 FILE_KEYS = {
     "schema": ("int", True, "schema version, 1"),
@@ -14,9 +15,10 @@ CASE_KEYS = {
     "name": ("str", True, "unique, lower-case words joined by '-' or '_'; no framework names"),
     "op": ("str", True, "a canonical op (reference/registry.py)"),
     "description": ("str", False, "what the case shows"),
-    "inputs": ("mapping", True, "the op's prediction input and `labels`; linear_cross_entropy: `hidden` [N, H], `linear_weight` [V, H], "
-                                  "optional `linear_bias` [V] and `labels` [N]"),
-    "options": ("mapping", False, "op options: reduction, axis, half, label_smoothing, weight, pos_weight, ignore_index"),
+    "inputs": ("mapping", True, "the op's prediction input and `labels`; linear_cross_entropy: `hidden` [N, H], "
+                                "`linear_weight` [V, H], optional `linear_bias` [V] and `labels` [N]"),
+    "options": ("mapping", False, "the op's options, each declared with the op in reference/ (`xent-conformance "
+                                  "schema cases` lists them with their values and the ops that take them)"),
     "dtypes": ("list", False, "float dtypes to check, default [float32, float64]"),
     "grad": ("bool", False, "also check the gradient (default true where defined)"),
     "invalid_labels": ("bool", False, "labels outside their domain on purpose: integer labels outside [0, classes), "
@@ -29,8 +31,8 @@ CASE_KEYS = {
 PINNED_KEYS = {
     "value": ("number_or_list", True, "the number as the source printed it, or the array (nested lists, one "
                                       "number per element of the unreduced loss or of the gradient)"),
-    "quantity": ("str", False, "what the value is of: loss (default), grad_logits or grad_labels (the gradient "
-                               "of the summed loss)"),
+    "quantity": ("str", False, f"what the value is of: loss (default), {' or '.join(quantities.PINNABLE[1:])} "
+                               f"(the gradient of the summed loss)"),
     "dtype": ("str", True, "the dtype the source computed in"),
     "variant": ("str", True, "the reference variant that explains the value"),
     "source": ("str", True, "where the number comes from"),
@@ -45,7 +47,7 @@ PINNED_KEYS = {
     "inexact": ("str", False, "why the source's number is wrong beyond its printed digits: the number is "
                               "judged and shown in the report's Sources, and no framework is held to it"),
 }
-PINNED_QUANTITIES = ("loss", "grad_logits", "grad_labels")
+PINNED_QUANTITIES = quantities.PINNABLE
 MAX_PRINTED_DIGITS = 17  # a float64 needs at most 17 significant digits
 MAX_PRINTED_DECIMALS = 30
 

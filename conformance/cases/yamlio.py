@@ -7,13 +7,15 @@ numbers, infinities and NaN deliberately (decimal integers only), booleans only 
 true/false, no dates, and refuses duplicate keys. Anything else stays a string, which the
 schema then refuses where a number or a boolean belongs.
 """
+import os
 import re
+from typing import Any
 
 import yaml
 
 
 class YamlError(Exception):
-    def __init__(self, message, line=None):
+    def __init__(self, message: str, line: int | None = None) -> None:
         super().__init__(message)
         self.line = line
 
@@ -32,15 +34,15 @@ _FLOAT = re.compile(
 )
 
 
-def _construct_float(loader, node):
+def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
     text = loader.construct_scalar(node).replace("_", "").lstrip(".")
     text = text.replace("+.", "+").replace("-.", "-")
     return float(text)
 
 
-def _construct_mapping(loader, node, deep=False):
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     loader.flatten_mapping(node)
-    seen = {}
+    seen: dict[Any, int] = {}  # key -> its line, counted from 0
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
@@ -57,7 +59,7 @@ _REPLACED = ("tag:yaml.org,2002:float", "tag:yaml.org,2002:int", "tag:yaml.org,2
              "tag:yaml.org,2002:timestamp")
 
 
-def _construct_int(loader, node):
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
     return int(loader.construct_scalar(node))
 
 
@@ -75,7 +77,7 @@ CaseLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 CaseLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def load(text):
+def load(text: str) -> Any:
     """Parse YAML text; raises YamlError with a line number on any problem."""
     try:
         return yaml.load(text, Loader=CaseLoader)
@@ -88,7 +90,7 @@ def load(text):
         raise YamlError(f"invalid YAML: {exc}") from None
 
 
-def read_text(path):
+def read_text(path: str | os.PathLike[str]) -> str:
     try:
         with open(path, encoding="utf-8") as handle:
             return handle.read()
@@ -96,11 +98,11 @@ def read_text(path):
         raise YamlError(f"cannot read: {exc.strerror if isinstance(exc, OSError) else exc}") from None
 
 
-def load_file(path):
+def load_file(path: str | os.PathLike[str]) -> Any:
     return load(read_text(path))
 
 
-def key_lines(text):
+def key_lines(text: str) -> dict[str, int]:
     """{path: line} for every mapping key and sequence item of a YAML document, paths written
     as the schema names them (`cases[2].options.axis`); empty when the text does not parse."""
     try:
@@ -109,7 +111,7 @@ def key_lines(text):
         return {}
     lines = {}
 
-    def walk(node, path):
+    def walk(node: yaml.Node, path: str) -> None:
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
                 child = f"{path}.{key_node.value}" if path else str(key_node.value)

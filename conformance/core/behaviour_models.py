@@ -10,65 +10,69 @@ A manifest entry names one as `when: {model: name}`; the entry then covers a che
 the model's result is outside the check's tolerance (judged_on says which checks each kind
 speaks to). That is how a cancellation is recognised in anyone's case, and how a case whose
 inputs do not trigger it is judged like any other.
+
+A model's functions take the options they model and no other: the registry does not evaluate
+one with another option given (NotModelled, as the model's own refusals), so a model of the
+plain formula says nothing of a case with a soft cap or a positive weight.
 """
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
+import numpy.typing as npt
 
 from reference.dtypes import round_to
-from reference.declaration import Variant
+from reference.declaration import NotDescribed, Variant
 from reference.numerics.sigmoid import log_sigmoid, sigmoid
 from reference.numerics.softmax import log_softmax, logsumexp, take_class
 from reference.registry import OPS
 
 
-class NotModelled(Exception):
-    """The model does not describe these options or labels: the entry covers nothing here."""
+# The model does not describe these options or labels: the entry covers nothing here. The
+# registry's own refusal of an option a model does not take, under the name models use.
+NotModelled = NotDescribed
+
+# One rounding to the dtype under test, applied after each operation of a modelled formula.
+Rounder = Callable[[npt.ArrayLike], np.ndarray]
 
 
 def _exact(op: str) -> Variant:
     return OPS[op].variants["exact"]
 
 
-def _rounder(dtype: str) -> Callable[[np.ndarray], np.ndarray]:
+def _rounder(dtype: str) -> Rounder:
     """One rounding to the dtype, applied after each operation of a modelled formula."""
     return lambda values: round_to(values, dtype)
 
 
-def _no_scale(*args, **options) -> float:
+def _no_scale(*args: object, **options: object) -> float:
     """A model's loss is compared with the reference's scale; it has none of its own."""
     return 0.0
 
 
-def _unscaled(grad):
+def _unscaled(grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A modelled gradient, with the zero scale that reductions and directions carry along."""
     return grad, np.zeros_like(grad)
 
 
-def _plain(pos_weight):
-    if pos_weight is not None:
-        raise NotModelled("pos_weight")
-
-
-def _label_weight(pos_weight, y, r):
+def _label_weight(pos_weight: npt.ArrayLike, y: np.ndarray, r: Rounder) -> np.ndarray:
     """l = 1 + (q - 1) y, the weight a positive weight q puts on an example's log terms."""
     return r(1.0 + r(r(np.asarray(pos_weight, np.float64) - 1.0) * y))
 
 
-def _log_one_plus_exp(x, r):
+def _log_one_plus_exp(x: np.ndarray, r: Rounder) -> np.ndarray:
     """log(1 + exp(x)) with log rather than log1p, rounded per operation."""
     with np.errstate(over="ignore"):
         return r(np.log(r(1.0 + r(np.exp(x)))))
 
 
-def _log_of_one_plus_exp(z, y, dtype, pos_weight=None):
+def _log_of_one_plus_exp(z: np.ndarray, y: np.ndarray, dtype: str) -> np.ndarray:
     """max(z, 0) - z y + log(1 + exp(-|z|)), with log rather than log1p (Paddle, tinygrad)."""
-    _plain(pos_weight)
     r = _rounder(dtype)
     return r(r(r(np.maximum(z, 0)) - r(z * y)) + _log_one_plus_exp(-np.abs(z), r))
 
 
-def _one_minus_y_z_minus_log_sigmoid(z, y, dtype, pos_weight=None):
+def _one_minus_y_z_minus_log_sigmoid(z: np.ndarray, y: np.ndarray, dtype: str,
+                                     pos_weight: npt.ArrayLike | None = None) -> np.ndarray:
     """(1 - y) z - log_sigmoid(z), or with a positive weight q and l = 1 + (q - 1) y,
     (1 - y) z + l (log1p(exp(-|z|)) + max(-z, 0)) (PyTorch's binary_cross_entropy_with_logits)."""
     r = _rounder(dtype)
@@ -78,58 +82,57 @@ def _one_minus_y_z_minus_log_sigmoid(z, y, dtype, pos_weight=None):
     return r(first + r(_label_weight(pos_weight, y, r) * r(-log_sigmoid(z))))
 
 
-def _logaddexp_minus_zy(z, y, dtype, pos_weight=None):
+def _logaddexp_minus_zy(z: np.ndarray, y: np.ndarray, dtype: str) -> np.ndarray:
     """logaddexp(0, z) - z y (MLX)."""
-    _plain(pos_weight)
     r = _rounder(dtype)
     return r(r(np.logaddexp(0.0, z)) - r(z * y))
 
 
-def _logaddexp_minus_zy_grad(z, y, dtype, pos_weight=None):
+def _logaddexp_minus_zy_grad(z: np.ndarray, y: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray]:
     """Its derivative as MLX's autodiff forms it: logaddexp's derivative in its smaller argument
     is 1 minus the one in its larger, so below zero it is 1 - sigmoid(-z), which cancels
     (measured: 6.1392784e-06 for sigmoid(-12) = 6.1441746e-06 in float32); then minus y."""
-    _plain(pos_weight)
     r = _rounder(dtype)
     slope = np.where(z < 0, r(1.0 - r(sigmoid(-z))), r(sigmoid(z)))
     return _unscaled(r(slope - y))
 
 
-def _dense(y, z_loss, softcap):
-    if np.asarray(y).dtype.kind in "iu" or z_loss or softcap is not None:
-        raise NotModelled("integer labels, z_loss or softcap")
+def _dense(y: npt.ArrayLike) -> None:
+    if np.asarray(y).dtype.kind in "iu":
+        raise NotModelled("integer labels")
 
 
-def _shifted(z, axis):
+def _shifted(z: np.ndarray, axis: int) -> np.ndarray:
     """The logits less their row's largest finite one (MLX's shift)."""
     top = np.max(np.where(np.isfinite(z), z, -np.inf), axis=axis, keepdims=True)
     return z - np.where(np.isfinite(top), top, 0.0)
 
 
-def _lse_minus_labels_dot_logits(z, y, dtype, axis, z_loss=0.0, softcap=None):
+def _lse_minus_labels_dot_logits(z: np.ndarray, y: np.ndarray, dtype: str, axis: int) -> np.ndarray:
     """logsumexp(z) - sum(y z), both of the logits shifted by their row's largest:
     -sum(y log_softmax(z)) only where each label row sums to 1 (MLX; measured 1.3132616 for
     the article's labels [1, 2] at logits [1, 2]). A label weight of 0 adds nothing, even at a
     -inf logit."""
-    _dense(y, z_loss, softcap)
+    _dense(y)
     shifted = _shifted(z, axis)
     return logsumexp(shifted, axis) - np.sum(np.where(y == 0, 0.0, y * shifted), axis=axis)
 
 
-def _softmax_minus_labels(z, y, dtype, axis, z_loss=0.0, softcap=None):
+def _softmax_minus_labels(z: np.ndarray, y: np.ndarray, dtype: str, axis: int) -> tuple[np.ndarray, np.ndarray]:
     """softmax(z) - y: the gradient only where each label row sums to 1 (TensorFlow's fused
     kernel, Paddle's soft-label backward, MLX)."""
-    _dense(y, z_loss, softcap)
+    _dense(y)
     return _unscaled(np.exp(log_softmax(z, axis)) - y)
 
 
-def _minus_logits(z, y, dtype, axis, z_loss=0.0, softcap=None):
+def _minus_logits(z: np.ndarray, y: np.ndarray, dtype: str, axis: int) -> tuple[np.ndarray, np.ndarray]:
     """Its derivative in the labels: -(z - max z), without the logsumexp a normalised row cancels."""
-    _dense(y, z_loss, softcap)
+    _dense(y)
     return _unscaled(-_shifted(z, axis))
 
 
-def _log_sigmoid_terms_without_log1p(z, y, dtype, pos_weight=None):
+def _log_sigmoid_terms_without_log1p(z: np.ndarray, y: np.ndarray, dtype: str,
+                                     pos_weight: npt.ArrayLike | None = None) -> np.ndarray:
     """-(q y log_sigmoid(z) + (1 - y) log_sigmoid(-z)), log_sigmoid(x) = -log(1 + exp(-x)) with
     log rather than log1p (tinygrad)."""
     r = _rounder(dtype)
@@ -137,7 +140,8 @@ def _log_sigmoid_terms_without_log1p(z, y, dtype, pos_weight=None):
     return r(-r(r(r(q * y) * -_log_one_plus_exp(-z, r)) + r(r(1.0 - y) * -_log_one_plus_exp(z, r))))
 
 
-def _weighted_grad_as_written(z, y, dtype, pos_weight=None):
+def _weighted_grad_as_written(z: np.ndarray, y: np.ndarray, dtype: str,
+                              pos_weight: npt.ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The derivative of (1 - y) z + l (log1p(exp(-|z|)) + max(-z, 0)) as autodiff forms it:
     below zero (1 - y) + l (sigmoid(z) - 1), two terms near 1 that cancel (TensorFlow, Paddle)."""
     if pos_weight is None:
@@ -149,51 +153,52 @@ def _weighted_grad_as_written(z, y, dtype, pos_weight=None):
     return _unscaled(np.where(z < 0, below, above))
 
 
-def _clip(p, dtype):
+def _clip(p: np.ndarray, dtype: str) -> np.ndarray:
     epsilon = float(round_to(1e-7, dtype))
     return np.clip(p, epsilon, float(round_to(1.0 - epsilon, dtype)))
 
 
-def _clip_then_log_of_one_minus_p(p, y, dtype):
+def _clip_then_log_of_one_minus_p(p: np.ndarray, y: np.ndarray, dtype: str) -> np.ndarray:
     """Keras 3: clip p to [eps, 1 - eps], then -y log p - (1 - y) log(1 - p), 1 - p rounded."""
     r = _rounder(dtype)
     p = _clip(p, dtype)
     return r(r(-r(y * r(np.log(p)))) - r(r(1.0 - y) * r(np.log(r(1.0 - p)))))
 
 
-def _sigmoid_clip_then_log_of_one_minus_p(z, y, dtype, pos_weight=None):
+def _sigmoid_clip_then_log_of_one_minus_p(z: np.ndarray, y: np.ndarray, dtype: str) -> np.ndarray:
     """keras-numpy from logits: the sigmoid first, then as _clip_then_log_of_one_minus_p."""
-    _plain(pos_weight)
     return _clip_then_log_of_one_minus_p(round_to(sigmoid(z), dtype), y, dtype)
 
 
-def _lse_rounded_before_subtracting(z, y, dtype, axis, z_loss=0.0, softcap=None):
+def _lse_rounded_before_subtracting(z: np.ndarray, y: np.ndarray, dtype: str, axis: int) -> np.ndarray:
     """logsumexp(z), rounded, minus z[label] (optax's integer-label cross-entropy)."""
-    if np.asarray(y).dtype.kind not in "iu" or z_loss or softcap is not None:
-        raise NotModelled("dense labels, z_loss or softcap")
+    if np.asarray(y).dtype.kind not in "iu":
+        raise NotModelled("dense labels")
     r = _rounder(dtype)
     return r(r(logsumexp(z, axis)) - take_class(z, y, axis))
 
 
-def _cap_unmasking(op: str) -> Callable:
+def _cap_unmasking(op: str) -> Callable[..., np.ndarray]:
     """c tanh(z / c) taken literally, so a -inf logit (a padded class) becomes -c and gets a
     probability, where the reference keeps the mask; in exact arithmetic."""
     exact = _exact(op)
 
-    def loss(z, y, dtype, axis, z_loss=0.0, softcap=None):
+    def loss(z: np.ndarray, y: np.ndarray, dtype: str, axis: int, z_loss: float = 0.0,
+             softcap: float | None = None) -> np.ndarray:
         if softcap is None:
             raise NotModelled("no softcap")
         return exact.loss(softcap * np.tanh(z / softcap), y, dtype, axis, z_loss, None)
     return loss
 
 
-def _labels_in_dtype(part: str) -> Callable:
+def _labels_in_dtype(part: str) -> Callable[..., Any]:
     """The exact loss (or gradient) at integer labels rounded to the dtype under test, as a loss
     that converts its labels to its own dtype computes it: bfloat16 holds the integers up to
     256 only (class 128256 is read as 128000)."""
     exact = getattr(_exact("sparse_softmax_cross_entropy"), part)
 
-    def at_rounded_labels(z, y, dtype, axis, z_loss=0.0, softcap=None):
+    def at_rounded_labels(z: np.ndarray, y: np.ndarray, dtype: str, axis: int, z_loss: float = 0.0,
+                          softcap: float | None = None) -> Any:  # the loss, or (gradient, scale)
         if np.asarray(y).dtype.kind not in "iu":
             raise NotModelled("dense labels")
         held = round_to(np.asarray(y, np.float64), dtype)
@@ -203,7 +208,8 @@ def _labels_in_dtype(part: str) -> Callable:
     return at_rounded_labels
 
 
-def _model(loss: Callable, grad: Callable | None = None, grad_labels: Callable | None = None) -> Variant:
+def _model(loss: Callable[..., Any], grad: Callable[..., Any] | None = None,
+           grad_labels: Callable[..., Any] | None = None) -> Variant:
     """A model as a reference variant, so the option pipeline, reductions, cotangents and
     directions apply to it as to the reference; its values only (no scale)."""
     return Variant(loss=loss, scale=_no_scale, grad=grad, grad_labels=grad_labels)

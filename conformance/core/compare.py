@@ -2,6 +2,7 @@
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from conformance.core import tolerance as tol
 
@@ -13,13 +14,13 @@ class Verdict:
     max_ulp_err: float
     mismatched: int
     total: int
-    worst_index: tuple | None
-    problems: list = field(default_factory=list)  # one line each: shape, dtype, NaN placement
+    worst_index: tuple[int, ...] | None
+    problems: list[str] = field(default_factory=list)  # one line each: shape, dtype, NaN placement
     bound_at_worst: float = 0.0
     inaccurate: int = 0  # elements finite in both that lie outside the bound
 
 
-def special_mismatch(expected, actual):
+def special_mismatch(expected: np.ndarray, actual: np.ndarray) -> np.ndarray:
     """NaN passes only where the reference is NaN; an infinity only where it has the same one."""
     exp_nan, act_nan = np.isnan(expected), np.isnan(actual)
     exp_inf, act_inf = np.isinf(expected), np.isinf(actual)
@@ -28,7 +29,8 @@ def special_mismatch(expected, actual):
     return bad
 
 
-def compare(expected, actual, scale, dtype, tolerance, actual_dtype=None):
+def compare(expected: npt.ArrayLike, actual: npt.ArrayLike, scale: npt.ArrayLike, dtype: str,
+            tolerance: tol.Tolerance, actual_dtype: str | None = None) -> Verdict:
     """Element-wise check of actual against expected under the conditioning-aware bound."""
     expected = np.asarray(expected, np.float64)
     problems = []

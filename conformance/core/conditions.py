@@ -5,7 +5,8 @@ judged like any other.
 A manifest entry's `when` holds:
 - `options`: option -> value, a list of alternative values, `set` (given, and not the op's
   default) or `unset` (an option written as null is unset); values are compared as written,
-  so `axis: 1` is not `axis: -1`;
+  so `axis: 1` is not `axis: -1`; names, defaults and which options take words as values are
+  read from the options' declarations (reference/option_declaration.py);
 - `inputs`: predicates on the inputs as the dtype under test holds them, all of which must
   hold: a name (`every_target_ignored`) or a name with its parameter (`classes_at_least: 32000`);
 - `model`: a model of what the framework computes (conformance.core.behaviour_models: its
@@ -14,7 +15,7 @@ A manifest entry's `when` holds:
   tolerance, so a cancellation that a case's inputs do not trigger excuses nothing there.
 """
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from reference.dtypes import FLOAT_DTYPES, constant
 from reference.numerics.softmax import take_class
 from reference.ops.keras_clip import KERAS_EPSILON
 from reference.options import grad_denominator, prepare
+from reference.option_declaration import Option
 from reference.registry import OPS, SHARED_OPTIONS
 
 SET, UNSET = "set", "unset"
@@ -32,7 +34,7 @@ SET, UNSET = "set", "unset"
 class Inputs:
     """A check's inputs as the predicates see them: float64 values the dtype holds."""
     op: str
-    options: Mapping[str, object]
+    options: Mapping[str, Any]
     prediction: np.ndarray
     labels: np.ndarray
 
@@ -54,29 +56,29 @@ def _ignored(x: Inputs) -> np.ndarray:
     return x.labels == ignore
 
 
-def _every_target_ignored(x: Inputs, _) -> bool:
+def _every_target_ignored(x: Inputs, _: object) -> bool:
     return x.labels.size > 0 and bool(np.all(_ignored(x)))
 
 
-def _some_target_ignored(x: Inputs, _) -> bool:
+def _some_target_ignored(x: Inputs, _: object) -> bool:
     return bool(np.any(_ignored(x)))
 
 
-def _empty_batch(x: Inputs, _) -> bool:
+def _empty_batch(x: Inputs, _: object) -> bool:
     return x.labels.size == 0 or x.prediction.size == 0
 
 
-def _no_target_counts(x: Inputs, _) -> bool:
+def _no_target_counts(x: Inputs, _: object) -> bool:
     """A mean over nothing: an empty batch, or every target ignored."""
     return _empty_batch(x, None) or _every_target_ignored(x, None)
 
 
-def _masked_logit(x: Inputs, _) -> bool:
+def _masked_logit(x: Inputs, _: object) -> bool:
     """A -inf logit: a masked or padded class."""
     return bool(np.any(x.prediction == -np.inf))
 
 
-def _infinite_logit_times_zero_label(x: Inputs, _) -> bool:
+def _infinite_logit_times_zero_label(x: Inputs, _: object) -> bool:
     """An infinite logit that a formula multiplies by a zero label weight (0 x inf = NaN where the
     limit is finite): any infinite logit of a binary loss, which weighs z by y and by 1 - y; a
     -inf logit of a class whose label weight is 0 (not the example's label)."""
@@ -90,34 +92,34 @@ def _infinite_logit_times_zero_label(x: Inputs, _) -> bool:
     return bool(np.any(masked & (classes != np.expand_dims(x.labels, x.class_axis))))
 
 
-def _labels_out_of_range(x: Inputs, _) -> bool:
+def _labels_out_of_range(x: Inputs, _: object) -> bool:
     if not x.integer_labels or x.class_axis is None:
         return False
     outside = (x.labels < 0) | (x.labels >= x.prediction.shape[x.class_axis])
     return bool(np.any(outside & ~_ignored(x)))
 
 
-def _targets_outside_unit_interval(x: Inputs, _) -> bool:
+def _targets_outside_unit_interval(x: Inputs, _: object) -> bool:
     return "labels" in OPS[x.op].unit_interval and bool(np.any((x.labels < 0) | (x.labels > 1)))
 
 
-def _probabilities_outside_unit_interval(x: Inputs, _) -> bool:
+def _probabilities_outside_unit_interval(x: Inputs, _: object) -> bool:
     return OPS[x.op].prediction in OPS[x.op].unit_interval and bool(np.any((x.prediction < 0) | (x.prediction > 1)))
 
 
-def _undefined_labels(x: Inputs, _) -> bool:
+def _undefined_labels(x: Inputs, _: object) -> bool:
     """Labels the loss is not defined for: a label outside the classes, a target outside [0, 1]."""
     return _labels_out_of_range(x, None) or _targets_outside_unit_interval(x, None)
 
 
-def _certain_prediction_of_its_label(x: Inputs, _) -> bool:
+def _certain_prediction_of_its_label(x: Inputs, _: object) -> bool:
     """A predicted probability of exactly 0 or 1 equal to its label: 0 x log 0 in the formula."""
     if OPS[x.op].prediction != "probs" or x.class_axis is not None:
         return False
     return bool(np.any(((x.prediction == 0) | (x.prediction == 1)) & (x.prediction == x.labels)))
 
 
-def _labels_not_one_hot(x: Inputs, _) -> bool:
+def _labels_not_one_hot(x: Inputs, _: object) -> bool:
     """Probability labels of which some row is not one 1 among 0s, as given or once label
     smoothing spreads them."""
     if x.class_axis is None or x.integer_labels or x.labels.size == 0:
@@ -129,28 +131,28 @@ def _labels_not_one_hot(x: Inputs, _) -> bool:
     return bool(np.any((ones != 1) | (ones + zeros != x.labels.shape[x.class_axis])))
 
 
-def _zero_logit(x: Inputs, _) -> bool:
+def _zero_logit(x: Inputs, _: object) -> bool:
     return bool(np.any(x.prediction == 0))
 
 
-def _class_axis_not_last(x: Inputs, _) -> bool:
+def _class_axis_not_last(x: Inputs, _: object) -> bool:
     return x.class_axis is not None and x.class_axis != x.prediction.ndim - 1
 
 
-def _class_axis_not_second(x: Inputs, _) -> bool:
+def _class_axis_not_second(x: Inputs, _: object) -> bool:
     """The classes are not on axis 1, where PyTorch's losses take them (an adapter permutes)."""
     return x.class_axis is not None and x.prediction.ndim > 1 and x.class_axis != 1
 
 
-def _classes_at_least(x: Inputs, n) -> bool:
+def _classes_at_least(x: Inputs, n: int) -> bool:
     return x.class_axis is not None and x.prediction.shape[x.class_axis] >= n
 
 
-def _classes_at_most(x: Inputs, n) -> bool:
+def _classes_at_most(x: Inputs, n: int) -> bool:
     return x.class_axis is not None and x.prediction.shape[x.class_axis] <= n
 
 
-def _negative_with_probability_below(x: Inputs, bound) -> bool:
+def _negative_with_probability_below(x: Inputs, bound: float) -> bool:
     """A binary prediction in (0, bound) with a label below 1: its loss -(1 - y) log(1 - p) is
     about p, which log(1 - p) loses to the rounding of 1 - p (log1p(-p) does not)."""
     if x.op != "binary_crossentropy":
@@ -158,7 +160,7 @@ def _negative_with_probability_below(x: Inputs, bound) -> bool:
     return bool(np.any((x.prediction > 0) & (x.prediction < bound) & (x.labels < 1)))
 
 
-def _probability_on_keras_clip_bound(x: Inputs, _) -> bool:
+def _probability_on_keras_clip_bound(x: Inputs, _: object) -> bool:
     """A predicted probability exactly at Keras's clip bound eps or 1 - eps, as some float dtype
     stores them: where the clip is not differentiable, and frameworks split its gradient."""
     if OPS[x.op].prediction not in OPS[x.op].unit_interval:
@@ -168,7 +170,7 @@ def _probability_on_keras_clip_bound(x: Inputs, _) -> bool:
     return bool(np.any(np.isin(x.prediction, sorted(bounds))))
 
 
-def _label_logit_below_row_max_by(x: Inputs, gap) -> bool:
+def _label_logit_below_row_max_by(x: Inputs, gap: float) -> bool:
     """An integer label whose logit lies more than `gap` below its row's largest."""
     if not x.integer_labels or x.class_axis is None or x.labels.size == 0 or x.prediction.shape[x.class_axis] == 0:
         return False
@@ -179,7 +181,7 @@ def _label_logit_below_row_max_by(x: Inputs, gap) -> bool:
     return bool(np.any(gaps[counted] > gap))
 
 
-def _reduction_factor_inexact_in_float32(x: Inputs, _) -> bool:
+def _reduction_factor_inexact_in_float32(x: Inputs, _: object) -> bool:
     """A reduction whose factors, each loss's weight over the denominator (the reference's own:
     the count of losses, the class weights of the targets that count, or the sum of the sample
     weights), are not all float32 numbers: a reduction taken in float32 rounds the gradient
@@ -203,13 +205,14 @@ def _reduction_factor_inexact_in_float32(x: Inputs, _) -> bool:
     return bool(np.any(factors.astype(np.float32).astype(np.float64) != factors))
 
 
-def _label_smoothing_inexact_in_float32(x: Inputs, _) -> bool:
+def _label_smoothing_inexact_in_float32(x: Inputs, _: object) -> bool:
     s = float(x.options.get("label_smoothing") or 0.0)
     return float(np.float32(s)) != s
 
 
-# name -> (predicate, the parameter's type or None when it takes none)
-PREDICATES: dict[str, tuple[Callable[[Inputs, object], bool], type | None]] = {
+# name -> (predicate, the parameter's type or None when it takes none); a predicate's parameter
+# is of that type, which parse_inputs makes sure of
+PREDICATES: dict[str, tuple[Callable[[Inputs, Any], bool], type | None]] = {
     "every_target_ignored": (_every_target_ignored, None),
     "some_target_ignored": (_some_target_ignored, None),
     "empty_batch": (_empty_batch, None),
@@ -259,19 +262,30 @@ def parse_inputs(value: object) -> tuple[tuple[str, object], ...]:
     return tuple(parsed)
 
 
-def parse_options(value: object) -> dict:
+def _declarations() -> dict[str, Option]:
+    """Every declared option by name (one name is one declaration, as the registry's ops list them)."""
+    return {name: option for op in OPS.values() for name, option in {**op.options, **SHARED_OPTIONS}.items()}
+
+
+def _takes_words(option: Option) -> bool:
+    """Whether the option's values are words (reduction: mean), which `set` and `unset` are not."""
+    return option.kind == "choice" and any(isinstance(choice, str) for choice in option.choices)
+
+
+def parse_options(value: object) -> dict[str, Any]:
     """`options: {reduction: mean, label_smoothing: set}`, with option names checked."""
     if not isinstance(value, dict):
         raise ConditionError("a mapping of option -> value, list of values, set or unset")
-    known = set(SHARED_OPTIONS).union(*(op.options for op in OPS.values()))
-    unknown = sorted(set(value) - known)
+    known = _declarations()
+    unknown = sorted(set(value) - set(known))
     if unknown:
         raise ConditionError(f"unknown option {', '.join(unknown)} (known: {', '.join(sorted(known))})")
     for name, wanted in value.items():
         alternatives = wanted if isinstance(wanted, list) else [wanted]
         if not alternatives or not all(isinstance(a, (int, float, str)) for a in alternatives):
             raise ConditionError(f"{name}: a value, a list of alternative values, {SET} or {UNSET}")
-        if any(isinstance(a, str) for a in alternatives) and name != "reduction" and wanted not in (SET, UNSET):
+        words = any(isinstance(a, str) for a in alternatives)
+        if words and not _takes_words(known[name]) and wanted not in (SET, UNSET):
             raise ConditionError(f"{name}: {wanted!r} is not a value of it; {SET} or {UNSET} say whether it is given")
     return dict(value)
 
@@ -281,7 +295,7 @@ def options_hold(wanted: Mapping[str, object], op: str, options: Mapping[str, ob
     for name, expected in wanted.items():
         if name not in declared:
             return False
-        default = declared[name]
+        default = declared[name].default
         value = options.get(name)
         value = default if value is None else value  # an option written as null is unset, as the reference reads it
         given = value is not None and not _same(value, default)
@@ -296,7 +310,7 @@ def options_hold(wanted: Mapping[str, object], op: str, options: Mapping[str, ob
     return True
 
 
-def _same(a, b) -> bool:
+def _same(a: object, b: object) -> bool:
     try:
         return bool(np.array_equal(np.asarray(a), np.asarray(b)))
     except (TypeError, ValueError):

@@ -1,19 +1,31 @@
 """What a check expects: the inputs as the dtype holds them, the reference's value and
 conditioning scale for each quantity (loss, gradient, vector-Jacobian and forward-mode
-products with their seeded cotangents and directions) or a pinned number with its printed
-precision, and what a behaviour model of the manifest computes in their place."""
+products with their seeded cotangents and directions), a pinned number with its printed
+precision, or a value a quantity fixes itself. Computed, not kept: references.py keeps them."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from conformance.cases.pinned import pinned_shape
-from conformance.core import behaviour_models, checks, conditions
+from conformance.core import checks, conditions, quantities
 from conformance.core import tolerance as tol
-from conformance.core.compare import compare
+from conformance.core.quantities import probed_inputs
 from reference import registry
-from reference.dtypes import numpy_dtype, round_to
+from reference.dtypes import numpy_dtype
 from reference.numerics.conditioning import summation
 
+if TYPE_CHECKING:
+    from conformance.cases import Case
+    from conformance.core.checks import Check
+    from reference.declaration import Variant
 
-def cast_inputs(case, dtype):
+Values = tuple[np.ndarray, np.ndarray]  # (expected, scale) in float64
+Expectation = tuple[np.ndarray, np.ndarray, tol.Tolerance]
+
+
+def cast_inputs(case: Case, dtype: str) -> dict[str, np.ndarray]:
     """The inputs as the dtype under test holds them (integer labels untouched)."""
     cast = {}
     for name, array in case.inputs.items():
@@ -26,16 +38,20 @@ def as64(cast: dict) -> dict:
     return {k: v.astype(np.float64) if v.dtype.kind not in "iu" else v for k, v in cast.items()}
 
 
-def reference_values(case, variant, cast, dtype, quantity):
+def reference_values(case: Case, variant: str | Variant, cast: dict, dtype: str, quantity: str) -> Values:
     """(expected, scale) in float64: the variant's value and its conditioning scale."""
     wide = as64(cast)
-    if quantity == "loss":  # one pass over the logits where the variant has one (the softmax ops)
+    row = quantities.quantity(quantity)
+    if row.expected == "loss":  # one pass over the logits where the variant has one (the softmax ops)
         return registry.evaluate_loss_and_scale(case.op, variant, wide, case.options, dtype)
-    if quantity == "jvp":
+    if row.expected == "jvp":
         return forward_reference(case, variant, wide, dtype)
-    wrt = checks.wrt_of(quantity)
+    if row.expected not in ("gradient", "vjp"):
+        raise ValueError(f"{quantity} has no reference value: its expected value is {row.expected!r}")
+    wrt = row.wrt
+    assert wrt is not None, f"{quantity} is a gradient: it names what it is taken with respect to"
     options = case.options
-    if quantity in checks.VJP_QUANTITIES:  # d sum(c * L): the cotangent weighs each loss, as a sample weight does
+    if row.vjp:  # d sum(c * L): the cotangent weighs each loss, as a sample weight does
         c = case_cotangent(case, variant, wide, dtype)
         if c.ndim == 0:  # a reduced loss (second_backward): its scalar cotangent scales the gradient
             grad, scale = registry.evaluate_grad(case.op, variant, wide, options, dtype, wrt)
@@ -44,7 +60,7 @@ def reference_values(case, variant, cast, dtype, quantity):
     return registry.evaluate_grad(case.op, variant, wide, options, dtype, wrt)
 
 
-def forward_reference(case, variant, wide, dtype):
+def forward_reference(case: Case, variant: str | Variant, wide: dict, dtype: str) -> Values:
     """The directional derivative of the (reduced) loss along the seeded direction v:
     sum_j dL_i/dz_ij v_ij per loss (reduction none), or sum dL/dz v; and its scale."""
     grad, scale = registry.evaluate_grad(case.op, variant, wide, case.options, dtype, "prediction")
@@ -61,7 +77,7 @@ def forward_reference(case, variant, wide, dtype):
     return terms, sizes
 
 
-def case_cotangent(case, variant, wide, dtype):
+def case_cotangent(case: Case, variant: str | Variant, wide: dict, dtype: str) -> np.ndarray:
     """The seeded cotangent of this case's unreduced losses, in the dtype under test; a scalar
     where the case reduces them."""
     if case.options.get("reduction", "none") != "none":
@@ -70,20 +86,14 @@ def case_cotangent(case, variant, wide, dtype):
     return checks.cotangent(case, dtype, shape)
 
 
-def probed_inputs(*arrays) -> np.ndarray:
-    """The inputs (prediction, further tensors, labels) as one float64 vector: what inputs_intact
-    compares (labels are integers below 2**53 or floats the dtype holds: converted exactly)."""
-    return np.concatenate([np.asarray(array, np.float64).ravel() for array in arrays])
-
-
-def call_options(case, cast: dict) -> dict:
+def call_options(case: Case, cast: dict) -> dict:
     """The options an adapter is called with: the case's, and an op's further tensors (as the
     dtype under test holds them)."""
     tensors = {name: cast[name] for name in registry.OPS[case.op].tensors if name in cast}
     return {**case.options, **tensors} if tensors else case.options
 
 
-def conditions_inputs(case, cast: dict) -> conditions.Inputs:
+def conditions_inputs(case: Case, cast: dict) -> conditions.Inputs:
     """The check's inputs as the manifest's input predicates read them (an op with a head: its
     logits, in float64, read as the head's)."""
     wide = as64(cast)
@@ -94,60 +104,36 @@ def conditions_inputs(case, cast: dict) -> conditions.Inputs:
     return conditions.Inputs(case.op, case.options, wide[op.prediction], wide["labels"])
 
 
-def model_values(model: str, case, variant: str, cast: dict, dtype: str, quantity: str,
-                 values=reference_values) -> np.ndarray | None:
-    """What a behaviour model computes for this check's quantity, or None where it says nothing
-    (values: how the framework's own variant is evaluated, the runner's cache)."""
-    if quantity == "inputs_intact":  # a model of the arithmetic says nothing of writes into the inputs
-        return None
-    if model == behaviour_models.FRAMEWORK_VARIANT:
-        return values(case, variant, cast, dtype, quantity)[0]
-    if model == behaviour_models.FLOAT32:
-        in32 = {k: v if v.dtype.kind in "iu" else v.astype(np.float32) for k, v in cast.items()}
-        return round_to(reference_values(case, variant, in32, dtype, quantity)[0], "float32")
-    spec = behaviour_models.formula(case.op, model)
-    gradient = checks.GRADIENT_OF.get(quantity)
-    if spec is None or (gradient and getattr(spec, "grad" if gradient == "grad_logits" else "grad_labels") is None):
-        return None
-    try:
-        with np.errstate(all="ignore"):
-            if quantity == "loss":  # the value alone: a model has no scale of its own
-                return registry.evaluate_loss(case.op, spec, as64(cast), case.options, dtype)
-            return reference_values(case, spec, cast, dtype, quantity)[0]
-    except behaviour_models.NotModelled:
-        return None
+def pinned_expectation(check: Check, cast: dict) -> Expectation:
+    """(expected, scale, tolerance) of a pinned number: the source's number for every element,
+    with the precision it was printed to."""
+    case, pinned = check.case, check.pinned
+    assert pinned is not None
+    shape = pinned_shape(registry.OPS[case.op], cast, case.options, pinned.quantity)
+    values = np.broadcast_to(pinned.values, shape)  # a number stands for every element
+    # Around the number, what its source's precision allows: its own rtol and atol, or what
+    # rounds or truncates to its digits; beyond that, the pinned ULPs an exact number allows,
+    # so a framework that rounds honestly next to a value the source rounded is not held to
+    # the last printed digit (Paddle's float32 sigmoid, 2 ulps from TensorFlow's doctest).
+    centre: Any = values
+    half_width: Any = 0.0
+    how = ""
+    within = pinned.within()
+    if within is not None:
+        half_width, how = np.broadcast_to(within, shape), "source"
+    elif pinned.printed:
+        (centre, half_width), how = tol.printed_interval(values, pinned.digits, pinned.decimals), "printed"
+    return centre, np.zeros(shape), tol.Tolerance(tol.pinned_ulps(), 0.0, half_width,
+                                                  f"{how}{pinned.printed}" if how else "")
 
 
-def model_shows(model: str, check, variant: str, cast: dict, expectation: tuple, values=reference_values) -> bool:
-    """Whether the model's result lies outside the check's tolerance: the behaviour it models
-    shows on these inputs."""
-    modelled = model_values(model, check.case, variant, cast, check.dtype, check.quantity, values)
-    if modelled is None:
-        return False
-    expected, scale, tolerance = expectation
-    return not compare(expected, modelled, scale, check.dtype, tolerance, check.dtype).passed
-
-
-def expected_for(check, variant, cast, values=reference_values):
-    """(expected, scale, tolerance) for this check, all in float64."""
-    case = check.case
-    if check.pinned:
-        pinned = check.pinned
-        shape = pinned_shape(registry.OPS[case.op], cast, case.options, pinned.quantity)
-        values = np.broadcast_to(pinned.values, shape)  # a number stands for every element
-        # Around the number, what its source's precision allows: its own rtol and atol, or what
-        # rounds or truncates to its digits; beyond that, the pinned ULPs an exact number allows,
-        # so a framework that rounds honestly next to a value the source rounded is not held to
-        # the last printed digit (Paddle's float32 sigmoid, 2 ulps from TensorFlow's doctest).
-        centre, half_width, how = values, 0.0, ""
-        if pinned.within() is not None:
-            half_width, how = np.broadcast_to(pinned.within(), shape), "source"
-        elif pinned.printed:
-            (centre, half_width), how = tol.printed_interval(values, pinned.digits, pinned.decimals), "printed"
-        return centre, np.zeros(shape), tol.Tolerance(tol.pinned_ulps(), 0.0, half_width,
-                                                      f"{how}{pinned.printed}" if how else "")
-    if check.quantity == "inputs_intact":  # nothing may have been written into them: bit for bit
-        expected = probed_inputs(*(cast[name] for name in registry.OPS[case.op].inputs if name in cast))
+def fixed_expectation(check: Check, cast: dict) -> Expectation | None:
+    """(expected, scale, tolerance) of a quantity that fixes its own expected value, not the
+    reference's; None for the others."""
+    row = quantities.quantity(check.quantity)
+    if row.expected == "inputs":  # nothing may have been written into them: bit for bit
+        expected = probed_inputs(*(cast[name] for name in registry.OPS[check.case.op].inputs if name in cast))
         return expected, np.zeros_like(expected), tol.Tolerance(0.0, 0.0, 0.0, "bitwise: the inputs unchanged")
-    expected, scale = values(case, variant, cast, check.dtype, check.quantity)
-    return expected, scale, tol.for_check(check.dtype, check.framework, case.op, check.quantity)
+    if row.expected == "dtype":  # the value set aside (quantities.call_loss_dtype): compare names the dtype
+        return np.zeros(()), np.zeros(()), tol.Tolerance(0.0, 0.0, 0.0, f"returned in {check.dtype}")
+    return None

@@ -11,12 +11,19 @@ entry excuses only the behaviour it describes.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from conformance.core.compare import Verdict
 
 KINDS = ("raises", "dtype", "shape", "nan", "inf", "finite", "inaccurate")
 
 
-def classify(expected, actual, verdict, dtype: str, actual_dtype: str) -> set[str]:
+def classify(expected: npt.ArrayLike, actual: npt.ArrayLike, verdict: Verdict, dtype: str,
+             actual_dtype: str) -> set[str]:
     """The kinds of difference between one result and the reference (empty when it passed)."""
     if verdict.passed:
         return set()

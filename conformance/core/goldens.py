@@ -14,6 +14,7 @@ from __future__ import annotations
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, localcontext
 
 import numpy as np
+import numpy.typing as npt
 
 from conformance.core.tolerance import ulp
 from reference.dtypes import round_to
@@ -31,12 +32,13 @@ def as_printed(value: float, rounding: str, digits: int | None = None, decimals:
         if decimals is not None:
             quantum = Decimal(1).scaleb(-decimals)
         else:
+            assert digits is not None, "written to digits or to decimals"
             quantum = Decimal(1).scaleb(exact.adjusted() - digits + 1)
         return float(exact.quantize(quantum, rounding=rounding))
 
 
-def judge(printed, reference, dtype: str, digits: int | None = None, decimals: int | None = None,
-          pinned_ulps: float = 4.0, within=None) -> str:
+def judge(printed: npt.ArrayLike, reference: npt.ArrayLike, dtype: str, digits: int | None = None,
+          decimals: int | None = None, pinned_ulps: float = 4.0, within: npt.ArrayLike | None = None) -> str:
     """The verdict on a golden (a number or an array) against the reference's float64 values;
     `within`, the half-width the source's own tolerance (rel, abs) allows per element."""
     # a number pins every element of the quantity

@@ -1,9 +1,14 @@
 """The known-divergence manifest: one YAML file, strict xfails and skips, with reasons."""
+from __future__ import annotations
+
 import fnmatch
 import functools
 import math
+import os
+from collections.abc import Callable, Collection, Iterable, Mapping
+from importlib import metadata
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -14,7 +19,13 @@ from conformance.cases import yamlio
 from conformance.core import behaviour_models, conditions
 from conformance.core.failure_kinds import KINDS
 
+if TYPE_CHECKING:  # checks reads the case files, which the manifest does not need at run time
+    from conformance.core.checks import Check
+
 MANIFEST_PATH = data.MANIFEST
+# A plug-in ships the entries about its frameworks: an entry point in this group names a
+# "module:attr" whose value is the path of its manifest file (a str or Path).
+ENTRY_POINT_GROUP = "xent_conformance.manifests"
 # kind: reference, pinned, invariant; mode: the ways a framework ran (eager, jit, ...) the entry is about
 MATCH_FIELDS = ("case", "op", "quantity", "framework", "dtype", "device", "kind", "mode")
 ACTIONS = ("xfail", "skip")
@@ -29,16 +40,16 @@ class ManifestError(Exception):
 @dataclass(frozen=True)
 class Entry:
     id: str
-    match: dict
+    match: dict[str, Any]  # field -> a pattern or a list of patterns
     action: str
     reason: str
     versions: str = ""
     observed: str = ""
     link: str = ""
-    _requirements: tuple = field(default=(), compare=False, repr=False)
-    expect: tuple = ()  # kinds of difference it excuses (failure_kinds.KINDS)
-    options: dict = field(default_factory=dict)  # conditions.options_hold
-    inputs: tuple = ()  # ((predicate, parameter), ...): conditions.PREDICATES, all must hold
+    _requirements: tuple[Requirement, ...] = field(default=(), compare=False, repr=False)
+    expect: tuple[str, ...] = ()  # kinds of difference it excuses (failure_kinds.KINDS)
+    options: dict[str, Any] = field(default_factory=dict)  # conditions.options_hold
+    inputs: tuple[tuple[str, object], ...] = ()  # ((predicate, parameter), ...): conditions.PREDICATES, all must hold
     model: str = ""  # behaviour_models: covers only where this model is outside the tolerance
 
     @property
@@ -69,11 +80,11 @@ class Entry:
             return True
         return bool(mode) and _fits(mode, pattern)
 
-    def excuses(self, kinds) -> bool:
+    def excuses(self, kinds: Collection[str]) -> bool:
         """Whether the check's kinds of difference are the ones this entry describes."""
         return bool(kinds) and set(kinds) <= set(self.expect)
 
-    def matches(self, fields, package_versions):
+    def matches(self, fields: Mapping[str, object], package_versions: Mapping[str, str]) -> bool:
         """Every match pattern covers the check's fields, and every `versions` requirement
         holds for the version of the package it names, as this framework recorded it."""
         for key, pattern in self.match.items():
@@ -83,11 +94,11 @@ class Entry:
                 return False
         return all(_satisfied(requirement, package_versions) for requirement in self._requirements)
 
-    def may_cover(self, framework):
+    def may_cover(self, framework: str) -> bool:
         return _fits(framework, self.match.get("framework", "*"))
 
 
-def _fits(value, pattern) -> bool:
+def _fits(value: object, pattern: object) -> bool:
     """A match field's value fits a shell-style pattern, or one of a list of them."""
     return any(fnmatch.fnmatchcase(str(value), str(p)) for p in (pattern if isinstance(pattern, list) else [pattern]))
 
@@ -98,7 +109,7 @@ class Coverage:
     float32 under a float64 dtype and accept undefined input. A difference is known when each
     kind it shows is one some entry expects; a skip entry skips the check."""
 
-    entries: tuple
+    entries: tuple[Entry, ...]
 
     @property
     def primary(self) -> Entry:
@@ -110,7 +121,7 @@ class Coverage:
         return self.primary.id
 
     @property
-    def ids(self) -> list:
+    def ids(self) -> list[str]:
         return [e.id for e in self.entries]
 
     def for_mode(self, mode: str) -> "Coverage | None":
@@ -127,18 +138,18 @@ class Coverage:
         return " | ".join(f"{e.id}: {e.reason.strip()}" for e in self.entries)
 
     @property
-    def expect(self) -> tuple:
+    def expect(self) -> tuple[str, ...]:
         return tuple(k for k in KINDS if any(k in e.expect for e in self.entries))
 
-    def excuses(self, kinds) -> bool:
+    def excuses(self, kinds: Collection[str]) -> bool:
         return bool(kinds) and set(kinds) <= set(self.expect)
 
-    def expecting(self, kind) -> list:
+    def expecting(self, kind: str) -> list[Entry]:
         """The entries that say the check shows this kind of difference."""
         return [e for e in self.entries if kind in e.expect]
 
 
-def candidates(entries: list[Entry], check, package_versions: Mapping[str, str],
+def candidates(entries: Iterable[Entry], check: Check, package_versions: Mapping[str, str],
                inputs: Callable[[], conditions.Inputs]) -> list[Entry]:
     """The entries whose fields, versions, options and input predicates all hold for a check
     (inputs: a callable giving its conditions.Inputs, made once and only if some entry asks);
@@ -150,13 +161,46 @@ def candidates(entries: list[Entry], check, package_versions: Mapping[str, str],
             and e.holds_on(check.case.op, check.case.options, inputs)]
 
 
-def check_fields(check):
+def check_fields(check: Check) -> dict[str, str]:
     return {"case": check.case.name, "op": check.case.op, "quantity": check.quantity,
             "framework": check.framework, "dtype": check.dtype, "device": check.device,
             "kind": "pinned" if check.pinned else "reference"}
 
 
-def load(path=MANIFEST_PATH):
+def plugin_paths() -> list[tuple[str, str]]:
+    """(path, where it was named) of every manifest an installed plug-in registers."""
+    found = []
+    for point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        origin = f"entry point {point.name!r} ({ENTRY_POINT_GROUP})"
+        try:
+            found.append((str(point.load()), origin))
+        except Exception as exc:  # noqa: BLE001 - a broken plug-in is named, not a traceback
+            raise ManifestError(f"{origin}: {point.value}: cannot be loaded ({type(exc).__name__}: {exc})") from None
+    return found
+
+
+def load_all(extra_paths: Iterable[str | os.PathLike[str]] = (), plugins: bool = True) -> list[Entry]:
+    """The suite's manifest, then each installed plug-in's, then each `--manifest` path: one
+    list of entries, an id used twice refused naming both files."""
+    sources = [(str(MANIFEST_PATH), "")] + (plugin_paths() if plugins else [])
+    sources += [(str(path), "--manifest") for path in extra_paths]
+    entries: list[Entry] = []
+    first_seen: dict[str, str] = {}
+    for path, origin in sources:
+        try:
+            loaded = load(path)
+        except ManifestError as exc:
+            raise ManifestError(f"{exc} (from {origin})" if origin else str(exc)) from None
+        for entry in loaded:
+            if entry.id in first_seen:
+                raise ManifestError(f"{path}: entry {entry.id!r}: id already used in {first_seen[entry.id]}")
+            first_seen[entry.id] = path
+        entries += loaded
+    return entries
+
+
+def load(path: str | os.PathLike[str] = MANIFEST_PATH) -> list[Entry]:
+    """The entries of one manifest file."""
     try:
         text = yamlio.read_text(path)
         data = yamlio.load(text)
@@ -165,7 +209,8 @@ def load(path=MANIFEST_PATH):
     lines = yamlio.key_lines(text)
     if not isinstance(data, dict) or set(data) - {"schema", "entries"} or not isinstance(data.get("entries"), list):
         raise ManifestError(f"{path}: a manifest is a mapping with `schema: 1` and a list `entries`")
-    entries, seen = [], set()
+    entries: list[Entry] = []
+    seen: set[object] = set()
     for i, raw in enumerate(data["entries"]):
         where = f"{path}:{lines.get(f'entries[{i}]', 0)}: entries[{i}]"
         if not isinstance(raw, dict):
@@ -195,7 +240,7 @@ def load(path=MANIFEST_PATH):
     return entries
 
 
-def _when(value, action, where):
+def _when(value: object, action: str, where: str) -> tuple[dict[str, Any], tuple[tuple[str, object], ...], str]:
     """`when: {options: {...}, inputs: [...], model: name}` -> (options, inputs, model), checked."""
     if value is None:
         return {}, (), ""
@@ -221,7 +266,7 @@ def _when(value, action, where):
     return options, inputs, str(model)
 
 
-def _expect(value, action, where):
+def _expect(value: object, action: str, where: str) -> tuple[str, ...]:
     """`expect: inaccurate` or a list of kinds: what the covered checks show (xfail entries)."""
     kinds = value if isinstance(value, list) else [value] if value else []
     # The case-file YAML reads nan and inf as numbers; here they are the kinds of those names.
@@ -234,7 +279,7 @@ def _expect(value, action, where):
     return tuple(kinds)
 
 
-def _requirements(value, where):
+def _requirements(value: object, where: str) -> tuple[Requirement, ...]:
     """`versions: "optax>=0.2.0"` (or a list of such): each range names the package it is
     compared with, so an optax range is never read against the jax version."""
     if not value:
@@ -253,7 +298,7 @@ def _requirements(value, where):
     return tuple(requirements)
 
 
-def _satisfied(requirement, package_versions):
+def _satisfied(requirement: Requirement, package_versions: Mapping[str, str]) -> bool:
     """The recorded version of the named package is in the range; False when not recorded."""
     versions = {canonicalize_name(name): version for name, version in package_versions.items()}
     version = versions.get(canonicalize_name(requirement.name))
@@ -265,7 +310,8 @@ def _satisfied(requirement, package_versions):
         return False
 
 
-def find_fields(entries, fields, package_versions):
+def find_fields(entries: Iterable[Entry], fields: Mapping[str, object],
+                package_versions: Mapping[str, str]) -> Entry | None:
     """The first entry that covers a check described by its fields alone (see MATCH_FIELDS):
     an entry with conditions on options or inputs needs a case, and is not one of them."""
     for entry in entries:

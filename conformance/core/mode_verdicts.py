@@ -11,7 +11,9 @@ fixed divergence: a framework that refuses undefined input is right.
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -22,6 +24,11 @@ from conformance.core.compare import Verdict, compare
 from conformance.core.failure_kinds import classify
 from conformance.results.records import number
 
+if TYPE_CHECKING:
+    from conformance.core.checks import Check
+    from conformance.core.tolerance import Tolerance
+
+
 
 @dataclass
 class ModeOutcome:
@@ -31,13 +38,18 @@ class ModeOutcome:
     result: Result | None = None  # where it returned values
     error: BaseException | None = None  # where it raised
     verdict: Verdict | None = None
-    kinds: set = field(default_factory=set)  # failure_kinds of the difference ({"raises"} for a raise)
+    kinds: set[str] = field(default_factory=set)  # failure_kinds of the difference ({"raises"} for a raise)
     refused: str = ""  # "raised" or "nan": a conforming refusal of undefined input
     message: str = ""  # the failure message, or what was raised
 
     @property
     def conforms(self) -> bool:
         return not self.kinds
+
+    @property
+    def values(self) -> np.ndarray:
+        """The values of a mode that returned (judge_mode sets result and verdict together)."""
+        return cast(np.ndarray, cast(Result, self.result).values)
 
 
 @dataclass
@@ -47,10 +59,11 @@ class CheckVerdict:
     outcome: str
     reason: str | None = None
     message: str = ""
-    modes: dict = field(default_factory=dict)  # mode -> its own outcome (the record's `modes`)
+    modes: dict[str, str] = field(default_factory=dict)  # mode -> its own outcome (the record's `modes`)
 
 
-def outcomes_of(result_or_error, capability_modes) -> list[tuple[str, Result | BaseException]]:
+def outcomes_of(result_or_error: Result | BaseException,
+                capability_modes: Sequence[str]) -> list[tuple[str, Result | BaseException]]:
     """(mode, Result or exception) for each way the call ran. An exception the adapter raised
     for the whole call is one unnamed outcome (a raise of no one mode), unless it names its mode;
     an adapter with one mode may leave its results unnamed."""
@@ -63,7 +76,8 @@ def outcomes_of(result_or_error, capability_modes) -> list[tuple[str, Result | B
             for each in result_or_error.all_modes()]
 
 
-def judge_mode(mode, value, expected, scale, tolerance, check, describe) -> ModeOutcome:
+def judge_mode(mode: str, value: Result | BaseException, expected: np.ndarray, scale: np.ndarray,
+               tolerance: Tolerance, check: Check, describe: Callable[[Verdict, Result], str]) -> ModeOutcome:
     """One mode's values against the reference, or its raise, on their own."""
     framework, undefined = check.framework, check.case.undefined
     named = f"{framework} ({mode})" if mode else framework
@@ -73,8 +87,9 @@ def judge_mode(mode, value, expected, scale, tolerance, check, describe) -> Mode
             return ModeOutcome(mode, error=value, refused="raised",
                                message=f"{named} refused the undefined input: {detail}")
         return ModeOutcome(mode, error=value, kinds={"raises"}, message=f"{named} raised {detail}")
-    verdict = compare(expected, value.values, scale, check.dtype, tolerance, value.dtype)
-    kinds = classify(expected, value.values, verdict, check.dtype, value.dtype)
+    values = cast(np.ndarray, value.values)  # a mode that returned carries its values
+    verdict = compare(expected, values, scale, check.dtype, tolerance, value.dtype)
+    kinds = classify(expected, values, verdict, check.dtype, value.dtype)
     outcome = ModeOutcome(mode, result=value, verdict=verdict, kinds=kinds)
     if verdict.passed and undefined and np.isnan(expected).any():
         outcome.refused = "nan"  # NaN exactly where the reference says the loss is undefined
@@ -83,7 +98,7 @@ def judge_mode(mode, value, expected, scale, tolerance, check, describe) -> Mode
     return outcome
 
 
-def judge_check(outcomes: list[ModeOutcome], coverage) -> CheckVerdict:
+def judge_check(outcomes: list[ModeOutcome], coverage: divergences.Coverage | None) -> CheckVerdict:
     """The check passes only when every mode conforms. A mode that does not conform fails the
     check unless an entry about that mode expects each kind of difference it shows; entries
     that cover modes which all conform on defined input no longer diverge (strict xfail)."""
@@ -112,15 +127,17 @@ def judge_check(outcomes: list[ModeOutcome], coverage) -> CheckVerdict:
     return verdict
 
 
-def _entries_of(outcomes, covered) -> divergences.Coverage:
+def _entries_of(outcomes: list[ModeOutcome],
+                covered: dict[str, divergences.Coverage | None]) -> divergences.Coverage:
     """The entries about these modes, once each, in the manifest's order."""
     found = []
     for o in outcomes:
-        found += [e for e in covered[o.mode].entries if e not in found]
+        coverage = cast(divergences.Coverage, covered[o.mode])  # these modes are each covered
+        found += [e for e in coverage.entries if e not in found]
     return divergences.Coverage(tuple(found))
 
 
-def _known(entries, kinds, message) -> CheckVerdict:
+def _known(entries: divergences.Coverage, kinds: set[str], message: str) -> CheckVerdict:
     """A known divergence only where the check differs the way its entries say it does."""
     if entries.excuses(kinds):
         return CheckVerdict("xfailed", "manifest", entries.reason)
@@ -129,11 +146,11 @@ def _known(entries, kinds, message) -> CheckVerdict:
                         f"{', '.join(sorted(kinds)) or 'no difference'}: {message}")
 
 
-def _first_message(outcomes) -> str:
+def _first_message(outcomes: list[ModeOutcome]) -> str:
     return next((o.message for o in outcomes if o.message), "")
 
 
-def _mode_outcome(outcome: ModeOutcome, coverage) -> str:
+def _mode_outcome(outcome: ModeOutcome, coverage: divergences.Coverage | None) -> str:
     """How one mode stands by itself: passed (a refusal included), failed, error, or, under an
     entry about it, xfailed (the entry expects what it shows) or xpassed (it conforms now)."""
     if outcome.conforms:
@@ -143,7 +160,8 @@ def _mode_outcome(outcome: ModeOutcome, coverage) -> str:
     return "error" if outcome.error is not None else "failed"
 
 
-def modes_record(outcomes: list[ModeOutcome], verdict: CheckVerdict, expected, dtype: str) -> dict:
+def modes_record(outcomes: list[ModeOutcome], verdict: CheckVerdict, expected: np.ndarray,
+                 dtype: str) -> dict[str, dict[str, object]]:
     """Each mode's outcome, largest ULP error and RMS error, what it raised or how it refused;
     beside a compiled mode, whether the rule of torch._dynamo.utils.same accepts it next to the
     eager result (relative_view)."""
@@ -152,16 +170,16 @@ def modes_record(outcomes: list[ModeOutcome], verdict: CheckVerdict, expected, d
         entry = {"outcome": verdict.modes[o.mode], "passed": o.conforms}
         if o.verdict is not None:
             entry.update(max_ulp_err=number(o.verdict.max_ulp_err),
-                         rms_err=number(relative_view.rms_error(expected, o.result.values)))
-        else:
-            entry.update(max_ulp_err=None, rms_err=None, raised=what_raised(o.error))
+                         rms_err=number(relative_view.rms_error(expected, o.values)))
+        else:  # it raised
+            entry.update(max_ulp_err=None, rms_err=None, raised=what_raised(cast(BaseException, o.error)))
         if o.refused:
             entry["refused"] = o.refused
         record[o.mode] = entry
     eager = next((o for o in outcomes if o.mode == "eager" and o.result is not None), None)
     for o in outcomes:
         if eager is not None and o is not eager and o.result is not None:
-            record[o.mode]["same_as_eager"] = relative_view.same(expected, eager.result.values, o.result.values, dtype)
+            record[o.mode]["same_as_eager"] = relative_view.same(expected, eager.values, o.values, dtype)
     return record
 
 

@@ -17,8 +17,13 @@ import tempfile
 import zipfile
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from conformance.cases import Case
 
 CACHE_VARIABLE = "XENT_CONFORMANCE_REFERENCE_CACHE"
 
@@ -39,7 +44,7 @@ def reference_code_digest() -> str:
     return digest.hexdigest()
 
 
-def _feed(digest, value) -> None:
+def _feed(digest: hashlib._Hash, value: object) -> None:
     """An unambiguous encoding of options and inputs: type tags, lengths, exact array bytes."""
     if isinstance(value, dict):
         digest.update(b"d%d" % len(value))
@@ -59,7 +64,7 @@ def _feed(digest, value) -> None:
         digest.update(f"s{type(value).__name__}{len(text)}:".encode() + text)
 
 
-def key(case, variant: str, dtype: str, quantity: str) -> str:
+def key(case: Case, variant: str, dtype: str, quantity: str) -> str:
     digest = hashlib.sha256(reference_code_digest().encode())
     _feed(digest, [case.name, case.op, variant, dtype, quantity, case.options, case.inputs])
     return digest.hexdigest()
@@ -70,7 +75,7 @@ def directory() -> Path | None:
     return Path(named) if named else None
 
 
-def load(case, variant, dtype, quantity):
+def load(case: Case, variant: str, dtype: str, quantity: str) -> tuple[np.ndarray, np.ndarray] | None:
     """(expected, scale) from the cache, or None."""
     where = directory()
     if where is None:
@@ -83,7 +88,8 @@ def load(case, variant, dtype, quantity):
         return None  # not there yet, or unreadable: compute it
 
 
-def store(case, variant, dtype, quantity, values) -> None:
+def store(case: Case, variant: str, dtype: str, quantity: str,
+          values: tuple[npt.ArrayLike, npt.ArrayLike]) -> None:
     """Write (expected, scale) atomically: a reader sees a whole entry or none."""
     where = directory()
     if where is None:

@@ -1,10 +1,13 @@
 """Tolerances as data, ULP distance, and the conditioning-aware bound."""
 import fnmatch
+import os
 from decimal import Decimal
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any, NoReturn
 
 import numpy as np
+import numpy.typing as npt
 
 from conformance import data
 from conformance.cases import yamlio
@@ -21,10 +24,10 @@ MIN_EXPONENT = {"float16": -14, "bfloat16": -126, "float32": -126, "float64": -1
 class Tolerance:
     ulp: float
     cond: float
-    abs: float
+    abs: float | np.ndarray  # a printed number's half-width: one per element
     reason: str = ""
 
-    def as_record(self, dtype):
+    def as_record(self, dtype: str) -> dict[str, float]:
         """{ulp, abs, rel}: rel is per unit of conditioning scale."""
         # printed arrays carry one absolute bound per element: the record gives the largest
         return {"ulp": self.ulp, "abs": float(np.max(self.abs, initial=0.0)), "rel": self.cond * eps(dtype)}
@@ -39,7 +42,7 @@ OVERRIDE_MATCH = ("dtype", "framework", "op", "quantity")
 
 
 @lru_cache(maxsize=None)
-def table(path=None):
+def table(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     path = TABLE_PATH if path is None else path
     try:
         loaded = yamlio.load_file(path)
@@ -49,9 +52,9 @@ def table(path=None):
     return loaded
 
 
-def check_table(loaded, path):
+def check_table(loaded: object, path: str | os.PathLike[str]) -> None:
     """Refuse a misspelt or missing key instead of ignoring it."""
-    def fail(key, message):
+    def fail(key: str, message: str) -> NoReturn:
         raise ToleranceTableError(f"{path}: key {key!r}: {message}")
 
     if not isinstance(loaded, dict) or set(loaded) - {"dtypes", "pinned", "overrides"}:
@@ -72,7 +75,8 @@ def check_table(loaded, path):
             fail(where + ".match", f"a mapping over {', '.join(OVERRIDE_MATCH)}")
 
 
-def for_check(dtype, framework="*", op="*", quantity="*", loaded=None):
+def for_check(dtype: str, framework: str = "*", op: str = "*", quantity: str = "*",
+              loaded: dict[str, Any] | None = None) -> Tolerance:
     """The bound for one check: the dtype's row, then every matching override in order."""
     loaded = table() if loaded is None else loaded
     base = dict(loaded["dtypes"][dtype])
@@ -85,11 +89,11 @@ def for_check(dtype, framework="*", op="*", quantity="*", loaded=None):
     return Tolerance(float(base["ulp"]), float(base["cond"]), float(base["abs"]), reason)
 
 
-def pinned_ulps():
+def pinned_ulps() -> float:
     return float(table()["pinned"]["ulp"])
 
 
-def ulp(values, dtype):
+def ulp(values: npt.ArrayLike, dtype: str) -> np.ndarray:
     """The gap between adjacent numbers of `dtype` at each |value|, with a floor of eps**2 near 0."""
     magnitude = np.maximum(np.abs(np.asarray(values, np.float64)), eps(dtype) ** 2)
     magnitude = np.where(np.isfinite(magnitude), magnitude, 1.0)
@@ -98,7 +102,7 @@ def ulp(values, dtype):
     return np.ldexp(1.0, exponent - (PRECISION[dtype] - 1))
 
 
-def ulp_distance(actual, expected, dtype):
+def ulp_distance(actual: npt.ArrayLike, expected: npt.ArrayLike, dtype: str) -> np.ndarray:
     """|actual - expected| in ULPs of expected; -0.0 and +0.0 are equal."""
     actual = np.asarray(actual, np.float64)
     expected = np.asarray(expected, np.float64)
@@ -106,14 +110,15 @@ def ulp_distance(actual, expected, dtype):
         return np.abs(actual - expected) / ulp(expected, dtype)
 
 
-def bound(expected, scale, dtype, tolerance):
+def bound(expected: npt.ArrayLike, scale: npt.ArrayLike, dtype: str, tolerance: Tolerance) -> np.ndarray:
     """The largest |actual - expected| accepted at each element."""
     return (tolerance.ulp * ulp(expected, dtype)
             + tolerance.cond * eps(dtype) * np.abs(np.asarray(scale, np.float64))
             + tolerance.abs)
 
 
-def printed_interval(value, digits: int | None = None, decimals: int | None = None):
+def printed_interval(value: npt.ArrayLike, digits: int | None = None,
+                     decimals: int | None = None) -> tuple[np.ndarray, np.ndarray] | tuple[float, float]:
     """(centre, half-width), element by element, of the numbers that print as `value` to
     `digits` significant digits or `decimals` decimal places, rounded to nearest (within half
     a unit of the last digit) or truncated toward zero (up to one unit further from zero). A
@@ -139,6 +144,7 @@ def _printed_bounds(value: float, digits: int | None, decimals: int | None) -> t
     else:
         if value == 0 or not np.isfinite(value):
             return value, value
+        assert digits is not None, "printed to digits or to decimals"
         exponent = Decimal(repr(abs(value))).adjusted()  # exact, where log10 rounds up 0.99999999999999
         unit = 10.0 ** (exponent - digits + 1)
         toward_zero = unit / 10 if Decimal(repr(abs(value))) == Decimal(1).scaleb(exponent) else unit

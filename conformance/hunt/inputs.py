@@ -25,7 +25,7 @@ def problem(draw, op: Op, dtype: str, fixed_shape: bool = False) -> dict:
     """{prediction name: float64 array the dtype holds exactly, "labels": ...}; with
     fixed_shape, always FIXED_ROWS rows (of FIXED_CLASSES classes)."""
     rows = FIXED_ROWS if fixed_shape else draw(st.integers(1, 4))
-    classes = (FIXED_CLASSES if fixed_shape else draw(st.integers(2, 8))) if op.class_axis else None
+    classes = (FIXED_CLASSES if fixed_shape else draw(st.integers(2, 8))) if op.class_axis else 0  # 0: no class axis
     shape = (rows, classes) if classes else (rows,)
     if op.prediction == "probs":
         prediction = draw(arrays(np.float64, shape, elements=_floats(0.0, 1.0)))

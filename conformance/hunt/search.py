@@ -16,16 +16,20 @@ from hypothesis import HealthCheck, Phase, given, seed, settings, target
 from conformance import adapters
 from conformance.adapters.api import Adapter
 from conformance.cases import Case
+from conformance.core import quantities
 from conformance.core import tolerance as tol
 from conformance.core.compare import special_mismatch
 from conformance.core.checks import Check
 from conformance.core.mode_verdicts import what_raised
-from conformance.core.runner import cast_inputs, expected_for
+from conformance.core.expected import cast_inputs
+from conformance.core.references import References
 from conformance.hunt.inputs import problem
 from reference.dtypes import numpy_dtype
 from reference.registry import OPS
 
-QUANTITIES = ("loss", "grad_logits")
+# What the hunt searches: the quantities a plain call on the prediction produces (no seeded cotangent).
+QUANTITIES = tuple(q.name for q in quantities.QUANTITIES.values()
+                   if q.call in (quantities.call_loss, quantities.call_grad) and q.wrt in (None, "prediction"))
 CEILING = 1e12  # a NaN, an infinity or a raise where a number was due: worse than any error
 CONFIRMED = 8  # the worst candidates of each mode's search, confirmed in every mode
 
@@ -50,13 +54,12 @@ def evaluate(adapter: Adapter, framework: str, op: str, dtype: str, quantity: st
     capability = adapter.check_offered(op, dtype, "cpu", quantity)
     cast = cast_inputs(case, dtype)
     check = Check(case, framework, dtype, "cpu", quantity)
-    expected, scale, tolerance = expected_for(check, capability.variant, cast)
+    expected, scale, tolerance = References().expectation(check, capability.variant, cast)
     prediction, labels = cast[OPS[op].prediction], cast["labels"]
+    row = quantities.quantity(quantity)
     try:
-        if quantity == "loss":
-            result = adapter.loss(op, prediction, labels, {}, dtype, "cpu")
-        else:
-            result = adapter.grad(op, prediction, labels, {}, dtype, "cpu")
+        result = row.call(adapter, row, quantities.CallInputs(framework, (op, prediction, labels, {}, dtype, "cpu"),
+                                                              _not_seeded, _not_seeded))
     except Exception as exc:  # raising on valid input is as bad as it gets
         return Finding(CEILING, inputs, expected, raised=what_raised(exc))
     worst = Finding(0.0, inputs, expected)
@@ -67,6 +70,10 @@ def evaluate(adapter: Adapter, framework: str, op: str, dtype: str, quantity: st
         if ratio >= worst.score:
             worst = Finding(ratio, inputs, expected, each.values, each.mode)
     return worst
+
+
+def _not_seeded():
+    raise ValueError("the hunt searches quantities of a plain call: no cotangent or direction")
 
 
 def _ratio(expected, actual, scale, dtype, tolerance) -> float:
@@ -140,7 +147,7 @@ def _out_of_time(exc: BaseException) -> bool:
     input that passed before the deadline and meets it on the replay (FlakyFailure)."""
     if isinstance(exc, _OutOfTime):
         return True
-    inner = getattr(exc, "exceptions", None)  # an exception group (builtin from 3.11, a backport before)
+    inner = getattr(exc, "exceptions", None) or ()  # an exception group (builtin from 3.11, a backport before)
     return bool(inner) and all(_out_of_time(e) for e in inner)
 
 

@@ -28,7 +28,7 @@ from conformance.core.runner import Runner
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 compile_cache.configure_environment()  # before any framework compiles: what one run compiles, the next reuses
 DEFAULT_CASES = data.cases_dir()
-_KEY = pytest.StashKey()
+_KEY: pytest.StashKey["Session"] = pytest.StashKey()
 
 
 class Session:
@@ -58,6 +58,8 @@ def pytest_addoption(parser):
                     help="run the K-th of N disjoint parts of the tests (CI fleets; merge the results)")
     group.addoption("--adapter", action="append", default=[], metavar="MODULE:ATTR",
                     help="also check this adapter (repeatable; see XENT_CONFORMANCE_ADAPTERS)")
+    group.addoption("--manifest", action="append", default=[], metavar="PATH",
+                    help="also read this manifest of known divergences (repeatable; a plug-in's own entries)")
     group.addoption("--modes", action="append", default=[], metavar="MODE[,MODE]",
                     help="run only these modes (eager, jit, compile, function, xla, ...; default every mode): "
                          "--modes eager checks without compiling; a check left with no mode is skipped and counted")
@@ -148,7 +150,7 @@ def pytest_configure(config):
     _load_plugins(session.frameworks)
     _select_modes(config, session.frameworks)
     try:
-        session.manifest = divergences.load()
+        session.manifest = divergences.load_all(config.getoption("manifest"))
         tolerance.table()
     except (divergences.ManifestError, tolerance.ToleranceTableError) as exc:
         raise pytest.UsageError(str(exc)) from None

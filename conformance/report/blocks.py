@@ -85,3 +85,6 @@ class Section:
     """A box around a group of blocks (a known divergence, a failure): <section> / a rule."""
     blocks: list = field(default_factory=list)
     cls: str = ""
+
+
+Block = Heading | Para | Bullets | Table | Image | Pre | Cards | Section  # what a section's list holds

@@ -4,9 +4,9 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from conformance.core.manifest import Entry
-from conformance.report.blocks import Bullets, Cell, Code, Heading, Link, Para, Section, Strong, Table
-from conformance.report.model import (OUTCOME_WORDS, QUANTITY_LABELS, ReportData, array_summary,
-                                      by_framework_then_id, count_text, first_line, ran, record_ulp,
+from conformance.report.blocks import Block, Bullets, Cell, Code, Heading, Link, Para, Section, Strong, Table
+from conformance.report.model import (OUTCOME_WORDS, ReportData, array_summary, by_framework_then_id,
+                                      count_text, first_line, quantity_label, ran, record_ulp,
                                       sorted_frameworks, ulp_text)
 
 MAX_OBSERVED = 6  # checks shown per known divergence
@@ -75,7 +75,7 @@ def _seen(group: list) -> list:
 
 def _divergence(entry_id: str, entry: Entry | None, group: list) -> Section:
     """One entry: what the manifest says (when this report's manifest has it), then what was observed."""
-    blocks = [Heading(3, entry_id, f"div-{entry_id}")]
+    blocks: list[Block] = [Heading(3, entry_id, f"div-{entry_id}")]
     if entry is not None:
         blocks.append(Para(entry.reason))
         facts = [[Strong("action:"), " ", f"{entry.action}" + (" (strict)" if entry.action == "xfail" else "")],
@@ -96,7 +96,7 @@ def _divergence(entry_id: str, entry: Entry | None, group: list) -> Section:
     for r in by_framework_then_id(seen)[:MAX_OBSERVED]:
         dtype = r.get("dtype")
         rows.append([Cell(Code(r.get("framework", ""))), Cell(r.get("case", "")), Cell(dtype), Cell(r.get("device")),
-                     Cell(QUANTITY_LABELS.get(r.get("quantity"), r.get("quantity"))),
+                     Cell(quantity_label(r.get("quantity"))),
                      Cell(array_summary(r.get("expected"), dtype)), Cell(array_summary(r.get("actual"), dtype)),
                      Cell(ulp_text(record_ulp(r)) or "-", "num"),
                      Cell(OUTCOME_WORDS[r["outcome"]], {"xpassed": "xpass", "xfailed": "known"}.get(r["outcome"], ""))])

@@ -1,17 +1,17 @@
 """The failures section: every failed, error and xpassed check, with the command that reruns it."""
 from collections import Counter
 
-from conformance.report.blocks import Bullets, Code, Heading, Link, Para, Pre, Section, Strong
-from conformance.report.model import (QUANTITY_LABELS, ReportData, array_summary, by_framework_then_id, record_ulp,
-                                      short_number, sorted_frameworks, ulp_text)
+from conformance.report.blocks import Block, Bullets, Code, Heading, Link, Para, Pre, Section, Strong
+from conformance.report.model import (ReportData, array_summary, by_framework_then_id, quantity_label,
+                                      record_ulp, short_number, sorted_frameworks, ulp_text)
 from conformance.report.reproduce import PROCESS, case_file, reproduce_command
 
 MAX_FAILURES = 200  # listed one by one; the rest are counted
 
 
-def failures(data: ReportData) -> list:
+def failures(data: ReportData) -> list[Block]:
     failing = data.failures
-    blocks = [Heading(2, f"Failures ({len(failing)})", "failures")]
+    blocks: list[Block] = [Heading(2, f"Failures ({len(failing)})", "failures")]
     if not failing:
         return blocks + [Para("None: every check that ran passed or is a known divergence.", "note")]
     blocks.append(Para(["Each failure with the input that reproduces it: the case file, the case, the framework, "
@@ -51,7 +51,7 @@ def _process_facts(r: dict) -> list:
 def _check_facts(r: dict) -> list:
     """A check: its case and file, framework and where it ran, the values, the error, its modes."""
     dtype = r.get("dtype")
-    quantity = QUANTITY_LABELS.get(r.get("quantity"), r.get("quantity"))
+    quantity = quantity_label(r.get("quantity"))
     where = f" {r.get('framework_version') or ''} · {dtype} · {r.get('device')}"
     where += f" · variant {r['variant']}" if r.get("variant") else ""
     where += f" · options {r['options']}" if r.get("options") else ""

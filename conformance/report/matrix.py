@@ -17,7 +17,8 @@ def matrix(data: ReportData) -> list:
     groups = defaultdict(list)
     for r in data.records:
         groups[(r.get("op"), r.get("dtype"), r.get("device"), r.get("framework"))].append(r)
-    rows, omitted = [], Counter()
+    rows: list = []
+    omitted: Counter[tuple[str, str]] = Counter()
     for op in data.ops:
         first = True
         for dtype in data.dtypes:

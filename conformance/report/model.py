@@ -9,6 +9,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
+from conformance.core import quantities
 from conformance.frameworks import order_key
 from conformance.results.records import FAILING, read_number
 
@@ -17,14 +18,13 @@ OP_ORDER = ("sigmoid_cross_entropy", "binary_crossentropy", "softmax_cross_entro
             "linear_cross_entropy")
 DTYPE_ORDER = ("float64", "float32", "float16", "bfloat16")
 DEVICE_ORDER = ("cpu", "cuda")
-QUANTITY_ORDER = ("loss", "grad_logits", "grad_labels", "grad_linear_weight", "grad_linear_bias", "vjp_logits",
-                  "vjp_labels", "vjp_linear_weight", "vjp_linear_bias", "jvp", "inputs_intact", "second_backward")
-QUANTITY_LABELS = {"loss": "loss", "grad_logits": "gradient", "grad_labels": "gradient (labels)",
-                   "vjp_logits": "VJP, random cotangent", "vjp_labels": "VJP (labels)",
-                   "jvp": "forward mode (JVP)", "inputs_intact": "inputs intact after backward",
-                   "second_backward": "second backward (retained graph)",
-                   "grad_linear_weight": "gradient (LM-head weight)", "grad_linear_bias": "gradient (LM-head bias)",
-                   "vjp_linear_weight": "VJP (LM-head weight)", "vjp_linear_bias": "VJP (LM-head bias)"}
+QUANTITY_ORDER = quantities.REPORT_ORDER
+QUANTITY_LABELS = quantities.LABELS
+
+
+def quantity_label(quantity: str | None) -> str | None:
+    """How the report names a quantity: its label, or the name itself when it has none."""
+    return QUANTITY_LABELS.get(quantity, quantity) if quantity is not None else None
 OUTCOME_WORDS = {"passed": "passed", "failed": "failed", "error": "error", "xfailed": "known divergence",
                  "xpassed": "fixed divergence (xpassed)", "skipped": "skipped"}
 
@@ -70,12 +70,12 @@ def compared_ulps(records: Iterable[dict]) -> list[float | None]:
 
 def max_ulp(values: Iterable[float | None]) -> float | None:
     """The largest measured error; NaN when any is NaN (a NaN where the reference is finite)."""
-    values = [v for v in values if v is not None]
-    if not values:
+    measured = [v for v in values if v is not None]
+    if not measured:
         return None
-    if any(math.isnan(v) for v in values):
+    if any(math.isnan(v) for v in measured):
         return math.nan
-    return max(values)
+    return max(measured)
 
 
 # --- how values are written -------------------------------------------------------------------

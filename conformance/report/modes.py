@@ -27,7 +27,8 @@ def _ulps_differ(mode: dict, eager: dict) -> bool:
 
 
 def _same(mode: dict) -> str:
-    return {True: "accepts", False: "rejects"}.get(mode.get("same_as_eager"), "")
+    same = mode.get("same_as_eager")
+    return "accepts" if same is True else "rejects" if same is False else ""
 
 
 def modes(data: ReportData) -> list:
@@ -40,7 +41,8 @@ def modes(data: ReportData) -> list:
                     ": a compiled result is accepted when it is allclose to eager's (1e-4) or its RMS error "
                     "against the reference is at most 2x eager's (3x for half precision or under 1,000 "
                     "elements) plus 1e-5. It says whether compiling made a result worse, not whether it is right."])]
-    counts = defaultdict(lambda: [0, 0, 0, 0])  # (framework, mode) -> checks, ULPs differ, verdicts differ, rejected
+    # (framework, mode) -> checks, ULPs differ, verdicts differ, rejected
+    counts: defaultdict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     disagreeing = []
     for r in runs:
         eager = r["modes"]["eager"]

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from conformance.core import manifest as known_divergences
 from conformance.report.accuracy import accuracy
-from conformance.report.blocks import Heading
+from conformance.report.blocks import Block, Heading
 from conformance.report.divergences import divergences
 from conformance.report.failures import failures
 from conformance.report.html import to_html
@@ -40,7 +40,7 @@ from conformance.report.sources import sources as printed_sources
 __all__ = ["build", "case_file", "pytest_id", "render", "reproduce_command", "to_html", "to_markdown", "ulp_text"]
 
 
-def build(env: dict | None, records: list[dict], sources: list | None = None, with_plots: bool = True) -> list:
+def build(env: dict | None, records: list[dict], sources: list | None = None, with_plots: bool = True) -> list[Block]:
     """The report as a list of blocks."""
     manifest, manifest_error = [], ""
     try:
@@ -54,7 +54,7 @@ def build(env: dict | None, records: list[dict], sources: list | None = None, wi
 
         ok, why = plot_module.available()
         plots = plot_module if ok else None
-    blocks = [Heading(1, "xent-conformance report", "top")]
+    blocks: list[Block] = [Heading(1, "xent-conformance report", "top")]
     blocks += environment(data) + totals(data)
     blocks += pictures(data, plots, why)
     blocks += accuracy(data) + matrix(data) + modes(data) + refusals(data) + printed_sources(data) + divergences(data)

@@ -12,7 +12,7 @@ from conformance.report.model import DEVICE_ORDER, ReportData, heatmap_cells, in
 
 
 def environment(data: ReportData) -> list:
-    blocks = [Heading(2, "Environment", "environment")]
+    blocks: list = [Heading(2, "Environment", "environment")]
     env = data.env
     sources = data.sources
     if len(sources) > 1:
@@ -67,7 +67,7 @@ def totals(data: ReportData) -> list:
 
 def pictures(data: ReportData, plots: ModuleType | None, why: str) -> list:
     """plots is conformance.report.plots, or None when it cannot draw here (why says so)."""
-    blocks = [Heading(2, "Pictures", "pictures")]
+    blocks: list = [Heading(2, "Pictures", "pictures")]
     if plots is None:
         # quoted: an unquoted .[report] is a glob that zsh refuses; outside a checkout only matplotlib helps
         return blocks + [Para(["Pictures omitted: ", why, ". Install the report extra (",
@@ -98,7 +98,7 @@ def pictures(data: ReportData, plots: ModuleType | None, why: str) -> list:
 
 
 def skipped(data: ReportData) -> list:
-    blocks = [Heading(2, "Skipped checks", "skipped")]
+    blocks: list = [Heading(2, "Skipped checks", "skipped")]
     skips = [r for r in data.records if r["outcome"] == "skipped"]
     if not skips:
         return blocks + [Para("None.", "note")]
@@ -121,7 +121,7 @@ def refusals(data: ReportData) -> list:
     undefined = [r for r in data.records if r.get("undefined") and r["outcome"] != "skipped"]
     if not undefined:
         return []
-    blocks = [Heading(2, "Undefined input", "refusals"),
+    blocks: list = [Heading(2, "Undefined input", "refusals"),
               Para("Cases that hold inputs outside the op's domain on purpose. A framework conforms when it "
                    "raises or returns NaN there, and fails when it returns a finite number.")]
     kinds = ("raised", "nan", "finite")

@@ -29,8 +29,8 @@ class Change(NamedTuple):
     detail: str
     regression: bool
     framework: str = "?"
-    before: dict = None  # {outcome, max_ulp_err, reason, manifest} in BASE (None when absent)
-    after: dict = None  # the same in NEW
+    before: dict | None = None  # {outcome, max_ulp_err, reason, manifest} in BASE (None when absent)
+    after: dict | None = None  # the same in NEW
 
 
 def _ulp(record):

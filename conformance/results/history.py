@@ -21,7 +21,7 @@ MAIN_PACKAGES = ("torch", "jax", "optax", "tensorflow", "keras", "tf-keras", "nu
 def run_name(environment: dict, when: datetime | None = None) -> str:
     """<UTC date and time>--<package>-<version>... for the main packages the run recorded."""
     when = when or datetime.now(timezone.utc)
-    versions = {}
+    versions: dict[str, str] = {}
     for info in (environment.get("frameworks") or {}).values():
         versions.update((info or {}).get("packages") or {})
     parts = [f"{name}-{versions[name]}" for name in MAIN_PACKAGES if name in versions]

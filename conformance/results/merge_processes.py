@@ -81,9 +81,10 @@ class ProcessEnd:
     def describe(self) -> str:
         """One line naming the process, its exit status and what it left."""
         what = {HUNG: "hung", DIED: "died", EXITED: "exited abnormally", UNREADABLE: "ended",
-                NO_TESTS_REASON: "collected no tests"}.get(self.reason, "ended")
+                NO_TESTS_REASON: "collected no tests"}.get(self.reason or "", "ended")
         if self.code == NO_TESTS and self.reason is None:
-            return f"the {self.label} process collected no tests ({self.status}): the selection matched none of its checks"
+            return (f"the {self.label} process collected no tests ({self.status}): "
+                    "the selection matched none of its checks")
         tail = "" if self.reason == NO_TESTS_REASON else f"; {self.left()}"
         return f"the {self.label} process {what} ({self.status}){tail}; checks of {', '.join(self.frameworks)}"
 

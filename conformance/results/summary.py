@@ -12,7 +12,8 @@ def cell(counter):
     ran = {k: v for k, v in counter.items() if k != "skipped"}
     if not ran:
         return "-" if counter.get("skipped") else ""
-    return " ".join(f"{n}{ABBREVIATIONS[o]}" for o, n in sorted(ran.items(), key=lambda kv: "PFEKXS".index(ABBREVIATIONS[kv[0]])))
+    in_order = sorted(ran.items(), key=lambda kv: "PFEKXS".index(ABBREVIATIONS[kv[0]]))
+    return " ".join(f"{n}{ABBREVIATIONS[o]}" for o, n in in_order)
 
 
 def build(records):

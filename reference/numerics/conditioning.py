@@ -11,26 +11,27 @@ import numpy as np
 from reference.numerics.terms import times
 
 
-def is_hard(labels) -> np.ndarray:
+def is_hard(labels: np.ndarray) -> np.ndarray:
     """Labels of exactly 0 or 1 multiply without rounding."""
     return (labels == 0) | (labels == 1)
 
 
-def summation(terms, axis: int | None = None) -> np.ndarray:
+def summation(terms: np.ndarray, axis: int | None = None) -> np.ndarray:
     """Rounding of a sum of k terms: about log2(k) roundings of the running magnitude."""
     terms = np.abs(terms)
     k = terms.size if axis is None else terms.shape[axis]
     return np.sum(terms, axis=axis) * np.ceil(np.log2(max(k, 1)))
 
 
-def log_term(weight, argument, computed) -> np.ndarray:
+def log_term(weight: np.ndarray | float, argument: np.ndarray, computed: np.ndarray | float) -> np.ndarray:
     """|w| (|log a| + 1 if a was rounded on the way): the log of a rounded value is off by eps."""
     with np.errstate(divide="ignore"):
         magnitude = np.abs(np.log(argument))
     return np.abs(times(weight, magnitude + computed))
 
 
-def two_terms(first, second=0.0, mask=None) -> tuple[np.ndarray, np.ndarray]:
+def two_terms(first: np.ndarray, second: np.ndarray | float = 0.0,
+              mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A gradient that is the sum of two computed terms, and its scale 2 (|first| + |second|);
     zero outside mask (where a clip stops the gradient, as clip_by_value does)."""
     grad, scale = first + second, 2.0 * (np.abs(first) + np.abs(second))

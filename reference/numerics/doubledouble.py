@@ -27,6 +27,7 @@ in hi with lo = 0.
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 LN2 = (0.6931471805599453, 2.3190468138462996e-17, 5.707708438416212e-34)  # ln 2 = sum, to ~2**-160
 _SPLITTER = 134217729.0  # 2**27 + 1
@@ -37,38 +38,38 @@ class DD(NamedTuple):
     lo: np.ndarray
 
 
-def of(x):
+def of(x: npt.ArrayLike) -> DD:
     """A float64 array as a double-double (exactly)."""
     x = np.asarray(x, np.float64)
     return DD(x, np.zeros_like(x))
 
 
-def _settle(a, plain):
+def _settle(a: DD, plain: np.ndarray) -> DD:
     """a where it is finite; where not (inf or NaN met, a split overflowed), plain float64."""
     ok = np.isfinite(a.hi) & np.isfinite(a.lo)
     return DD(np.where(ok, a.hi, plain), np.where(ok, a.lo, 0.0))
 
 
-def two_sum(a, b):
+def two_sum(a: np.ndarray | float, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """s + e = a + b exactly, s = fl(a + b)."""
     s = a + b
     v = s - a
     return s, (a - (s - v)) + (b - v)
 
 
-def _fast_two_sum(a, b):
+def _fast_two_sum(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """two_sum when |a| >= |b| (or a = 0)."""
     s = a + b
     return s, b - (s - a)
 
 
-def _split(a):
+def _split(a: np.ndarray | float) -> tuple[np.ndarray | float, np.ndarray | float]:
     t = _SPLITTER * a
     hi = t - (t - a)
     return hi, a - hi
 
 
-def two_prod(a, b):
+def two_prod(a: np.ndarray, b: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
     """p + e = a * b exactly (barring underflow), p = fl(a * b)."""
     p = a * b
     ah, al = _split(a)
@@ -77,7 +78,7 @@ def two_prod(a, b):
 
 
 @np.errstate(all="ignore")
-def add(a, b):
+def add(a: DD, b: DD) -> DD:
     s, e = two_sum(a.hi, b.hi)
     t, f = two_sum(a.lo, b.lo)
     s, e = _fast_two_sum(s, e + t)
@@ -85,30 +86,30 @@ def add(a, b):
     return _settle(DD(s, e), a.hi + b.hi)
 
 
-def neg(a):
+def neg(a: DD) -> DD:
     return DD(-a.hi, -a.lo)
 
 
-def sub(a, b):
+def sub(a: DD, b: DD) -> DD:
     return add(a, neg(b))
 
 
 @np.errstate(all="ignore")
-def mul(a, b):
+def mul(a: DD, b: DD) -> DD:
     p, e = two_prod(a.hi, b.hi)
     e = e + (a.hi * b.lo + a.lo * b.hi)
     return _settle(DD(*_fast_two_sum(p, e)), a.hi * b.hi)
 
 
 @np.errstate(all="ignore")
-def mul_float(a, b):
+def mul_float(a: DD, b: np.ndarray) -> DD:
     """a * b for a float64 array b."""
     p, e = two_prod(a.hi, b)
     return _settle(DD(*_fast_two_sum(p, e + a.lo * b)), a.hi * b)
 
 
 @np.errstate(all="ignore")
-def div(a, b):
+def div(a: DD, b: DD) -> DD:
     q1 = a.hi / b.hi
     r = sub(a, mul_float(b, q1))
     q2 = r.hi / b.hi
@@ -122,7 +123,7 @@ _TINIEST = 2.0**-1074
 
 
 @np.errstate(all="ignore")
-def value_scaled(a, k):
+def value_scaled(a: DD, k: np.ndarray | int) -> np.ndarray:
     """fl(a * 2**k) rounded once, also where the result is subnormal.
 
     Scaling hi alone would round twice there (hi was rounded to 53 bits, then to the coarser
@@ -138,20 +139,20 @@ def value_scaled(a, k):
 
 
 @np.errstate(all="ignore")
-def scale(a, k):
+def scale(a: DD, k: np.ndarray | int) -> DD:
     """a * 2**k for integer k (exact unless the result over- or underflows)."""
     return _settle(DD(np.ldexp(a.hi, k), np.ldexp(a.lo, k)), np.ldexp(a.hi, k))
 
 
-def where(condition, a, b):
+def where(condition: np.ndarray, a: DD, b: DD) -> DD:
     return DD(np.where(condition, a.hi, b.hi), np.where(condition, a.lo, b.lo))
 
 
-def take_along_axis(a, index, axis):
+def take_along_axis(a: DD, index: np.ndarray, axis: int) -> DD:
     return DD(np.take_along_axis(a.hi, index, axis), np.take_along_axis(a.lo, index, axis))
 
 
-def put_along_axis(a, index, values, axis):
+def put_along_axis(a: DD, index: np.ndarray, values: DD, axis: int) -> DD:
     """A copy of a with values put at index along axis."""
     hi, lo = a.hi.copy(), a.lo.copy()
     np.put_along_axis(hi, index, values.hi, axis=axis)
@@ -159,11 +160,11 @@ def put_along_axis(a, index, values, axis):
     return DD(hi, lo)
 
 
-def expand_dims(a, axis):
+def expand_dims(a: DD, axis: int) -> DD:
     return DD(np.expand_dims(a.hi, axis), np.expand_dims(a.lo, axis))
 
 
-def sum(a, axis=-1):  # noqa: A001 - the double-double sum, as np.sum is the float64 one
+def sum(a: DD, axis: int = -1) -> DD:  # noqa: A001 - the double-double sum, as np.sum is the float64 one
     """Pairwise sum along axis, every addition in double-double (about 2**-100 relative for
     terms of one sign)."""
     hi, lo = np.moveaxis(a.hi, axis, -1), np.moveaxis(a.lo, axis, -1)
@@ -177,7 +178,7 @@ def sum(a, axis=-1):  # noqa: A001 - the double-double sum, as np.sum is the flo
     return DD(hi[..., 0], lo[..., 0])
 
 
-def _add(a, b):
+def _add(a: DD, b: DD) -> DD:
     """add without the checks for infinities and NaN, for the inner loops of exp."""
     s, e = two_sum(a.hi, b.hi)
     t, f = two_sum(a.lo, b.lo)
@@ -185,13 +186,13 @@ def _add(a, b):
     return DD(*_fast_two_sum(s, e + f))
 
 
-def _mul(a, b):
+def _mul(a: DD, b: DD) -> DD:
     """mul without the checks for infinities and NaN."""
     p, e = two_prod(a.hi, b.hi)
     return DD(*_fast_two_sum(p, e + (a.hi * b.lo + a.lo * b.hi)))
 
 
-def _reduce(x, k):
+def _reduce(x: DD, k: np.ndarray) -> DD:
     """x - k ln2 with ln2 in three parts (k ln2's first two parts exact): r, exp(x) = 2**k exp(r)."""
     r = _add(x, neg(DD(*two_prod(k, LN2[0]))))
     r = _add(r, neg(DD(*two_prod(k, LN2[1]))))
@@ -202,7 +203,7 @@ _INVERSE_FACTORIAL = [div(of(1.0), of(float(np.prod(np.arange(1.0, n + 1))))) fo
 
 
 @np.errstate(all="ignore")
-def _exp_parts_by_squaring(x):
+def _exp_parts_by_squaring(x: DD) -> tuple[np.ndarray, DD]:
     """(k, m), exp(x) = 2**k (1 + m): |r| <= ln2 / 2 scaled by 2**-9, Taylor to degree 9,
     nine squarings in expm1 form (e -> e (e + 2)). Slow and simple; builds the table below."""
     k = np.rint(x.hi / LN2[0])
@@ -216,12 +217,12 @@ def _exp_parts_by_squaring(x):
     return k.astype(np.int64), m
 
 
-def parts_to_exp(k, m):
+def parts_to_exp(k: np.ndarray, m: DD) -> DD:
     """2**k (1 + m), the value exp_parts describes."""
     return scale(add(of(1.0), m), k)
 
 
-def parts_to_expm1(k, m):
+def parts_to_expm1(k: np.ndarray, m: DD) -> DD:
     """2**k (1 + m) - 1, without a cancelling 1 where k = 0 (then it is m itself)."""
     return where(k == 0, m, sub(parts_to_exp(k, m), of(1.0)))
 
@@ -237,7 +238,7 @@ _FLOAT_TAIL = [float(c.hi) for c in _INVERSE_FACTORIAL[7:]]
 
 
 @np.errstate(all="ignore")
-def exp_parts(x):
+def exp_parts(x: DD) -> tuple[np.ndarray, DD]:
     """(k, m) with exp(x) = 2**k (1 + m): k an integer array, m a double-double.
 
     x = (64 k + j) ln2 / 64 + r, |r| <= ln2 / 128, -32 <= j < 32: exp(x) = 2**k 2**(j/64)
@@ -264,18 +265,18 @@ def exp_parts(x):
     return k, DD(m.hi, np.where(np.isfinite(m.hi), m.lo, 0.0))
 
 
-def exp(x):
+def exp(x: DD) -> DD:
     """exp of a double-double, to about 2**-100 relative (absolute 2**-1074 when subnormal)."""
     return parts_to_exp(*exp_parts(x))
 
 
-def expm1(x):
+def expm1(x: DD) -> DD:
     """exp(x) - 1, relatively accurate near 0 too."""
     return parts_to_expm1(*exp_parts(x))
 
 
 @np.errstate(all="ignore")
-def log1p(u):
+def log1p(u: DD) -> DD:
     """log(1 + u) of a double-double u >= -1: libm's value and one Newton step."""
     y0 = np.log1p(u.hi)
     k, m = exp_parts(of(-y0))
@@ -289,12 +290,13 @@ def log1p(u):
 
 
 @np.errstate(all="ignore")
-def log(p):
+def log(p: npt.ArrayLike) -> DD:
     """log of float64 values: p = m 2**e with m - 1 exact, log1p(m - 1) + e ln2."""
     p = np.asarray(p, np.float64)
     m, e = np.frexp(p)
     near_one = (p >= 0.5) & (p <= 2.0)  # no frexp: ln2 + log1p(p/2 - 1) would cancel
     m = np.where(near_one, p, m)
     e = np.where(near_one, 0, e).astype(np.float64)
-    result = add(log1p(of(m - 1.0)), mul_float(DD(np.float64(LN2[0]), np.float64(LN2[1])), e))
+    ln2 = DD(np.float64(LN2[0]), np.float64(LN2[1]))  # type: ignore[arg-type]  # numbers act as 0-d arrays
+    result = add(log1p(of(m - 1.0)), mul_float(ln2, e))
     return _settle(result, np.log(p))

@@ -59,10 +59,13 @@ classes), shows that check failing on a scale 2**-36 off or missing a term, and 
 registry's scales to the double-double tier's on adversarial rows (common offsets 1e4 and
 1e8, -inf masks, 1 to 32,001 classes) with every option.
 """
-import numpy as np
+from collections.abc import Callable
 
-from reference.numerics.fast_softmax import (by_rows, dense_loss_of_parts, exp_rest, row_parts, shifted,
-                                             softmax_of_parts, sparse_grad_of_parts)
+import numpy as np
+import numpy.typing as npt
+
+from reference.numerics.fast_softmax import (Exact, Kernel, Targets, by_rows, dense_loss_of_parts, exp_rest,
+                                             row_parts, shifted, softmax_of_parts, sparse_grad_of_parts)
 
 SCALE_REL = 2.0 ** -42  # every scale of the fast tier, relative to its formula's exact value
 OTHER_SCALE_REL = 2.0 ** -40  # the z-loss's, the soft cap's and the soft labels' gradient's
@@ -78,31 +81,35 @@ def _roundings(classes: int) -> float:
     return float(np.ceil(np.log2(max(classes, 1))))
 
 
-def _terms_before_lse(z, top, target):
+def _terms_before_lse(z: np.ndarray, top: np.ndarray,
+                      target: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(2 d_j into target, and z - m, m): t_j waits for L, which needs the exponentials."""
     d, m = shifted(z, top)
     terms = np.multiply(d, -2.0, out=target if target is not None else np.empty(z.shape))
     return terms, d, m
 
 
-def _sparse_loss_scale_of(loss, gap, lse, classes) -> np.ndarray:
+def _sparse_loss_scale_of(loss: np.ndarray, gap: np.ndarray, lse: np.ndarray, classes: int) -> np.ndarray:
     return np.abs(loss) + ((2.0 * gap + lse) + 1.0) + _log2(classes)
 
 
-def _sparse_loss_and_scale(z, top, labels, targets):
+def _sparse_loss_and_scale(z: np.ndarray, top: np.ndarray, labels: np.ndarray,
+                           targets: Targets) -> tuple[np.ndarray, np.ndarray]:
     e, m, rest = row_parts(z, top)
     gap, lse = m - z[np.arange(z.shape[0]), labels].astype(np.float64), np.log1p(rest)
     loss = gap + lse  # fast_softmax's sparse loss, the same operations
     return loss, _sparse_loss_scale_of(loss, gap, lse, z.shape[1])
 
 
-def _sparse_scale(z, top, labels, loss, targets):
+def _sparse_scale(z: np.ndarray, top: np.ndarray, labels: np.ndarray, loss: np.ndarray,
+                  targets: Targets) -> tuple[np.ndarray]:
     _, m, rest = row_parts(z, top)
     gap = m - z[np.arange(z.shape[0]), labels].astype(np.float64)
     return (_sparse_loss_scale_of(loss, gap, np.log1p(rest), z.shape[1]),)
 
 
-def _sparse_grad_and_scale(z, top, labels, targets):
+def _sparse_grad_and_scale(z: np.ndarray, top: np.ndarray, labels: np.ndarray,
+                           targets: Targets) -> tuple[np.ndarray, np.ndarray]:
     """softmax(z) - onehot(label), and p_j t_j + [j = label], from one exponential pass."""
     e, m = shifted(z, top, targets[0])
     terms = np.multiply(e, -2.0, out=targets[1] if targets[1] is not None else np.empty(z.shape))  # 2 d_j
@@ -114,7 +121,7 @@ def _sparse_grad_and_scale(z, top, labels, targets):
     return sparse_grad_of_parts(p, s, rest, top, labels), scale
 
 
-def _dense_terms_sum(z, y, m, lse, scratch) -> np.ndarray:
+def _dense_terms_sum(z: np.ndarray, y: np.ndarray, m: np.ndarray, lse: np.ndarray, scratch: np.ndarray) -> np.ndarray:
     """sum_j |y_j| t_j, summed pairwise."""
     np.subtract(m[:, None], z, out=scratch)
     scratch *= 2.0
@@ -123,22 +130,25 @@ def _dense_terms_sum(z, y, m, lse, scratch) -> np.ndarray:
     return scratch.sum(axis=1)
 
 
-def _dense_loss_scale_of(loss, terms_sum, classes) -> np.ndarray:
+def _dense_loss_scale_of(loss: np.ndarray, terms_sum: np.ndarray, classes: int) -> np.ndarray:
     return np.abs(loss) + terms_sum + terms_sum * _roundings(classes)
 
 
-def _dense_loss_and_scale(z, top, y, targets):
+def _dense_loss_and_scale(z: np.ndarray, top: np.ndarray, y: np.ndarray,
+                          targets: Targets) -> tuple[np.ndarray, np.ndarray]:
     e, m, rest = row_parts(z, top)
     loss = dense_loss_of_parts(z, y, m, rest, e)  # fast_softmax's dense loss, the same operations
     return loss, _dense_loss_scale_of(loss, _dense_terms_sum(z, y, m, np.log1p(rest), e), z.shape[1])
 
 
-def _dense_scale(z, top, y, loss, targets):
+def _dense_scale(z: np.ndarray, top: np.ndarray, y: np.ndarray, loss: np.ndarray,
+                 targets: Targets) -> tuple[np.ndarray]:
     e, m, rest = row_parts(z, top)
     return (_dense_loss_scale_of(loss, _dense_terms_sum(z, y, m, np.log1p(rest), e), z.shape[1]),)
 
 
-def _dense_grad_and_scale(z, top, y, targets):
+def _dense_grad_and_scale(z: np.ndarray, top: np.ndarray, y: np.ndarray,
+                          targets: Targets) -> tuple[np.ndarray, np.ndarray]:
     """softmax(z) sum(y) - y, and p_j |sum(y)| t_j + |y_j|, from one exponential pass."""
     e, m = shifted(z, top, targets[0])
     terms = np.multiply(e, -2.0, out=targets[1] if targets[1] is not None else np.empty(z.shape))
@@ -154,68 +164,75 @@ def _dense_grad_and_scale(z, top, y, targets):
     return grad, terms
 
 
-def _logsumexp(z, top, labels, targets):
+def _logsumexp(z: np.ndarray, top: np.ndarray, labels: np.ndarray, targets: Targets) -> tuple[np.ndarray]:
     _, m, rest = row_parts(z, top)
     return (m + np.log1p(rest),)
 
 
-def _softmax_terms(z, top, labels, targets):
+def _softmax_terms(z: np.ndarray, top: np.ndarray, labels: np.ndarray, targets: Targets) -> tuple[np.ndarray]:
     """t_j = 2 d_j + L + 1 per class."""
     terms, e, _ = _terms_before_lse(z, top, targets[0])
     terms += (np.log1p(exp_rest(e, top)) + 1.0)[:, None]
     return (terms,)
 
 
-def _softmax(z, top, labels, targets):
+def _softmax(z: np.ndarray, top: np.ndarray, labels: np.ndarray, targets: Targets) -> tuple[np.ndarray]:
     e, _, rest = row_parts(z, top, targets[0])
     return (softmax_of_parts(e, rest, top)[0],)
 
 
-def sparse_loss_and_scale(logits, labels, axis: int, exact) -> tuple[np.ndarray, np.ndarray]:
+def sparse_loss_and_scale(logits: npt.ArrayLike, labels: npt.ArrayLike, axis: int,
+                          exact: Exact) -> tuple[np.ndarray, np.ndarray]:
     """(the sparse loss, bit for bit fast_softmax.sparse_loss's, and its scale), one pass."""
     return by_rows(logits, labels, axis, _sparse_loss_and_scale, exact, dense_labels=False, per_class=(False, False))
 
 
-def sparse_scale(logits, labels, loss, axis: int, exact) -> np.ndarray:
+def sparse_scale(logits: npt.ArrayLike, labels: npt.ArrayLike, loss: npt.ArrayLike, axis: int,
+                 exact: Exact) -> np.ndarray:
     """The sparse loss's scale, the loss given (one number per row)."""
     return by_rows(logits, labels, axis, _sparse_scale, exact, dense_labels=False, per_class=(False,),
                    row_inputs=(loss,))[0]
 
 
-def sparse_grad_and_scale(logits, labels, axis: int, exact) -> tuple[np.ndarray, np.ndarray]:
+def sparse_grad_and_scale(logits: npt.ArrayLike, labels: npt.ArrayLike, axis: int,
+                          exact: Exact) -> tuple[np.ndarray, np.ndarray]:
     """(the sparse gradient, bit for bit fast_softmax.sparse_grad's, and its scale), one pass."""
     return by_rows(logits, labels, axis, _sparse_grad_and_scale, exact, dense_labels=False, per_class=(True, True))
 
 
-def dense_loss_and_scale(logits, labels, axis: int, exact) -> tuple[np.ndarray, np.ndarray]:
+def dense_loss_and_scale(logits: npt.ArrayLike, labels: npt.ArrayLike, axis: int,
+                         exact: Exact) -> tuple[np.ndarray, np.ndarray]:
     return by_rows(logits, labels, axis, _dense_loss_and_scale, exact, dense_labels=True, per_class=(False, False))
 
 
-def dense_scale(logits, labels, loss, axis: int, exact) -> np.ndarray:
+def dense_scale(logits: npt.ArrayLike, labels: npt.ArrayLike, loss: npt.ArrayLike, axis: int,
+                exact: Exact) -> np.ndarray:
     return by_rows(logits, labels, axis, _dense_scale, exact, dense_labels=True, per_class=(False,),
                    row_inputs=(loss,))[0]
 
 
-def dense_grad_and_scale(logits, labels, axis: int, exact) -> tuple[np.ndarray, np.ndarray]:
+def dense_grad_and_scale(logits: npt.ArrayLike, labels: npt.ArrayLike, axis: int,
+                         exact: Exact) -> tuple[np.ndarray, np.ndarray]:
     return by_rows(logits, labels, axis, _dense_grad_and_scale, exact, dense_labels=True, per_class=(True, True))
 
 
-def logsumexp(logits, axis: int, exact) -> np.ndarray:
+def logsumexp(logits: npt.ArrayLike, axis: int, exact: Callable[[np.ndarray, int], np.ndarray]) -> np.ndarray:
     """m + log1p(rest) per row (exact(z, -1) where a row is not the fast tier's)."""
     return _unlabelled(logits, axis, _logsumexp, exact, False)
 
 
-def softmax_terms(logits, axis: int, exact) -> np.ndarray:
+def softmax_terms(logits: npt.ArrayLike, axis: int, exact: Callable[[np.ndarray, int], np.ndarray]) -> np.ndarray:
     """t_j = 2 (m - z_j) + logsumexp(z - m) + 1 per class."""
     return _unlabelled(logits, axis, _softmax_terms, exact, True)
 
 
-def softmax(logits, axis: int, exact) -> np.ndarray:
+def softmax(logits: npt.ArrayLike, axis: int, exact: Callable[[np.ndarray, int], np.ndarray]) -> np.ndarray:
     """p_j = e_j / (1 + rest) per class."""
     return _unlabelled(logits, axis, _softmax, exact, True)
 
 
-def _unlabelled(logits, axis, kernel, exact, per_class):
+def _unlabelled(logits: npt.ArrayLike, axis: int, kernel: Kernel, exact: Callable[[np.ndarray, int], np.ndarray],
+                per_class: bool) -> np.ndarray:
     rows = int(np.prod(np.delete(np.shape(logits), axis % np.ndim(logits))))
     return by_rows(logits, np.zeros(rows, np.int64), axis, kernel, lambda z, y, ax: (exact(z, ax),),
                    dense_labels=False, per_class=(per_class,))[0]

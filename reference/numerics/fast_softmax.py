@@ -28,9 +28,11 @@ BLOCK_ELEMENTS logits) is all the float64 scratch a thread holds, so a loss and 
 cost their outputs and a few blocks, whatever N.
 """
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import numpy.typing as npt
 
 U = 2.0 ** -53
 FAST_TIER_ABS = 2.0 ** -1074
@@ -38,6 +40,13 @@ BLOCK_ELEMENTS = 1 << 16  # a block of rows whose float64 temporaries stay in a 
 # The fast tier's rows: finite logits below this magnitude (every float32, bfloat16 and float16
 # logit), so that no z - m nor 2 (m - z) overflows; other rows go to the double-double tier.
 LIMIT = np.float64(2.0 ** 1020)  # a float64 scalar: compared with float32 maxima without casting it
+
+# A kernel's blocks of the per-class results to write into (None where it allocates its own).
+Targets = tuple[np.ndarray | None, ...]
+# kernel(z, top, y, *row inputs, targets): a tuple of results, one per entry of per_class.
+Kernel = Callable[..., tuple[np.ndarray, ...]]
+# exact(z, y, *row inputs, axis), the double-double tier: one result, or a tuple of them.
+Exact = Callable[..., np.ndarray | tuple[np.ndarray, ...]]
 
 
 def fast_tier_ulps(classes: int) -> float:
@@ -54,7 +63,7 @@ def _blocks(rows: int, classes: int) -> list[slice]:
     return [slice(start, min(start + step, rows)) for start in range(0, rows, step)]
 
 
-def _each_block(rows: int, classes: int, work) -> None:
+def _each_block(rows: int, classes: int, work: Callable[[slice], None]) -> None:
     """work(rows slice) over blocks of rows, on threads (NumPy releases the GIL in its loops)."""
     blocks = _blocks(rows, classes)
     if len(blocks) < 4 or _threads() == 1:
@@ -72,8 +81,8 @@ def _as_rows(array: np.ndarray, axis: int) -> np.ndarray:
     return moved.reshape(-1, moved.shape[-1])
 
 
-def by_rows(logits, labels, axis: int, kernel, exact, *, dense_labels: bool, per_class: tuple[bool, ...],
-            row_inputs: tuple = ()) -> tuple:
+def by_rows(logits: npt.ArrayLike, labels: npt.ArrayLike, axis: int, kernel: Kernel, exact: Exact, *,
+            dense_labels: bool, per_class: tuple[bool, ...], row_inputs: tuple[npt.ArrayLike, ...] = ()) -> tuple:
     """kernel(z, top, y, *row inputs, targets) on [rows, V] blocks of the logits (class axis
     last; top, each row's first maximum), in threads; rows holding a non-finite logit (or one of
     magnitude LIMIT or more) go to exact(z, y, *row inputs, -1), the double-double tier. Labels are [rows] integers, or
@@ -92,7 +101,7 @@ def by_rows(logits, labels, axis: int, kernel, exact, *, dense_labels: bool, per
     extra = [np.asarray(r, np.float64).reshape(-1) for r in row_inputs]
     outs = [np.empty(rows.shape if each else rows.shape[:1], np.float64) for each in per_class]
 
-    def work(block):
+    def work(block: slice) -> None:
         z_block = rows[block]
         top = np.argmax(z_block, axis=1)  # the first NaN where there is one
         # False at NaN, infinities and huge logits (two reductions, no temporary)
@@ -113,12 +122,12 @@ def by_rows(logits, labels, axis: int, kernel, exact, *, dense_labels: bool, per
             out[block][finite] = result
             out[block][~finite] = exact_result
 
-    _each_block(*rows.shape, work)
+    _each_block(rows.shape[0], rows.shape[1], work)
     return tuple(out.reshape(moved_shape[:-1]) if not each else np.moveaxis(out.reshape(moved_shape), -1, axis)
                  for out, each in zip(outs, per_class))
 
 
-def shifted(z: np.ndarray, top: np.ndarray, out=None):
+def shifted(z: np.ndarray, top: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(z - m into out, float64; m) of a [rows, V] block of finite logits whose first maxima
     are at top (they may be float32: widening them is exact, so the values are the same)."""
     m = z[np.arange(z.shape[0]), top].astype(np.float64)
@@ -138,30 +147,32 @@ def exp_rest(d: np.ndarray, top: np.ndarray) -> np.ndarray:
     return d.sum(axis=1)
 
 
-def row_parts(z, top, out=None):
+def row_parts(z: np.ndarray, top: np.ndarray,
+              out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(e = exp(z - m) with the first maximum's e set to 0, m, rest = sum of e) of a [rows, V]
     block whose logits are all finite and whose first maxima are at top."""
     e, m = shifted(z, top, out)
     return e, m, exp_rest(e, top)
 
 
-def _at(z, labels) -> np.ndarray:
+def _at(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return z[np.arange(z.shape[0]), labels].astype(np.float64)
 
 
-def _sparse_loss(z, top, labels, targets):
+def _sparse_loss(z: np.ndarray, top: np.ndarray, labels: np.ndarray, targets: Targets) -> tuple[np.ndarray]:
     """logsumexp(z) - z[label] = (m - z[label]) + log1p(rest)."""
     _, m, rest = row_parts(z, top)
     return ((m - _at(z, labels)) + np.log1p(rest),)
 
 
-def _sparse_grad(z, top, labels, targets):
+def _sparse_grad(z: np.ndarray, top: np.ndarray, labels: np.ndarray, targets: Targets) -> tuple[np.ndarray]:
     """softmax(z) - onehot(label); at the first maximum, softmax - 1 = -rest / (1 + rest)."""
     e, _, rest = row_parts(z, top, targets[0])
     return (sparse_grad_of_parts(*softmax_of_parts(e, rest, top), rest, top, labels),)
 
 
-def _sparse_loss_and_grad(z, top, labels, targets):
+def _sparse_loss_and_grad(z: np.ndarray, top: np.ndarray, labels: np.ndarray,
+                          targets: Targets) -> tuple[np.ndarray, np.ndarray]:
     """Both from one exponential pass: the loss of _sparse_loss and the gradient of _sparse_grad
     (the same operations on the same values, so the same bits)."""
     e, m, rest = row_parts(z, top, targets[1])
@@ -169,7 +180,7 @@ def _sparse_loss_and_grad(z, top, labels, targets):
     return loss, sparse_grad_of_parts(*softmax_of_parts(e, rest, top), rest, top, labels)
 
 
-def softmax_of_parts(e, rest, top):
+def softmax_of_parts(e: np.ndarray, rest: np.ndarray, top: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(p, s): the softmax e (1 / s), in place in e, from row_parts; s = 1 + rest per row (a
     product by the rounded reciprocal, a third the time of a division: one more rounding)."""
     s = 1.0 + rest
@@ -179,27 +190,29 @@ def softmax_of_parts(e, rest, top):
     return p, s
 
 
-def sparse_grad_of_parts(p, s, rest, top, labels):
+def sparse_grad_of_parts(p: np.ndarray, s: np.ndarray, rest: np.ndarray, top: np.ndarray,
+                         labels: np.ndarray) -> np.ndarray:
     """The sparse gradient, in place in p, from softmax_of_parts."""
     index = np.arange(p.shape[0])
     p[index, labels] = np.where(labels == top, -rest / s, p[index, labels] - 1.0)
     return p
 
 
-def dense_loss_of_parts(z, y, m, rest, scratch) -> np.ndarray:
+def dense_loss_of_parts(z: np.ndarray, y: np.ndarray, m: np.ndarray, rest: np.ndarray,
+                        scratch: np.ndarray) -> np.ndarray:
     """sum_c y_c (m - z_c) + sum(y) log1p(rest), the products summed pairwise (in scratch)."""
     np.subtract(m[:, None], z, out=scratch)
     np.multiply(scratch, y, out=scratch)
     return scratch.sum(axis=1) + y.sum(axis=1) * np.log1p(rest)
 
 
-def _dense_loss(z, top, y, targets):
+def _dense_loss(z: np.ndarray, top: np.ndarray, y: np.ndarray, targets: Targets) -> tuple[np.ndarray]:
     """sum_c y_c (lse - z_c) = sum_c y_c (m - z_c) + sum(y) log1p(rest)."""
     e, m, rest = row_parts(z, top)
     return (dense_loss_of_parts(z, y, m, rest, e),)
 
 
-def _dense_grad(z, top, y, targets):
+def _dense_grad(z: np.ndarray, top: np.ndarray, y: np.ndarray, targets: Targets) -> tuple[np.ndarray]:
     """softmax(z) sum(y) - y."""
     e, _, rest = row_parts(z, top, targets[0])
     e[np.arange(z.shape[0]), top] = 1.0
@@ -208,23 +221,24 @@ def _dense_grad(z, top, y, targets):
     return (grad,)
 
 
-def sparse_loss(logits, labels, axis: int, exact) -> np.ndarray:
+def sparse_loss(logits: npt.ArrayLike, labels: npt.ArrayLike, axis: int, exact: Exact) -> np.ndarray:
     return by_rows(logits, labels, axis, _sparse_loss, exact, dense_labels=False, per_class=(False,))[0]
 
 
-def sparse_grad(logits, labels, axis: int, exact) -> np.ndarray:
+def sparse_grad(logits: npt.ArrayLike, labels: npt.ArrayLike, axis: int, exact: Exact) -> np.ndarray:
     return by_rows(logits, labels, axis, _sparse_grad, exact, dense_labels=False, per_class=(True,))[0]
 
 
-def sparse_loss_and_grad(logits, labels, axis: int, exact) -> tuple[np.ndarray, np.ndarray]:
+def sparse_loss_and_grad(logits: npt.ArrayLike, labels: npt.ArrayLike, axis: int,
+                         exact: Exact) -> tuple[np.ndarray, np.ndarray]:
     """(sparse_loss, sparse_grad) from one pass over the logits; exact returns both too."""
     return by_rows(logits, labels, axis, _sparse_loss_and_grad, exact, dense_labels=False, per_class=(False, True))
 
 
-def dense_loss(logits, labels, axis: int, exact) -> np.ndarray:
+def dense_loss(logits: npt.ArrayLike, labels: npt.ArrayLike, axis: int, exact: Exact) -> np.ndarray:
     return by_rows(logits, labels, axis, _dense_loss, exact, dense_labels=True, per_class=(False,))[0]
 
 
-def dense_grad(logits, labels, axis: int, exact) -> np.ndarray:
+def dense_grad(logits: npt.ArrayLike, labels: npt.ArrayLike, axis: int, exact: Exact) -> np.ndarray:
     return by_rows(logits, labels, axis, _dense_grad, exact, dense_labels=True, per_class=(True,))[0]
 

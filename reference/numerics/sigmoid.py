@@ -3,6 +3,7 @@ sigmoid(z) - y in whichever exact form subtracts the smaller numbers."""
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from reference.numerics import doubledouble as dd
 from reference.numerics.terms import as_float64, one_minus
@@ -24,13 +25,13 @@ class SigmoidParts(NamedTuple):
         return dd.parts_to_expm1(self.exponent, self.m)
 
 
-def sigmoid_parts(z) -> SigmoidParts:
+def sigmoid_parts(z: npt.ArrayLike) -> SigmoidParts:
     k, m = dd.exp_parts(dd.of(-np.abs(as_float64(z))))
     e = dd.parts_to_exp(k, m)
     return SigmoidParts(k, m, e, dd.div(e, dd.add(dd.of(1.0), e)))
 
 
-def dd_log_sigmoid(z, e: dd.DD | None = None) -> dd.DD:
+def dd_log_sigmoid(z: npt.ArrayLike, e: dd.DD | None = None) -> dd.DD:
     """log(sigmoid(z)) = -log1p(exp(-z)) for z >= 0 and z - log1p(exp(z)) below."""
     z = as_float64(z)
     e = sigmoid_parts(z).e if e is None else e
@@ -38,24 +39,24 @@ def dd_log_sigmoid(z, e: dd.DD | None = None) -> dd.DD:
     return dd.where(z >= 0, dd.neg(softplus), dd.sub(dd.of(z), softplus))
 
 
-def log_sigmoid(z) -> np.ndarray:
+def log_sigmoid(z: npt.ArrayLike) -> np.ndarray:
     return dd_log_sigmoid(z).hi
 
 
-def sigmoid(z) -> np.ndarray:
+def sigmoid(z: npt.ArrayLike) -> np.ndarray:
     z = as_float64(z)
     s = sigmoid_parts(z).s
     return np.where(z >= 0, dd.sub(dd.of(1.0), s).hi, s.hi)
 
 
-def lone_tiny_term(z, y, e: dd.DD) -> np.ndarray:
+def lone_tiny_term(z: np.ndarray, y: np.ndarray, e: dd.DD) -> np.ndarray:
     """Where a hard label sits on the side the logit favours (y = 1 for z >= 0, y = 0 below)
     and e = exp(-|z|) < 2**-900: the loss and its gradient are then one term of size e,
     subnormal beyond |z| = 708, which must be scaled once rather than rounded at each factor."""
     return ((z >= 0) & (y == 1) | (z < 0) & (y == 0)) & (e.hi < 2.0**-900)
 
 
-def sigmoid_minus_labels(z, y, parts: SigmoidParts) -> dd.DD:
+def sigmoid_minus_labels(z: np.ndarray, y: np.ndarray, parts: SigmoidParts) -> dd.DD:
     """sigmoid(z) - y in whichever of two exact forms subtracts the smaller numbers.
 
     Saturated: (1 - y) - sigmoid(-z) for z >= 0 (sigmoid(z) - y below), so that sigmoid(40) is

@@ -2,6 +2,7 @@
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from reference.numerics import doubledouble as dd
 from reference.numerics.terms import as_float64
@@ -22,7 +23,7 @@ class SoftmaxParts(NamedTuple):
         return dd.div(self.e_unscaled, dd.add(dd.of(1.0), self.rest))
 
 
-def softmax_parts(z, axis: int) -> SoftmaxParts:
+def softmax_parts(z: npt.ArrayLike, axis: int) -> SoftmaxParts:
     """The pieces of an accurate softmax along axis.
 
     Shifting by the maximum first keeps a common offset of the logits (1e4, 1e8) from costing
@@ -44,31 +45,31 @@ def softmax_parts(z, axis: int) -> SoftmaxParts:
     return SoftmaxParts(finite, m, top, gap, e, rest, k, e_unscaled)
 
 
-def dd_log_softmax(z, axis: int) -> dd.DD:
+def dd_log_softmax(z: npt.ArrayLike, axis: int) -> dd.DD:
     """z - logsumexp(z), as (z - max z) - log1p(rest): two terms <= 0, nothing cancels."""
     parts = softmax_parts(z, axis)
     out = dd.sub(parts.gap, dd.log1p(parts.rest))
     return dd.where(parts.finite, out, dd.of(np.full(out.hi.shape, np.nan)))
 
 
-def log_softmax(z, axis: int) -> np.ndarray:
+def log_softmax(z: npt.ArrayLike, axis: int) -> np.ndarray:
     return dd_log_softmax(z, axis).hi
 
 
-def logsumexp(z, axis: int) -> np.ndarray:
+def logsumexp(z: npt.ArrayLike, axis: int) -> np.ndarray:
     """log(sum(exp(z))) = max z + log1p(rest)."""
     parts = softmax_parts(z, axis)
     out = dd.add(dd.of(parts.m), dd.log1p(parts.rest))
     return np.squeeze(np.where(parts.finite, out.hi, np.nan), axis)
 
 
-def take_class(values, labels, axis: int) -> np.ndarray:
+def take_class(values: np.ndarray, labels: npt.ArrayLike, axis: int) -> np.ndarray:
     """values[..., labels[...], ...] along the class axis."""
     index = np.expand_dims(np.asarray(labels, dtype=np.int64), axis)
     return np.squeeze(np.take_along_axis(values, index, axis=axis), axis)
 
 
-def onehot(labels, like: np.ndarray, axis: int) -> np.ndarray:
+def onehot(labels: npt.ArrayLike, like: np.ndarray, axis: int) -> np.ndarray:
     """Integer labels as one-hot rows along axis, shaped like `like`."""
     out = np.zeros_like(like)
     np.put_along_axis(out, np.expand_dims(np.asarray(labels, np.int64), axis), 1.0, axis=axis)

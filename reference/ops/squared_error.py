@@ -4,14 +4,17 @@ contrast, the gradient of 1/2 (sigmoid(z) - y)^2 with respect to the logit, whic
 where the sigmoid saturates.
 """
 import numpy as np
+import numpy.typing as npt
 
 from reference.declaration import Op, Variant
+from reference.option_declaration import Option, taking
+from reference.options import REDUCTION
 from reference.numerics import doubledouble as dd
 from reference.numerics.sigmoid import sigmoid_minus_labels, sigmoid_parts
 from reference.numerics.terms import as_float64
 
 
-def mean_squared_error(predictions, labels, half: bool = False) -> np.ndarray:
+def mean_squared_error(predictions: npt.ArrayLike, labels: npt.ArrayLike, half: bool = False) -> np.ndarray:
     """(a - y)^2 elementwise, or the article's 1/2 (a - y)^2 with half."""
     with np.errstate(invalid="ignore", over="ignore"):
         d = dd.DD(*dd.two_sum(as_float64(predictions), -as_float64(labels)))
@@ -22,27 +25,28 @@ def mean_squared_error(predictions, labels, half: bool = False) -> np.ndarray:
     return dd.value_scaled(dd.mul(d, d), np.where(tiny, -1200, 0) - (1 if half else 0))
 
 
-def mean_squared_error_grad(predictions, labels, half: bool = False) -> np.ndarray:
+def mean_squared_error_grad(predictions: np.ndarray, labels: np.ndarray, half: bool = False) -> np.ndarray:
     """d/da = 2 (a - y), or (a - y) for the article's 1/2 (a - y)^2: one rounding, exact."""
     return (1.0 if half else 2.0) * (predictions - labels)
 
 
-def mean_squared_error_scale(loss) -> np.ndarray:
+def mean_squared_error_scale(loss: np.ndarray) -> np.ndarray:
     """fl(a - y) is off by eps relative, squaring doubles it: a few eps of the result."""
     return 3.0 * np.abs(loss)
 
 
-def mean_squared_error_grad_scale(predictions, labels) -> np.ndarray:
+def mean_squared_error_grad_scale(predictions: npt.ArrayLike, labels: np.ndarray) -> np.ndarray:
     return 2.0 * np.abs(np.asarray(predictions, np.float64) - labels)
 
 
-def _label_grad(a, y, dtype, half=False):
+def _label_grad(a: npt.ArrayLike, y: np.ndarray, dtype: str, half: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """d/dy = -d/da."""
     d = (0.5 if half else 1.0) * 2.0 * (np.asarray(a, np.float64) - y)
     return -d, 2.0 * np.abs(d)
 
 
-def sigmoid_half_squared_error_grad(logits, labels) -> np.ndarray:
+def sigmoid_half_squared_error_grad(logits: npt.ArrayLike, labels: npt.ArrayLike) -> np.ndarray:
+
     """d/dz of 1/2 (sigmoid(z) - y)^2 = (a - y) a (1 - a): zero where the sigmoid saturates.
 
     a (1 - a) = s (1 - s) with s = sigmoid(-|z|) = 2**k (1 + m) / (1 + e), exp(-|z|) =
@@ -56,9 +60,11 @@ def sigmoid_half_squared_error_grad(logits, labels) -> np.ndarray:
     return dd.value_scaled(product, parts.exponent)
 
 
+HALF = Option(name="half", kind="boolean", default=False, description="1/2 (a - y)^2 rather than (a - y)^2")
+
 MEAN_SQUARED_ERROR = Op(
     name="mean_squared_error", prediction="predictions", integer_labels=False, class_axis=False,
-    options={"reduction": "none", "half": False},
+    options=taking(REDUCTION, HALF),
     variants={
         "exact": Variant(
             loss=lambda a, y, dtype, half: mean_squared_error(a, y, half),

@@ -24,7 +24,6 @@ import math
 import os
 import time
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -74,7 +73,8 @@ def cases():
         for device in devices:
             for mode in MODES:
                 for impl in IMPLEMENTATIONS:
-                    yield pytest.param(impl, mode, device, dtype, n, h, v, id=f"{impl}-{mode}-{device}-{dtype}-N{n}-H{h}-V{v}")
+                    yield pytest.param(impl, mode, device, dtype, n, h, v,
+                                       id=f"{impl}-{mode}-{device}-{dtype}-N{n}-H{h}-V{v}")
 
 
 _inputs = {}

@@ -6,7 +6,7 @@ device, and every form a number takes in a results file (a float, an int, "inf",
 errors, the tolerance, the array summaries, each mode's errors, a golden's numbers, seconds.
 Beside the checks, the error records that stand for a pytest process of `run` that died or
 hung (kind "process": no case, quantity or dtype).
-The records start from the runner's own (conformance/core/runner.py: Runner.base_record,
+The records start from the runner's own (conformance/core/runner.py: base_record,
 results.summarize), so their keys follow it; then their numbers are replaced.
 
     python -m tests.unit.results_variety OUT.json [SEED]      # write one, to look at it
@@ -91,7 +91,7 @@ def _summary(forms: Forms, rng: random.Random, field: str, dtype: str | None) ->
 
 def _check(framework: str, quantity: str, dtype: str, device: str, case: str, op: str, pinned: bool,
            undefined: bool, path: str | None):
-    """What Runner.base_record reads from a check."""
+    """What runner.base_record reads from a check."""
     options = {} if undefined else {"reduction": "mean"} if pinned else {"reduction": "none", "label_smoothing": 0.1}
     case_ns = SimpleNamespace(name=case, op=op, options=options, path=path, undefined=undefined)
     pinned_ns = SimpleNamespace(source="the article, eq. (57)") if pinned else None
@@ -160,7 +160,6 @@ def variety_records(seed: int = 0, odd: bool = False) -> tuple[list[dict], Forms
     forms = Forms(rng, odd)
     known = [e.id for e in manifest.load()]
     entries = known[: 6] + ["entry-from-another-manifest"]  # one id this manifest lacks
-    run = runner.Runner(manifest=[])
     out, k, goldens = [], 0, 0
     for (fi, framework), (qi, quantity), (di, device) in itertools.product(
             enumerate(FRAMEWORKS), enumerate(checks.QUANTITIES), enumerate(checks.DEVICES)):
@@ -174,7 +173,7 @@ def variety_records(seed: int = 0, odd: bool = False) -> tuple[list[dict], Forms
                 else str(REPO / "cases" / f"{op.split('_')[0]}.yaml"))
         check = _check(framework, quantity, dtype, device, f"{rng.choice(CASE_WORDS)}-{k}", op, pinned,
                        undefined, path)
-        record = run.base_record(check)
+        record = runner.base_record(check)
         record["seconds"] = forms("seconds", round(rng.random(), 6))
         if pinned:
             record["golden"] = _golden(forms, rng, goldens)

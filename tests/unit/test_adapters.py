@@ -83,7 +83,8 @@ def test_dispatch_goes_through_the_declaration_only():
         adapter.check_offered("sparse_softmax_cross_entropy", "float64", "cpu", "loss", {"ignore_index": -100})
     with pytest.raises(NotOffered, match="no weighted_mean reduction"):
         adapter.check_offered("sparse_softmax_cross_entropy", "float64", "cpu", "loss", {"reduction": "weighted_mean"})
-    assert adapter.check_offered("sparse_softmax_cross_entropy", "float64", "cpu", "loss", {"axis": -1}).variant == "exact"
+    capability = adapter.check_offered("sparse_softmax_cross_entropy", "float64", "cpu", "loss", {"axis": -1})
+    assert capability.variant == "exact"
 
 
 def test_dtypes_may_differ_by_device():
@@ -230,7 +231,8 @@ def test_run_with_a_framework_after_the_separator_runs_only_its_process(tmp_path
     assert orchestrate.plan(["torch", "keras-torch"], known) == [("tensorflow", ["torch"]), ("torch", ["keras-torch"])]
     assert [step[0] for step in orchestrate.plan([], known)] == list(frameworks.PROCESSES)
     assert orchestrate.plan(["paddle", "torch"], known) == [("tensorflow", ["torch"]), ("paddle", ["paddle"])]
-    assert orchestrate.take_framework_args(["-x", "--framework", "jax", "--framework=torch"]) == (["jax", "torch"], ["-x"])
+    taken = orchestrate.take_framework_args(["-x", "--framework", "jax", "--framework=torch"])
+    assert taken == (["jax", "torch"], ["-x"])
     with pytest.raises(ValueError, match="unknown framework id"):
         orchestrate.plan(["kerass"], known)
 
@@ -244,9 +246,9 @@ def test_vector_jacobian_products_are_checked_where_losses_are_unreduced():
     mean = Case(name="m", op="sparse_softmax_cross_entropy", path="<t>", options={"reduction": "mean"},
                 inputs={"logits": logits, "labels": np.array([1, 2])})
     quantities = {c.quantity for c in checks.generate([unreduced], ["plain-kernel"], ("cpu",))}
-    assert quantities == {"loss", "grad_logits", "vjp_logits", "jvp", "inputs_intact", "second_backward"}
+    assert quantities == {"loss", "loss_dtype", "grad_logits", "vjp_logits", "jvp", "inputs_intact", "second_backward"}
     reduced = {c.quantity for c in checks.generate([mean], ["plain-kernel"], ("cpu",))}
-    assert reduced == {"loss", "grad_logits", "jvp", "inputs_intact", "second_backward"}
+    assert reduced == {"loss", "loss_dtype", "grad_logits", "jvp", "inputs_intact", "second_backward"}
     first, again = checks.cotangent(unreduced, "float32", (2,)), checks.cotangent(unreduced, "float32", (2,))
     assert np.array_equal(first, again) and np.array_equal(first, first.astype(np.float32))
     assert first[0] != first[1]  # a cotangent that weighs the rows differently

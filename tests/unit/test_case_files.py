@@ -72,13 +72,16 @@ BAD_CASES = {
     "bad yaml": ("schema: 1\ncases: [\n", None, None),
     "unknown op": (GOOD.replace("sigmoid_cross_entropy", "sigmoid_xent"), "tiny-sigmoid", "op"),
     "missing key": (GOOD.replace("    op: sigmoid_cross_entropy\n", ""), "tiny-sigmoid", "op"),
-    "wrong type": (GOOD.replace("name: tiny-sigmoid", "name: tiny-sigmoid\n    dtypes: float32"), "tiny-sigmoid", "dtypes"),
+    "wrong type": (GOOD.replace("name: tiny-sigmoid", "name: tiny-sigmoid\n    dtypes: float32"), "tiny-sigmoid",
+                   "dtypes"),
     "ragged array": (GOOD.replace("[1e-7, -inf, 2.5]", "[[1, 2], [3]]"), "tiny-sigmoid", "inputs.logits"),
     "shape mismatch": (GOOD.replace("[1, 0, 0.5]", "[1, 0]"), "tiny-sigmoid", "inputs.labels"),
     "framework in name": (GOOD.replace("tiny-sigmoid", "torch-sigmoid"), "torch-sigmoid", "name"),
-    "unknown option": (GOOD.replace("inputs:", "options: {reduce: sum}\n    inputs:"), "tiny-sigmoid", "options.reduce"),
+    "unknown option": (GOOD.replace("inputs:", "options: {reduce: sum}\n    inputs:"), "tiny-sigmoid",
+                       "options.reduce"),
     "duplicate key": (GOOD.replace("op: sigmoid", "op: x\n    op: sigmoid"), None, None),
-    "pinned without source": (GOOD + "    pinned: [{value: 1.0, dtype: float32, variant: exact}]\n", "tiny-sigmoid", "pinned[0].source"),
+    "pinned without source": (GOOD + "    pinned: [{value: 1.0, dtype: float32, variant: exact}]\n", "tiny-sigmoid",
+                              "pinned[0].source"),
     "negative seed": (GENERATED.format("{generate: normal, shape: [2], seed: -1}"), "generated", "inputs.logits.seed"),
     "negative std": (GENERATED.format("{generate: normal, shape: [2], seed: 1, std: -2.0}"), "generated",
                      "inputs.logits.std"),
@@ -183,7 +186,8 @@ def test_out_of_range_labels_are_refused_unless_asked_for(tmp_path):
     ("{axis: 3}", "axis 3"),
 ])
 def test_bad_option_values_name_the_option(tmp_path, option, message):
-    text = SPARSE.replace("labels: [1, 2]", "labels: [1, 0]").replace("    inputs:", f"    options: {option}\n    inputs:")
+    text = SPARSE.replace("labels: [1, 2]", "labels: [1, 0]")
+    text = text.replace("    inputs:", f"    options: {option}\n    inputs:")
     with pytest.raises(CaseError, match=message) as info:
         load_case_file(write(tmp_path, text))
     assert "key 'options." in str(info.value)
@@ -234,8 +238,9 @@ def test_linear_cases_are_checked_against_the_logits_their_inputs_make(tmp_path,
 def test_a_linear_case_loads_and_checks_every_gradient(tmp_path):
     from conformance.core import checks
 
-    (case,) = load_case_file(write(tmp_path, LINEAR.replace("      labels:", "      linear_bias: [0, 1, 2]\n      labels:")))
+    with_bias = LINEAR.replace("      labels:", "      linear_bias: [0, 1, 2]\n      labels:")
+    (case,) = load_case_file(write(tmp_path, with_bias))
     assert case.prediction.shape == (3, 2) and case.inputs["linear_bias"].dtype == np.float64
     quantities = {c.quantity for c in checks.generate([case], ["numpy"], ["cpu"]) if c.dtype == "float32"}
-    assert quantities == {"loss", "grad_logits", "grad_linear_weight", "grad_linear_bias", "vjp_logits",
+    assert quantities == {"loss", "loss_dtype", "grad_logits", "grad_linear_weight", "grad_linear_bias", "vjp_logits",
                           "vjp_linear_weight", "vjp_linear_bias", "inputs_intact", "second_backward"}

@@ -1,6 +1,5 @@
 """The relational check fused == log_softmax composition fails when a fused gradient
 differs from the one its building blocks give, and passes when they agree."""
-import json
 import subprocess
 import sys
 from pathlib import Path

@@ -32,7 +32,7 @@ def test_the_example_kernel_passes_every_check_it_offers(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:]
     ran = [r for r in records if r["outcome"] != "skipped"]
     assert len(ran) >= 40 and {r["outcome"] for r in ran} == {"passed"}
-    assert {r["quantity"] for r in ran} == {"loss", "grad_logits", "vjp_logits", "jvp", "inputs_intact",
+    assert {r["quantity"] for r in ran} == {"loss", "loss_dtype", "grad_logits", "vjp_logits", "jvp", "inputs_intact",
                                             "second_backward", "grad_linear_weight", "grad_linear_bias",
                                             "vjp_linear_weight", "vjp_linear_bias"}
     assert {r["framework"] for r in records} == {"example-kernel"}

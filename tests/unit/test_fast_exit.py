@@ -19,7 +19,8 @@ cases:
     op: sigmoid_cross_entropy
     inputs: {logits: [[1.0, -2.0], [0.5, 3.0]], labels: [[1.0, 0.0], [0.0, 1.0]]}
 """
-CRASH_AT_EXIT = "import atexit, os, resource\nresource.setrlimit(resource.RLIMIT_CORE, (0, 0))\natexit.register(os.abort)\n"
+CRASH_AT_EXIT = ("import atexit, os, resource\nresource.setrlimit(resource.RLIMIT_CORE, (0, 0))\n"
+                 "atexit.register(os.abort)\n")
 
 
 @pytest.fixture

@@ -45,7 +45,8 @@ def test_a_recorded_adapter_keeps_its_signatures_and_records_each_call(counting,
     header, frames = calls.read(next(tmp_path.glob("calls-*.pkl")))
     assert header["targets"] == ["counting_adapter:Counting"]
     [(framework, composed, method, args, kwargs, seconds)] = frames
-    assert (framework, composed, method, args[0], args[3]) == ("counting-kernel", False, "loss", OP, {"reduction": "sum"})
+    assert (framework, composed, method, args[0], args[3]) == (
+        "counting-kernel", False, "loss", OP, {"reduction": "sum"})
     assert np.array_equal(args[2], [0, 2]) and seconds >= 0
 
 

@@ -53,14 +53,16 @@ def test_the_match_fields_are_patterns(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     ("schema: 1\nentrys: []\n", "a mapping with `schema: 1` and a list `entries`"),
-    ("schema: 1\nentries:\n  - {id: a, match: {framework: jax}, action: xfail, expect: nan, reason: r, versions: '>=0.2'}\n",
-     "key 'versions': '>=0.2' must name a package"),
-    ("schema: 1\nentries:\n  - {id: a, match: {framwork: jax}, action: xfail, expect: nan, reason: r}\n", "key 'match'"),
+    ("schema: 1\nentries:\n  - {id: a, match: {framework: jax}, action: xfail, expect: nan, reason: r, "
+     "versions: '>=0.2'}\n", "key 'versions': '>=0.2' must name a package"),
+    ("schema: 1\nentries:\n  - {id: a, match: {framwork: jax}, action: xfail, expect: nan, reason: r}\n",
+     "key 'match'"),
     ("schema: 1\nentries:\n  - {id: a, match: {framework: jax}, action: xfail, reason: r}\n", "key 'expect': missing"),
     ("schema: 1\nentries:\n  - {id: a, match: {framework: jax}, action: xfail, expect: wrong, reason: r}\n",
      "key 'expect': wrong"),
     ("schema: 1\nentries:\n  - {id: a, match: {framework: jax}, action: ignore, reason: r}\n", "key 'action'"),
-    ("schema: 1\nentries:\n  - {id: a, match: {framework: jax}, action: xfail, expect: nan}\n", "key 'reason': missing"),
+    ("schema: 1\nentries:\n  - {id: a, match: {framework: jax}, action: xfail, expect: nan}\n",
+     "key 'reason': missing"),
 ])
 def test_a_malformed_manifest_is_refused_naming_the_key(tmp_path, text, message):
     with pytest.raises(manifest.ManifestError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -134,7 +136,7 @@ def test_the_divergence_document_is_generated_from_the_manifest():
 
     path = Path(__file__).resolve().parents[2] / "docs" / "divergences.md"
     assert path.read_text() == manifest_doc.render(manifest.load()), (
-        "docs/divergences.md is stale: xent-conformance divergences -o docs/divergences.md")
+        "docs/divergences.md is stale: xent-conformance divergences --core -o docs/divergences.md")
 
 
 def test_the_divergence_document_tables_where_an_entry_matched(tmp_path):
@@ -146,3 +148,70 @@ def test_the_divergence_document_tables_where_an_entry_matched(tmp_path):
     text = manifest_doc.render(entries, records)
     assert "| jax | sparse_softmax_cross_entropy | float32 | eager, jit | 1 |" in text
     assert "matched no check" in manifest_doc.render(entries, [])
+
+
+PLUGIN_ENTRY = """
+    schema: 1
+    entries:
+      - id: {id}
+        match: {{framework: my-kernel, quantity: loss}}
+        action: skip
+        reason: why
+"""
+
+
+def test_a_plugins_manifest_joins_the_suites(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text(textwrap.dedent(PLUGIN_ENTRY.format(id="my-kernel-thing")))
+    core = manifest.load()
+    joined = manifest.load_all([path])
+    assert [e.id for e in joined] == [e.id for e in core] + ["my-kernel-thing"]
+
+
+def test_an_id_used_in_two_manifests_is_refused_naming_both(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text(textwrap.dedent(PLUGIN_ENTRY.format(id=manifest.load()[0].id)))
+    with pytest.raises(manifest.ManifestError, match=rf"{path}: entry .* id already used in .*divergences.yaml"):
+        manifest.load_all([path])
+
+
+def test_a_missing_manifest_is_one_line_naming_it():
+    with pytest.raises(manifest.ManifestError, match=r"^nope.yaml: cannot read: .* \(from --manifest\)$"):
+        manifest.load_all(["nope.yaml"])
+
+
+def test_a_plugin_registers_its_manifest_by_entry_point(tmp_path, monkeypatch):
+    from importlib import metadata
+
+    path = tmp_path / "mine.yaml"
+    path.write_text(textwrap.dedent(PLUGIN_ENTRY.format(id="my-kernel-thing")))
+    (tmp_path / "my_kernel_manifest.py").write_text(f"MANIFEST = {str(path)!r}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    point = metadata.EntryPoint("my-kernel", "my_kernel_manifest:MANIFEST", manifest.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(manifest.metadata, "entry_points", lambda group: [point] if group == point.group else [])
+    assert "my-kernel-thing" in [e.id for e in manifest.load_all()]
+    assert "my-kernel-thing" not in [e.id for e in manifest.load_all(plugins=False)]
+
+
+def test_the_kernels_entries_ship_with_their_plugin():
+    from pathlib import Path
+
+    plugin = Path(__file__).resolve().parents[2] / "plugins" / "xent-kernels" / "xent_kernels" / "divergences.yaml"
+    theirs = manifest.load(plugin)
+    assert theirs and all(e.match["framework"] in ("liger", "cce") for e in theirs)
+    assert not [e.id for e in manifest.load() if e.match.get("framework") in ("liger", "cce", "example-kernel")]
+
+
+@pytest.mark.parametrize("command", [
+    ["-m", "pytest", "conformance/pytest/suite", "-q", "-p", "no:cacheprovider", "--manifest", "nope.yaml"],
+    ["-m", "conformance", "run", "--manifest", "nope.yaml", "--framework", "numpy"],
+])
+def test_a_manifest_option_that_names_no_file_is_refused_in_one_line(command):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    done = subprocess.run([sys.executable, *command], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode != 0 and "nope.yaml: cannot read" in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr

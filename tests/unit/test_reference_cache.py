@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conformance.cases import Case
-from conformance.core import reference_cache, runner
+from conformance.core import reference_cache, references, runner
 from conformance.core.checks import Check
 from conformance.core.runner import Runner
 
@@ -59,13 +59,13 @@ def test_values_come_back_bit_for_bit(cache):
 
 def test_a_second_process_reads_what_the_first_computed(cache, monkeypatch):
     check = Check(case(), "numpy", "float32", "cpu", "loss")
-    first = Runner([]).reference_values(check.case, "exact", runner.cast_inputs(check.case, "float32"),
-                                        "float32", "loss")
+    first = Runner([]).references.values(check.case, "exact", runner.cast_inputs(check.case, "float32"),
+                                         "float32", "loss")
 
     def never(*args):
         raise AssertionError("computed again")
 
-    monkeypatch.setattr(runner, "reference_values", never)
-    second = Runner([]).reference_values(check.case, "exact", runner.cast_inputs(check.case, "float32"),
-                                         "float32", "loss")
+    monkeypatch.setattr(references, "reference_values", never)
+    second = Runner([]).references.values(check.case, "exact", runner.cast_inputs(check.case, "float32"),
+                                          "float32", "loss")
     assert all(a.tobytes() == b.tobytes() for a, b in zip(first, second))

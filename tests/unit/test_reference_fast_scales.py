@@ -233,11 +233,12 @@ def test_a_checks_reference_costs_its_outputs_and_a_few_row_blocks(op):
     inputs = {"logits": z, "labels": labels}
     blocks = 24 * fast_softmax.BLOCK_ELEMENTS * 8  # a few float64 blocks per thread
     for options in ({}, {"reduction": "mean"}):
-        peak, _ = _peak(lambda: registry.evaluate_loss(op, "exact", inputs, options, "float32"))
+        peak, _ = _peak(lambda options=options: registry.evaluate_loss(op, "exact", inputs, options, "float32"))
         assert peak <= blocks, (options, peak)
-        peak, _ = _peak(lambda: registry.evaluate_scale(op, "exact", inputs, options, "float32"))
+        peak, _ = _peak(lambda options=options: registry.evaluate_scale(op, "exact", inputs, options, "float32"))
         assert peak <= blocks, (options, peak)
-        peak, (grad, scale) = _peak(lambda: registry.evaluate_grad(op, "exact", inputs, options, "float32"))
+        peak, (grad, scale) = _peak(
+            lambda options=options: registry.evaluate_grad(op, "exact", inputs, options, "float32"))
         assert peak <= 2 * z.nbytes + blocks, (options, peak / z.nbytes)
         assert grad.shape == scale.shape == z.shape
     if op == SPARSE:  # smoothed: the one-hot rows made dense (one more array as large), smoothed in place

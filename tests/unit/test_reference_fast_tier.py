@@ -59,7 +59,7 @@ def _sparse_cases():
 @functools.lru_cache(maxsize=None)
 def _dense_cases():
     cases = list(softmax_rows())
-    for z, label in _float32_rows():
+    for z, _label in _float32_rows():
         y = np.random.default_rng(12).exponential(size=z.shape)
         cases.append((z, y / y.sum(axis=1, keepdims=True)))
     return cases

@@ -165,5 +165,6 @@ def test_class_axis_first(op, variant):
 
 def test_every_differentiable_variant_is_covered():
     covered = {(op, variant) for op, variant, _ in COMBINATIONS}
-    expected = {(op.name, v) for op in OPS.values() if not op.head for v in op.variants if has_grad(op.name, v, "grad_logits")}
+    expected = {(op.name, v) for op in OPS.values() if not op.head
+                for v in op.variants if has_grad(op.name, v, "grad_logits")}
     assert expected <= covered and len(COMBINATIONS) > 200

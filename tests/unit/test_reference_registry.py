@@ -1,11 +1,14 @@
 """The registry: ops declared by keyword, options they do not take refused by name, the
-variants' functions taking exactly the options the declaration derives for them."""
+exact variant's functions taking exactly the options the declaration derives for them, and
+every function receiving only those it takes."""
 import mpmath
 import numpy as np
 import pytest
 
 from reference import registry
-from reference.declaration import Op, Variant
+from reference.declaration import NotDescribed, Op, Variant
+from reference.option_declaration import taking
+from reference.options import AXIS, LABEL_SMOOTHING, REDUCTION, WEIGHT
 from reference.registry import OPS, SHARED_OPTIONS, evaluate_grad, evaluate_loss, evaluate_scale
 
 SIGMOID_INPUTS = {"logits": np.array([0.5, -1.0]), "labels": np.array([1.0, 0.0])}
@@ -83,7 +86,7 @@ def _scale(z, y, loss, dtype, axis):
 
 def _declare(**changes):
     declaration = dict(name="toy", prediction="logits", integer_labels=False, class_axis=True,
-                       options={"reduction": "none", "axis": -1},
+                       options=taking(REDUCTION, AXIS),
                        variants={"exact": Variant(loss=_loss, scale=_scale)})
     return Op(**{**declaration, **changes})
 
@@ -93,7 +96,7 @@ def test_declarations_are_checked():
     with pytest.raises(ValueError, match="takes the options"):  # a function without the op's option
         _declare(variants={"exact": Variant(loss=lambda z, y, dtype: z, scale=_scale)})
     with pytest.raises(ValueError, match="takes the options"):  # a function option the op does not declare
-        _declare(options={"reduction": "none", "axis": -1}, variants={"exact": Variant(
+        _declare(options=taking(REDUCTION, AXIS), variants={"exact": Variant(
             loss=lambda z, y, dtype, axis, half: z, scale=_scale)})
     with pytest.raises(ValueError, match="'exact' variant"):
         _declare(variants={"fast": Variant(loss=_loss, scale=_scale)})
@@ -106,14 +109,18 @@ def test_declarations_are_checked():
     with pytest.raises(ValueError, match="class axis"):
         _declare(class_axis=False)
     with pytest.raises(ValueError, match="dense_form"):
-        _declare(integer_labels=True, options={"reduction": "none", "axis": -1, "weight": None})
+        _declare(integer_labels=True, options=taking(REDUCTION, AXIS, WEIGHT))
+    with pytest.raises(TypeError, match="Option declarations"):  # a default where a declaration belongs
+        _declare(options={"reduction": "none", "axis": -1})
+    with pytest.raises(ValueError, match="listed twice"):
+        _declare(options=taking(REDUCTION, AXIS, AXIS))
     with pytest.raises(TypeError):  # keywords only
         Variant(_loss, _scale)
 
 
 def test_registration_checks_dense_forms():
     sparse = _declare(name="sparse_toy", integer_labels=True, dense_form="missing",
-                      options={"reduction": "none", "axis": -1, "label_smoothing": 0.0})
+                      options=taking(REDUCTION, AXIS, LABEL_SMOOTHING))
 
     class Family:
         DECLARATIONS = (sparse,)
@@ -158,3 +165,35 @@ def test_a_confident_correct_negative_costs_its_exact_loss_in_every_variant(vari
     for got, q in zip(loss, p):
         want = float(exact(mpmath.mpf(float(q))))
         assert abs(got - want) <= 2 * np.spacing(want), (q, got, want)
+
+
+def test_a_function_receives_only_the_options_it_takes():
+    """A variant other than the exact one may leave out an option it does not describe: it is
+    called without it, and not at all where that option is given."""
+    from reference.ops.softmax import SOFTCAP, Z_LOSS
+    received = []
+
+    def plain(z, y, dtype, axis):
+        received.append(axis)
+        return np.zeros(np.shape(z)[:-1])
+
+    def exact(z, y, dtype, axis, z_loss):
+        return np.zeros(np.shape(z)[:-1])
+
+    def exact_scale(z, y, loss, dtype, axis, z_loss):
+        return np.zeros(np.shape(z)[:-1])
+
+    op = _declare(options=taking(REDUCTION, AXIS, Z_LOSS), variants={"exact": Variant(loss=exact, scale=exact_scale)})
+    inputs = {"logits": np.zeros((2, 3)), "labels": np.full((2, 3), 1 / 3)}
+    registry.OPS["toy"] = op
+    try:
+        plain_variant = Variant(loss=plain, scale=lambda z, y, loss, dtype: loss)
+        evaluate_loss("toy", plain_variant, inputs, {"z_loss": 0.0}, "float64")  # its default: not given
+        assert received == [-1]
+        with pytest.raises(NotDescribed, match="does not take the option z_loss"):
+            evaluate_loss("toy", plain_variant, inputs, {"z_loss": 0.5}, "float64")
+        assert received == [-1]
+    finally:
+        del registry.OPS["toy"]
+    with pytest.raises(ValueError, match="exact variant takes every one"):
+        _declare(options=taking(REDUCTION, AXIS, SOFTCAP))  # the exact variant leaves out softcap

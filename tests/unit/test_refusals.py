@@ -158,6 +158,7 @@ def test_an_entry_never_turns_a_conforming_refusal_into_a_fixed_divergence(tmp_p
     behaving["answer"] = answer
     case = Case(name="labels", op="sparse_softmax_cross_entropy", path="<test>", undefined=True,
                 inputs={"logits": LOGITS, "labels": np.array([1, 4, -1])})
-    record = Runner(manifest=entries(tmp_path, *kinds) if kinds else []).run(Check(case, "numpy", "float64", "cpu", "loss"))
+    runner = Runner(manifest=entries(tmp_path, *kinds) if kinds else [])
+    record = runner.run(Check(case, "numpy", "float64", "cpu", "loss"))
     assert record["outcome"] == "passed", record["message"]
     assert record["refused"] == {"raise": "raised", "nan": "nan"}[answer]

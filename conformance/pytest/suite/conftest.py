@@ -4,9 +4,11 @@ import os
 try:
     from hypothesis import HealthCheck, settings
 except ImportError:  # the property checks skip themselves without hypothesis
-    settings = None
+    HAVE_HYPOTHESIS = False
+else:
+    HAVE_HYPOTHESIS = True
 
-if settings is not None:
+if HAVE_HYPOTHESIS:
     # "ci" is deterministic (derandomized) and short; "nightly" explores far more inputs.
     _QUIET = [HealthCheck.too_slow, HealthCheck.differing_executors]
     settings.register_profile("ci", derandomize=True, max_examples=15, deadline=None, suppress_health_check=_QUIET)

@@ -1,7 +1,8 @@
 """The adapter that plugs the kernel into xent-conformance (see docs/adapters.md there)."""
 import numpy as np
 
-from conformance.adapters.api import Adapter, BackwardProbe, Capability, NotOffered, Result, results_in_modes
+from conformance.adapters.api import (Adapter, BackwardProbe, Call, Capability, NotOffered, Result,
+                                      results_in_modes)
 from xent_example import kernel
 
 
@@ -27,14 +28,6 @@ class ExampleKernelAdapter(Adapter):
         ),
     }
     LINEAR_INPUTS = {"prediction": 0, "linear_weight": 1, "linear_bias": 2}  # linear_backward's outputs
-
-    def version(self):
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            return version("xent-example-plugin")
-        except PackageNotFoundError:  # used through --adapter from a checkout
-            return "0.1.0+checkout"
 
     @staticmethod
     def _classes_last(logits, options):
@@ -78,21 +71,22 @@ class ExampleKernelAdapter(Adapter):
         its derivatives are the whole-batch kernel's."""
         return results_in_modes(self.capability(op).modes, lambda mode: Result(result.values, result.dtype, "cpu"))
 
-    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
-        self.capability(op)
-        if op == "linear_cross_entropy":
-            grads = kernel.linear_backward(*self._linear(prediction, labels, options),
-                                           1.0 if cotangent is None else cotangent)
-            grad = grads[self.LINEAR_INPUTS[wrt]]
+    def gradient(self, call: Call) -> Result:
+        self.capability(call.op)
+        if call.op == "linear_cross_entropy":
+            grads = kernel.linear_backward(*self._linear(call.prediction, call.labels, call.options),
+                                           1.0 if call.cotangent is None else call.cotangent)
+            grad = grads[self.LINEAR_INPUTS[call.wrt]]
             return Result(grad.astype(np.float64), str(grad.dtype), "cpu")
-        if wrt != "prediction":
+        if call.wrt != "prediction":
             raise NotOffered("integer labels have no gradient")
-        axis = options.get("axis", -1)
-        grad = kernel.backward(self._classes_last(prediction, options), labels, options.get("reduction", "none"),
-                               options.get("ignore_index"), options.get("z_loss") or 0.0,
-                               1.0 if cotangent is None else cotangent)
+        axis = call.options.get("axis", -1)
+        options = call.options
+        grad = kernel.backward(self._classes_last(call.prediction, options), call.labels,
+                               options.get("reduction", "none"), options.get("ignore_index"),
+                               options.get("z_loss") or 0.0, 1.0 if call.cotangent is None else call.cotangent)
         grad = np.moveaxis(grad, -1, axis)
-        return self._every_mode(op, Result(grad.astype(np.float64), str(grad.dtype), "cpu"))
+        return self._every_mode(call.op, Result(grad.astype(np.float64), str(grad.dtype), "cpu"))
 
     def backward_probe(self, op, prediction, labels, options, dtype, device, cotangent):
         self.capability(op)

@@ -143,7 +143,8 @@ def forward_derivative(logits, labels, direction, reduction, ignore_index=None, 
     grad = backward(logits, labels, "none", ignore_index, z_loss)
     if _fault() == "tangent-without-label":
         valid, _ = _valid_rows(labels, logits.shape[-1], ignore_index)
-        grad = grad + np.where(valid[..., None], np.eye(logits.shape[-1], dtype=logits.dtype)[np.where(valid, labels, 0)], 0)
+        one_hot = np.eye(logits.shape[-1], dtype=logits.dtype)[np.where(valid, labels, 0)]
+        grad = grad + np.where(valid[..., None], one_hot, 0)
     per_row = np.sum(grad * direction, axis=-1)
     return reduce(per_row.astype(logits.dtype), labels, reduction, ignore_index)
 

@@ -16,7 +16,7 @@ from importlib import metadata
 import torch
 from cut_cross_entropy import linear_cross_entropy as cut_linear_cross_entropy
 
-from conformance.adapters.api import Adapter, Capability, NotOffered
+from conformance.adapters.api import Adapter, Call, Capability, NotOffered, Result
 from conformance.adapters.torch_adapter import autograd, probe_backward, to_result, to_tensor
 from conformance.adapters.torch_common import leaves, lift_recompile_limits, read_back
 
@@ -41,8 +41,7 @@ class CutCrossEntropyAdapter(Adapter):
     def version(self):
         return f"{metadata.version('cut-cross-entropy')} (impl {IMPLEMENTATION})"
 
-    def devices(self):
-        return triton_device.devices()
+    devices = staticmethod(triton_device.devices)
 
     @staticmethod
     def _leaves(prediction, labels, options, dtype, device, wrt=None):
@@ -60,10 +59,10 @@ class CutCrossEntropyAdapter(Adapter):
         with torch.no_grad():
             return to_result(fn(None))
 
-    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
-        self.capability(op)
-        given, _, fn = self._leaves(prediction, labels, options, dtype, device, wrt)
-        return to_result(autograd(fn, given[wrt], cotangent)[1])
+    def gradient(self, call: Call) -> Result:
+        self.capability(call.op)
+        given, _, fn = self._leaves(call.prediction, call.labels, call.options, call.dtype, call.device, call.wrt)
+        return to_result(autograd(fn, given[call.wrt], call.cotangent)[1])
 
     def backward_probe(self, op, prediction, labels, options, dtype, device, cotangent):
         self.capability(op)

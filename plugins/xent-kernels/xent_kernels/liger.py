@@ -16,7 +16,7 @@ import torch
 from liger_kernel.ops.cross_entropy import LigerCrossEntropyFunction
 from liger_kernel.ops.fused_linear_cross_entropy import LigerFusedLinearCrossEntropyFunction
 
-from conformance.adapters.api import Adapter, Capability, NotOffered
+from conformance.adapters.api import Adapter, Call, Capability, NotOffered, Result
 from conformance.adapters.torch_adapter import GPU_PROBES, autograd, probe_backward, to_result, to_tensor, torch_timed
 from conformance.adapters.torch_common import leaves, read_back
 from conformance.bench.contract import BenchKernel
@@ -96,8 +96,7 @@ class LigerAdapter(Adapter):
         return f"{metadata.version('liger-kernel')} (triton {metadata.version('triton')}" + (
             ", interpreted)" if triton_device.INTERPRETED else ")")
 
-    def devices(self):
-        return triton_device.devices()
+    devices = staticmethod(triton_device.devices)
 
     def _function(self, op, labels, options, prediction):
         two_dimensional(prediction, options)
@@ -125,14 +124,14 @@ class LigerAdapter(Adapter):
         with torch.no_grad():
             return to_result(fn(to_tensor(prediction, dtype, device)))
 
-    def grad(self, op, prediction, labels, options, dtype, device, wrt="prediction", cotangent=None):
-        if op == "linear_cross_entropy" and wrt in LINEAR_TENSORS:
-            given, _, fn = self._linear(prediction, labels, options, dtype, device, wrt)
-            return to_result(autograd(fn, given[wrt], cotangent)[1])
-        if wrt != "prediction":
+    def gradient(self, call: Call) -> Result:
+        if call.op == "linear_cross_entropy" and call.wrt in LINEAR_TENSORS:
+            given, _, fn = self._linear(call.prediction, call.labels, call.options, call.dtype, call.device, call.wrt)
+            return to_result(autograd(fn, given[call.wrt], call.cotangent)[1])
+        if call.wrt != "prediction":
             raise NotOffered("integer labels have no gradient")
-        fn = self._function(op, to_tensor(labels, dtype, device), options, prediction)
-        return to_result(autograd(fn, to_tensor(prediction, dtype, device, True), cotangent)[1])
+        fn = self._function(call.op, to_tensor(call.labels, call.dtype, call.device), call.options, call.prediction)
+        return to_result(autograd(fn, to_tensor(call.prediction, call.dtype, call.device, True), call.cotangent)[1])
 
     def backward_probe(self, op, prediction, labels, options, dtype, device, cotangent):
         interpreter_scales(dtype, options, cotangent)

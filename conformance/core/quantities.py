@@ -1,0 +1,236 @@
+"""Every quantity a check can be of, one row each: what it is, which cases get it, which adapter
+call produces it and how its expected value is obtained.
+
+Quantities: loss; grad_logits and grad_labels, the gradient of the summed loss (grad_logits is
+the prediction's, hidden for linear_cross_entropy, which adds grad_linear_weight and
+grad_linear_bias, and their products vjp_linear_weight and vjp_linear_bias); vjp_logits and
+vjp_labels, the vector-Jacobian product with a seeded random cotangent (reduction none), which
+a backward that ignores its cotangent, or scales every row by the first one, fails; jvp, the
+forward-mode derivative along a seeded direction; two properties of a training step
+(adapters' backward_probe), with that cotangent or, on a reduced loss, a seeded scalar one (a
+backward that scales its saved gradient in place by a scalar shows only there): inputs_intact,
+the inputs bitwise unchanged after a forward and two backward passes, and second_backward, the
+second backward of one forward against the product; and loss_dtype, the dtype the loss came
+back in, judged apart from its value.
+
+Adding a quantity is a row here; where it needs a value the reference does not yet give, a
+kind in expected.py; where it needs a framework call no adapter makes yet, an adapter method.
+The table reads only the reference registry, so that every other module may read it.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+import numpy as np
+import numpy.typing as npt
+
+from reference.registry import OPS
+
+if TYPE_CHECKING:  # both read this table: imported for the annotations only
+    from conformance.adapters.api import Adapter, Result
+    from conformance.cases.loader import Case
+
+
+@dataclass(frozen=True)
+class CallInputs:
+    """What an adapter call is made with: the arguments every call takes (op, prediction,
+    labels, options, dtype, device) and, computed only where a quantity asks, the seeded
+    cotangent of the losses and the seeded direction of a forward-mode derivative."""
+
+    framework: str
+    args: tuple[str, np.ndarray, np.ndarray, Mapping[str, Any], str, str]
+    cotangent: Callable[[], np.ndarray]
+    direction: Callable[[], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """One quantity. `gradient` names the analytic gradient its expected value is built from
+    (None: the loss's value), which a variant must have for the check to run; `wrt` what that
+    gradient is taken with respect to (prediction, labels, or an op's further tensor)."""
+
+    name: str
+    label: str  # how the report names it
+    order: int  # its place in the report's tables
+    gradient: str | None
+    wrt: str | None
+    call: Callable[[Any, Quantity, CallInputs], Any]  # (adapter, this row, inputs) -> the adapter's Result
+    expected: str  # how expected.py obtains its value: loss, gradient, vjp, jvp, inputs or dtype
+    applies: Callable[[Case], bool]  # case -> whether the case gets this check (per dtype and device)
+    pinnable: bool = False  # a case file may pin a source's number of it
+    vjp: bool = False  # its expected value is the product with the seeded cotangent
+    probe: bool = False  # a property of a training step: one way (the adapter's first mode), not every mode
+    modelled: bool = True  # a behaviour model of the arithmetic can say what a framework computes here
+    shares: str | None = None  # the quantity whose expected value it is too (one product, expected twice)
+
+    @property
+    def expected_as(self) -> str:
+        """The quantity whose reference value this one is compared with (and cached under)."""
+        return self.shares or self.name
+
+
+# --- which cases get a check --------------------------------------------------------------
+
+
+def has_reference_grad(op: str, gradient: str = "grad_logits") -> bool:
+    """Whether any of the op's reference variants has this gradient (an op's further tensors
+    are differentiated wherever the prediction is)."""
+    field = "grad_labels" if gradient == "grad_labels" else "grad"
+    return any(getattr(v, field) is not None for v in OPS[op].variants.values())
+
+
+def has_losses_to_weigh(case: Case) -> bool:
+    """Whether a vector-Jacobian product says more than the gradient: unreduced losses, more than one."""
+    if case.options.get("reduction", "none") != "none":
+        return False
+    prediction = case.prediction
+    # one loss per label
+    shape: tuple[int, ...] | np.ndarray = case.labels.shape if OPS[case.op].head else prediction.shape
+    if OPS[case.op].class_axis and prediction.ndim:
+        shape = np.delete(shape, case.options.get("axis", -1))
+    return int(np.prod(shape)) > 1
+
+
+def _differentiated(gradient: str) -> Callable[[Case], bool]:
+    return lambda case: case.grad and has_reference_grad(case.op, gradient)
+
+
+def _weighed(gradient: str) -> Callable[[Case], bool]:
+    return lambda case: case.grad and has_losses_to_weigh(case) and has_reference_grad(case.op, gradient)
+
+
+def _has_tensor(tensor: str, weighed: bool = False) -> Callable[[Case], bool]:
+    """An op's further tensor that the case gives (linear_cross_entropy's weight, its bias where given)."""
+    return lambda case: bool(case.grad and tensor in OPS[case.op].tensors and tensor in case.inputs
+                             and (not weighed or has_losses_to_weigh(case)))
+
+
+def _probed(case: Case) -> bool:
+    """A training step's backward: with the cotangent of unreduced losses, or a reduced loss's scalar one."""
+    return bool(case.grad and has_reference_grad(case.op, "grad_logits") and (
+        has_losses_to_weigh(case) or case.options.get("reduction", "none") != "none"))
+
+
+def _forward_mode(case: Case) -> bool:
+    return bool(case.grad and has_reference_grad(case.op, "grad_logits") and not OPS[case.op].head)  # a head's: not yet
+
+
+def _defined(case: Case) -> bool:
+    """Inputs in the op's domain: on undefined ones a refusal conforms, and says nothing of a dtype."""
+    return not case.undefined
+
+
+# --- which adapter call produces it -------------------------------------------------------
+
+
+def _wrt(quantity: Quantity) -> str:
+    """The input a derivative's row takes it with respect to (each such row names one)."""
+    if quantity.wrt is None:
+        raise ValueError(f"{quantity.name} is not a derivative")
+    return quantity.wrt
+
+
+def call_loss(adapter: Adapter, quantity: Quantity, given: CallInputs) -> Result:
+    return adapter.loss(*given.args)
+
+
+def call_grad(adapter: Adapter, quantity: Quantity, given: CallInputs) -> Result:
+    return adapter.grad(*given.args, wrt=_wrt(quantity))
+
+
+def call_vjp(adapter: Adapter, quantity: Quantity, given: CallInputs) -> Result:
+    """adapter.grad with the seeded cotangent (float64 values the dtype holds)."""
+    from conformance.adapters.api import NotOffered  # the adapter API reads this table: imported when called
+
+    cotangent = given.cotangent()
+    if "cotangent" not in inspect.signature(adapter.grad).parameters:
+        raise NotOffered(f"{given.framework}'s grad takes no cotangent (vector-Jacobian products)")
+    return adapter.grad(*given.args, wrt=_wrt(quantity), cotangent=cotangent)
+
+
+def call_jvp(adapter: Adapter, quantity: Quantity, given: CallInputs) -> Result:
+    return adapter.jvp(*given.args, direction=given.direction())
+
+
+def call_probe(adapter: Adapter, quantity: Quantity, given: CallInputs) -> Result:
+    """A backward probe (on copies of the inputs): the second backward's product, or the inputs
+    read back as one vector (probed_inputs)."""
+    from conformance.adapters.api import NotOffered, Result
+
+    probe = adapter.backward_probe(*given.args, cotangent=given.cotangent())
+    if quantity.name == "second_backward":
+        return probe.second
+    op, options, dtype = given.args[0], given.args[3], given.args[4]  # values only: the dtype is the inputs'
+    tensors = [name for name in OPS[op].tensors if name in options]
+    missing = [name for name in tensors if name not in probe.tensors_after]
+    if missing:
+        raise NotOffered(f"the probe read back no {', '.join(missing)}")
+    after = [probe.prediction_after, *(probe.tensors_after[name] for name in tensors), probe.labels_after]
+    return Result(probed_inputs(*after), dtype, probe.first.device, probe.first.mode)
+
+
+def call_loss_dtype(adapter: Adapter, quantity: Quantity, given: CallInputs) -> Result:
+    """The loss call, each mode's value set aside: what is judged is the dtype it returned."""
+    returned = adapter.loss(*given.args)
+    modes = [replace(each, values=None if each.values is None else np.zeros(()), others=[])
+             for each in returned.all_modes()]
+    return replace(modes[0], others=modes[1:])
+
+
+def probed_inputs(*arrays: npt.ArrayLike) -> np.ndarray:
+    """The inputs (prediction, further tensors, labels) as one float64 vector: what inputs_intact
+    compares (labels are integers below 2**53 or floats the dtype holds: converted exactly)."""
+    return np.concatenate([np.asarray(array, np.float64).ravel() for array in arrays])
+
+
+# --- the table: in the order checks are generated (per case, device and dtype) -------------
+
+_ROWS = (
+    Quantity("loss", "loss", 0, None, None, call_loss, "loss", lambda case: True, pinnable=True),
+    Quantity("loss_dtype", "dtype of the loss", 1, None, None, call_loss_dtype, "dtype", _defined,
+             modelled=False),
+    Quantity("grad_logits", "gradient", 2, "grad_logits", "prediction", call_grad, "gradient",
+             _differentiated("grad_logits"), pinnable=True),
+    Quantity("grad_labels", "gradient (labels)", 3, "grad_labels", "labels", call_grad, "gradient",
+             _differentiated("grad_labels"), pinnable=True),
+    Quantity("grad_linear_weight", "gradient (LM-head weight)", 4, "grad_linear_weight", "linear_weight",
+             call_grad, "gradient", _has_tensor("linear_weight")),
+    # a weight gradient scaled by one token's cotangent
+    Quantity("vjp_linear_weight", "VJP (LM-head weight)", 8, "grad_linear_weight", "linear_weight", call_vjp,
+             "vjp", _has_tensor("linear_weight", weighed=True), vjp=True),
+    Quantity("grad_linear_bias", "gradient (LM-head bias)", 5, "grad_linear_bias", "linear_bias", call_grad,
+             "gradient", _has_tensor("linear_bias")),
+    Quantity("vjp_linear_bias", "VJP (LM-head bias)", 9, "grad_linear_bias", "linear_bias", call_vjp, "vjp",
+             _has_tensor("linear_bias", weighed=True), vjp=True),
+    Quantity("vjp_logits", "VJP, random cotangent", 6, "grad_logits", "prediction", call_vjp, "vjp",
+             _weighed("grad_logits"), vjp=True),
+    Quantity("vjp_labels", "VJP (labels)", 7, "grad_labels", "labels", call_vjp, "vjp", _weighed("grad_labels"),
+             vjp=True),
+    # a model of the arithmetic says nothing of writes into the inputs
+    Quantity("inputs_intact", "inputs intact after backward", 11, "grad_logits", "prediction", call_probe,
+             "inputs", _probed, probe=True, modelled=False),
+    Quantity("second_backward", "second backward (retained graph)", 12, "grad_logits", "prediction", call_probe,
+             "vjp", _probed, vjp=True, probe=True, shares="vjp_logits"),
+    Quantity("jvp", "forward mode (JVP)", 10, "grad_logits", "prediction", call_jvp, "jvp", _forward_mode),
+)
+QUANTITIES: dict[str, Quantity] = {row.name: row for row in _ROWS}
+NAMES: tuple[str, ...] = tuple(QUANTITIES)
+REPORT_ORDER: tuple[str, ...] = tuple(sorted(NAMES, key=lambda name: QUANTITIES[name].order))
+LABELS: dict[str, str] = {row.name: row.label for row in _ROWS}
+PINNABLE: tuple[str, ...] = tuple(row.name for row in _ROWS if row.pinnable)
+PROBES: tuple[str, ...] = tuple(row.name for row in _ROWS if row.probe)
+
+
+def quantity(name: str) -> Quantity:
+    """The row of a quantity; KeyError naming the known ones."""
+    try:
+        return QUANTITIES[name]
+    except KeyError:
+        raise KeyError(f"unknown quantity {name!r} (known: {', '.join(NAMES)})") from None
+
+
+def of_case(case: Case) -> tuple[Quantity, ...]:
+    """The quantities a case is checked on, in table order."""
+    return tuple(row for row in _ROWS if row.applies(case))
