@@ -22,6 +22,7 @@ from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 
+from conformance.adapters.kernel_modules import builtin_kernels
 from conformance.core import quantities as _quantities
 from reference.dtypes import FLOAT_DTYPES, numpy_dtype
 
@@ -285,10 +286,15 @@ class Adapter:
         framework's autodiff), compiled and called once, whose call() runs one evaluation and
         waits for the device. build raises NotOffered, Unavailable, contract.NoDevice or
         contract.CompileFailed where the kernel cannot run; the benchmark is then skipped with
-        that reason. Build kernels from this module's own conversion, device and autodiff
-        helpers. None by default: the framework is counted as not-offered. See docs/benchmarks.md.
+        that reason. Build kernels from the adapter's own conversion, device and autodiff
+        helpers. See docs/benchmarks.md.
+
+        By default: a built-in adapter's kernels from its benchmark module, found by name
+        (conformance/adapters/torch_adapter.py -> conformance/bench/builtin/torch_kernels.py,
+        whose kernels(adapter) builds them), so that an adapter module never imports the bench
+        package; for any other adapter none, and the framework is counted as not-offered.
         """
-        return {}
+        return builtin_kernels(self)
 
 
 _SELECTED_MODES: frozenset[str] | None = None  # None: every mode an adapter declares

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 
 from conformance import frameworks
-from conformance.adapters import perturbed
+from conformance.adapters import call_log, perturbed
 from conformance.adapters.api import Adapter, Unavailable
 from conformance.adapters.validation import AdapterError, validate
-from conformance.bench import calls
 
 ENTRY_POINT_GROUP = "xent_conformance.adapters"
 ENV_VARIABLE = "XENT_CONFORMANCE_ADAPTERS"
@@ -97,7 +97,7 @@ def instantiate(source: Source) -> Adapter:
 class Registry:
     """The adapters of one process: known ids, loaded on demand, failures kept."""
 
-    def __init__(self, cli_targets=(), environ=None):
+    def __init__(self, cli_targets: Iterable[str] = (), environ: Mapping[str, str] | None = None) -> None:
         self.sources = entry_point_sources()
         self.loaded: dict[str, Adapter | Exception] = {}
         self.broken: list[str] = []  # one line per adapter that cannot be used
@@ -122,7 +122,7 @@ class Registry:
                                f"is already provided by {self.sources[framework].target}")
             return
         self.sources[framework] = source
-        self.loaded[framework] = calls.recording(adapter, self.cli_targets)
+        self.loaded[framework] = call_log.recording(adapter, self.cli_targets)
 
     def known_ids(self) -> list[str]:
         return sorted(self.sources, key=frameworks.order_key)
@@ -142,7 +142,7 @@ class Registry:
                 if adapter.framework != framework:
                     raise AdapterError(f"adapter {source.target!r} from {source.origin}: provides framework id "
                                        f"{adapter.framework!r}, not {framework!r}")
-                self.loaded[framework] = calls.recording(adapter, self.cli_targets)
+                self.loaded[framework] = call_log.recording(adapter, self.cli_targets)
             except Unavailable as exc:
                 self.loaded[framework] = Unavailable(f"{framework} is {exc}" if str(exc).startswith("not installed")
                                                      else f"{framework}: {exc}")

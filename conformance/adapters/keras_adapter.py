@@ -4,8 +4,6 @@ One class per backend (one framework id each): the backend decides how a tensor 
 to NumPy, how a call runs (jax: jit-compiled and eager; tensorflow: eager, tf.function and
 XLA) and how it is differentiated.
 """
-import contextlib
-import importlib
 import os
 from typing import Any, Callable
 
@@ -14,7 +12,6 @@ import numpy as np
 from conformance.adapters.api import BASIC_REDUCTIONS, Call, Capability, NotOffered, Result, Unavailable, as_float
 from conformance.adapters.keras_common import KerasStyleAdapter, keras_capabilities
 from conformance.adapters.native_order import load_triton_first
-from conformance.bench.contract import BenchKernel, GpuProbes, Timed, with_info
 from reference.dtypes import FLOAT_DTYPES
 
 VARIANTS = {
@@ -157,49 +154,6 @@ class KerasAdapter(KerasStyleAdapter):
                                           self._tensor(call.options[call.wrt], call.dtype), call.cotangent)
             return self.differentiate(loss_of(y), x, call.cotangent)
 
-    # ------------------------------------------------------------ benchmark kernels
-
-    step_wrapper = ""  # how Keras runs a training step on this backend (tf.function, jax.jit, ...)
-
-    def kernels(self):
-        timed, gpu = self.bench_backend()
-        backend = importlib.import_module(self.backend)
-        info = {"framework_version": f"{self.keras.__version__} ({self.backend} {backend.__version__})",
-                "backend": self.keras.config.backend()}
-
-        def kernel(kind, description, loss):
-            def build(problem):
-                def placed(x, y):
-                    with self._bench_scope(problem.device):
-                        return loss(x, y)
-
-                return timed(placed, problem)
-
-            return with_info(BenchKernel(kind, f"{description}, {self.step_wrapper}", build, gpu=gpu), info)
-
-        return {
-            "fused": kernel("fused", "keras.losses.sparse_categorical_crossentropy(from_logits=True)",
-                            self._fused_loss),
-            "naive": kernel("naive", "-take_along_axis(keras.ops.log(keras.ops.softmax(z)), label)",
-                            self._naive_loss),
-        }
-
-    def _fused_loss(self, x, y):
-        return self.losses.sparse_categorical_crossentropy(y, x, from_logits=True)
-
-    def _naive_loss(self, x, y):
-        ops = self.keras.ops
-        logp = ops.log(ops.softmax(x, axis=-1))
-        return -ops.squeeze(ops.take_along_axis(logp, ops.expand_dims(y, -1), axis=-1), -1)
-
-    def _bench_scope(self, device):
-        return self._device(device)
-
-    def bench_backend(self) -> tuple[Callable[..., Timed], GpuProbes | None]:
-        """(builder timing loss_fn(logits, labels) the way the backend runs a step, its GPU probes),
-        after the backend's settings for timing (before its runtime starts)."""
-        raise NotImplementedError
-
 
 class KerasOnTensorflow(KerasAdapter):
     """Keras on TensorFlow runs a training step in tf.function, with XLA where every op has a
@@ -209,7 +163,6 @@ class KerasOnTensorflow(KerasAdapter):
     framework = "keras-tensorflow"
     keras_backend = "tensorflow"
     packages = ("keras", "tensorflow")
-    step_wrapper = "tf.function"
     modes = ("eager", "function", "xla")
 
     def _in_modes(self, what, op, options, dtype, device, body, *tensors):
@@ -252,11 +205,6 @@ class KerasOnTensorflow(KerasAdapter):
             return self._in_modes(("grad", call.wrt, len(c)), call.op, call.options, call.dtype, call.device, body,
                                   x, y, *c)
 
-    def bench_backend(self):
-        from conformance.adapters.tensorflow_adapter import GPU_PROBES, prepare_for_benchmarks, tf_timed
-        prepare_for_benchmarks()
-        return tf_timed, GPU_PROBES
-
     def devices(self):
         from conformance.adapters.tensorflow_adapter import tf_devices
         return tf_devices()
@@ -297,12 +245,6 @@ class KerasOnJax(KerasAdapter):
     keras_backend = "jax"
     packages = ("keras", "jax", "jaxlib")
     modes = ("jit", "eager")
-    step_wrapper = "jax.jit"
-
-    def bench_backend(self):
-        from conformance.adapters.jax_adapter import GPU_PROBES, jax_timed, prepare_for_benchmarks
-        prepare_for_benchmarks()
-        return jax_timed, GPU_PROBES
 
     def prepare_backend(self):
         from conformance.adapters import jax_adapter  # noqa: F401  (enables float64 first)
@@ -332,11 +274,6 @@ class KerasOnTorch(KerasAdapter):
     framework = "keras-torch"
     keras_backend = "torch"
     packages = ("keras", "torch")
-    step_wrapper = "eager"
-
-    def bench_backend(self):
-        from conformance.adapters.torch_adapter import GPU_PROBES, torch_timed
-        return torch_timed, GPU_PROBES
 
     def devices(self):
         from conformance.adapters.torch_adapter import torch_devices
@@ -363,11 +300,3 @@ class KerasOnNumpy(KerasAdapter):
     packages = ("keras", "numpy")
     dtypes = ("float16", "float32", "float64")
     differentiable = False  # keras-numpy has no automatic differentiation
-    step_wrapper = "plain call"
-
-    def _bench_scope(self, device):
-        return contextlib.nullcontext()
-
-    def bench_backend(self):
-        from conformance.adapters.numpy_adapter import numpy_timed
-        return (lambda loss_fn, problem: numpy_timed(loss_fn, problem, who=self.framework)), None

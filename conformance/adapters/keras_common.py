@@ -5,6 +5,7 @@ element, as the canonical ops are defined, elementwise inputs get a trailing axi
 the mean over it is exact, so the framework's own values come back unchanged.
 """
 from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
 from conformance.adapters.api import BASIC_REDUCTIONS, Adapter, Capability, NotOffered
 from reference.dtypes import FLOAT_DTYPES
@@ -64,7 +65,8 @@ class KerasStyleAdapter(Adapter):
     def constant(self, values, dtype):
         raise NotImplementedError
 
-    def function(self, op, y, options, dtype, expand):
+    def function(self, op: str, y: Any, options: Mapping[str, Any], dtype: str,
+                 expand: Callable[[Any], Any]) -> Callable:
         """x -> the loss as the Keras user calls it: functional for none, the loss class to reduce."""
         loss: KerasLoss = self.capability(op).implementation
         reduction = options.get("reduction", "none")

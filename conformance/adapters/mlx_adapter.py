@@ -13,7 +13,6 @@ import mlx.nn.losses as losses
 import numpy as np
 
 from conformance.adapters.api import Adapter, Call, Capability, Result, as_float, results_in_modes
-from conformance.bench.contract import BenchKernel, NoDevice, Problem, Timed, plain_timed
 
 DTYPES = {"float16": mx.float16, "bfloat16": mx.bfloat16, "float32": mx.float32, "float64": mx.float64}
 MODES = ("eager", "compile")
@@ -144,46 +143,7 @@ class MlxAdapter(Adapter):
 
         return self._both_modes(forward, (x, y), device)
 
-    def kernels(self):
-        return {
-            "fused": BenchKernel("fused", "losses.cross_entropy, mx.compile",
-                                 lambda p: mlx_timed(lambda z, y: losses.cross_entropy(z, y), p)),
-            "naive": BenchKernel("naive", "-log(mx.softmax(z))[label], mx.compile",
-                                 lambda p: mlx_timed(naive_loss, p)),
-        }
-
-
 class MlxComposed(MlxAdapter):
     composition = "nn.log_softmax, then losses.nll_loss (dense labels: -sum(y * nn.log_softmax))"
     capabilities = {"sparse_softmax_cross_entropy": Capability(nll_of_log_softmax, modes=MODES),
                     "softmax_cross_entropy": Capability(dense_of_log_softmax, modes=MODES)}
-
-
-# ---------------------------------------------------------------- benchmark kernels
-
-def naive_loss(z, y):
-    return -mx.take_along_axis(mx.log(mx.softmax(z, axis=-1)), y[:, None], axis=-1)[:, 0]
-
-
-def mlx_timed(loss_fn, problem: Problem) -> Timed:
-    """loss_fn(logits, labels) under mx.compile; forward+backward through mx.value_and_grad."""
-    if problem.device not in mlx_devices():
-        raise NoDevice("MLX has no GPU here")
-    if problem.mode == "fwd":
-        step = mx.compile(lambda z, y: (loss_fn(z, y),))
-    else:
-        value_and_grad = mx.value_and_grad(lambda z, y: mx.sum(loss_fn(z, y)))
-
-        def both(z, y):
-            return loss_fn(z, y), value_and_grad(z, y)[1]
-
-        step = mx.compile(both)
-
-    def run(z, y):
-        with mx.stream(_device(problem.device)):
-            out = step(z, y)
-            mx.eval(out)
-        return out
-
-    return plain_timed(problem, lambda: (to_array(problem.logits, problem.dtype), to_array(problem.labels, "")),
-                       run, lambda a: np.asarray(a if a.dtype == mx.float64 else a.astype(mx.float32)))

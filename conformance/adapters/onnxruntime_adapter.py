@@ -16,8 +16,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
-from conformance.adapters.api import Adapter, Capability, NotOffered, Result, move_class_axis, results_in_modes
-from conformance.bench.contract import BenchKernel, NoDevice, Problem, Timed, plain_timed
+from conformance.adapters.api import Adapter, Capability, Result, move_class_axis, results_in_modes
 
 ELEMENT_TYPES = {"float16": TensorProto.FLOAT16, "float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE}
 DTYPES = tuple(ELEMENT_TYPES)  # the CPU provider has no bfloat16 ReduceMax, so no bfloat16 loss
@@ -106,36 +105,8 @@ class OnnxRuntimeAdapter(Adapter):
             return Result(np.asarray(out, np.float64), str(out.dtype), where, mode)
         return results_in_modes(tuple(MODES), compute)
 
-    def kernels(self):
-        return {
-            "fused": BenchKernel("fused", "SoftmaxCrossEntropyLoss, one-node model, all graph optimisations",
-                                 lambda p: onnx_timed(FUSED, p)),
-            "naive": BenchKernel("naive", "LogSoftmax then NegativeLogLikelihoodLoss, all graph optimisations",
-                                 lambda p: onnx_timed(COMPOSED, p)),
-        }
-
-
 class OnnxRuntimeComposed(OnnxRuntimeAdapter):
     composition = "LogSoftmax, then NegativeLogLikelihoodLoss (two ONNX operators)"
     capabilities = {
         "sparse_softmax_cross_entropy": Capability(COMPOSED, dtypes=DTYPES, modes=tuple(MODES), differentiable=False),
     }
-
-
-# ---------------------------------------------------------------- benchmark kernels
-
-def onnx_timed(nodes, problem: Problem) -> Timed:
-    """One InferenceSession.run of the model (forward only: inference sessions do not differentiate)."""
-    if problem.device not in onnx_devices():
-        raise NoDevice("ONNX Runtime has no CUDA execution provider here")
-    if problem.mode == "fwdbwd":
-        raise NotOffered("ONNX Runtime inference sessions do not differentiate")
-    if problem.dtype not in DTYPES:
-        raise NotOffered(f"ONNX Runtime's CPU provider has no {problem.dtype} SoftmaxCrossEntropyLoss")
-    run = session(nodes, problem.dtype, 2, "none", None, False, "optimized", problem.device)
-
-    def step(x, y):
-        return tuple(run.run(None, {"x": x, "y": y}))
-
-    return plain_timed(problem, lambda: (problem.logits.astype(np.dtype(problem.dtype)), problem.labels.copy()),
-                       step, lambda a: np.asarray(a, np.float64 if a.dtype == np.float64 else np.float32))

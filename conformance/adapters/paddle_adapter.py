@@ -14,7 +14,6 @@ import paddle.nn.functional as F
 
 from conformance.adapters.api import (Adapter, Call, Capability, NotOffered, Result, as_float, elementwise_reduce,
                                       options_key, results_in_modes)
-from conformance.bench.contract import BenchKernel, NoDevice, Problem, Timed, plain_timed
 
 MODES = ("eager", "static")
 DTYPES = {"cpu": ("float32", "float64"), "cuda": ("float16", "bfloat16", "float32", "float64")}
@@ -181,53 +180,7 @@ class PaddleAdapter(Adapter):
 
         return self._each_mode(call.op, call.options, derivative)
 
-    def kernels(self):
-        return {
-            "fused": BenchKernel("fused", "F.cross_entropy (softmax-with-cross-entropy kernel), dynamic graph",
-                                 lambda p: paddle_timed(fused_loss, p)),
-            "naive": BenchKernel("naive", "-log(F.softmax(z))[label], dynamic graph",
-                                 lambda p: paddle_timed(naive_loss, p)),
-        }
-
-
 class PaddleComposed(PaddleAdapter):
     composition = "F.log_softmax, then F.nll_loss (dense labels: -sum(y * F.log_softmax))"
     capabilities = {"sparse_softmax_cross_entropy": Capability(nll_of_log_softmax, dtypes=DTYPES, modes=MODES),
                     "softmax_cross_entropy": Capability(dense_of_log_softmax, dtypes=DTYPES, modes=MODES)}
-
-
-# ---------------------------------------------------------------- benchmark kernels
-
-def fused_loss(z, y):
-    return F.cross_entropy(z, y, reduction="none")
-
-
-def naive_loss(z, y):
-    return -paddle.take_along_axis(paddle.log(F.softmax(z, axis=-1)), y[:, None], axis=-1)[:, 0]
-
-
-def paddle_timed(loss_fn, problem: Problem) -> Timed:
-    """loss_fn(logits, labels) in dynamic graph mode; its gradient through paddle.grad."""
-    if problem.device not in paddle_devices():
-        raise NoDevice("Paddle has no GPU here")
-    if problem.dtype not in DTYPES.get(problem.device, ()):
-        raise NotOffered(f"paddle has no {problem.dtype} kernels on {problem.device}")
-    fwdbwd = problem.mode == "fwdbwd"
-
-    def step(z, y):
-        if not fwdbwd:
-            with paddle.no_grad():
-                out = (loss_fn(z, y),)
-        else:
-            loss = loss_fn(z, y)
-            out = (loss.detach(), paddle.grad(paddle.sum(loss), z)[0])
-        if problem.device == "cuda":
-            paddle.device.synchronize()
-        return out
-
-    def inputs():
-        return (to_tensor(problem.logits, problem.dtype, problem.device, fwdbwd),
-                to_tensor(problem.labels, problem.dtype, problem.device))
-
-    return plain_timed(problem, inputs, step,
-                       lambda t: t.astype("float64" if t.dtype == paddle.float64 else "float32").numpy())

@@ -7,7 +7,6 @@ import tf_keras  # noqa: E402
 from conformance.adapters.api import Call, Result
 from conformance.adapters.keras_common import KerasStyleAdapter, keras_capabilities
 from conformance.adapters.tensorflow_adapter import tape_grad, tf_device, tf_devices, to_result, to_tensor
-from conformance.bench.contract import with_info
 
 
 class TfKerasAdapter(KerasStyleAdapter):
@@ -60,25 +59,3 @@ class TfKerasAdapter(KerasStyleAdapter):
                 return to_result(tape_grad(lambda t: self._function(call.op, t, call.options, call.dtype)(x), y,
                                            call.cotangent)[1])
             return to_result(tape_grad(self._function(call.op, y, call.options, call.dtype), x, call.cotangent)[1])
-
-    def kernels(self):
-        import tensorflow as tf
-
-        from conformance.adapters.tensorflow_adapter import prepare_for_benchmarks, tf_kernel
-
-        prepare_for_benchmarks()
-        K = tf_keras.backend
-        info = {"framework_version": f"{tf_keras.__version__} (tensorflow {tf.__version__})"}
-
-        def fused(x, y):
-            return self.losses.sparse_categorical_crossentropy(y, x, from_logits=True)
-
-        def naive(x, y):
-            return -tf.gather(K.log(K.softmax(x)), y, axis=1, batch_dims=1)
-
-        return {
-            "fused": with_info(tf_kernel("fused", "tf_keras.losses.sparse_categorical_crossentropy(from_logits=True) "
-                                         "in tf.function", fused), info),
-            "naive": with_info(tf_kernel("naive", "-tf.gather(K.log(K.softmax(z)), label) in tf.function", naive),
-                               info),
-        }

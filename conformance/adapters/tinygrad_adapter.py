@@ -12,9 +12,8 @@ from __future__ import annotations
 import numpy as np
 from tinygrad import Device, Tensor, TinyJit, dtypes
 
-from conformance.adapters.api import (Adapter, Call, Capability, NotOffered, Result, as_float, move_class_axis,
+from conformance.adapters.api import (Adapter, Call, Capability, Result, as_float, move_class_axis,
                                       results_in_modes)
-from conformance.bench.contract import BenchKernel, NoDevice, Problem, Timed, plain_timed
 
 DTYPES = {"float16": dtypes.float16, "float32": dtypes.float32, "float64": dtypes.float64}
 NAMES = {dtype: name for name, dtype in DTYPES.items()}
@@ -136,47 +135,7 @@ class TinygradAdapter(Adapter):
         return self._each_mode(derivative, call.device, to_tensor(call.prediction, call.dtype),
                                to_tensor(call.labels, call.dtype))
 
-    def kernels(self):
-        return {
-            "fused": BenchKernel("fused", "Tensor.sparse_categorical_crossentropy, TinyJit",
-                                 lambda p: tinygrad_timed(fused_loss, p)),
-            "naive": BenchKernel("naive", "-log(softmax(z))[label] through a one-hot, TinyJit",
-                                 lambda p: tinygrad_timed(naive_loss, p)),
-        }
-
-
 class TinygradComposed(TinygradAdapter):
     composition = "Tensor.log_softmax, then Tensor.nll_loss (dense labels: -(y * log_softmax).sum)"
     capabilities = {"sparse_softmax_cross_entropy": Capability(nll_of_log_softmax, dtypes=OFFERED_DTYPES, modes=MODES),
                     "softmax_cross_entropy": Capability(dense_of_log_softmax, dtypes=OFFERED_DTYPES, modes=MODES)}
-
-
-# ---------------------------------------------------------------- benchmark kernels
-
-def fused_loss(z, y):
-    return z.sparse_categorical_crossentropy(y, reduction="none")
-
-
-def naive_loss(z, y):
-    return -(z.softmax(axis=-1).log() * y.one_hot(z.shape[-1])).sum(axis=-1)
-
-
-def tinygrad_timed(loss_fn, problem: Problem) -> Timed:
-    """loss_fn(logits, labels) under TinyJit (its compiled kernels replayed from the third call);
-    the gradient through Tensor.gradient."""
-    if problem.device not in tinygrad_devices():
-        raise NoDevice("tinygrad's default device is not a GPU here")
-    if problem.dtype not in OFFERED_DTYPES:
-        raise NotOffered(f"tinygrad does not compute {problem.dtype} here")
-    fwdbwd = problem.mode == "fwdbwd"
-
-    def evaluate(z, y):
-        loss = loss_fn(z, y)
-        outputs = (loss, loss.sum().gradient(z)[0]) if fwdbwd else (loss,)
-        return tuple(o.realize() for o in outputs)
-
-    jitted = TinyJit(evaluate)
-    return plain_timed(problem, lambda: (to_tensor(problem.logits, problem.dtype).realize(),
-                                         to_tensor(problem.labels, problem.dtype).realize()),
-                       jitted,
-                       lambda t: t.cast(dtypes.float64 if t.dtype == dtypes.float64 else dtypes.float32).numpy())

@@ -1,7 +1,7 @@
 """The matrix beside its floor, in one run: `xent-conformance floor`.
 
 The floor is the least time the matrix's own framework calls can take here: each process's
-calls (recorded as the matrix makes them, bench/calls.py) replayed in a fresh process of the
+calls (recorded as the matrix makes them, adapters/call_log.py) replayed in a fresh process of the
 same kind, one per xdist worker and side by side as the workers ran, the processes one after
 another as `run` starts them. A replay imports its frameworks, builds the inputs and calls;
 jitted functions compile as often as the adapters compile them (JAX: once per op, options,

@@ -112,7 +112,7 @@ def reference_loss(hidden, weight, labels, rows=1024):
 
 def peak_extra(call, device):
     if device == "cuda":
-        from conformance.adapters.torch_adapter import cuda_peak_extra
+        from conformance.bench.builtin.torch_kernels import cuda_peak_extra
 
         return cuda_peak_extra(call), "torch.cuda.max_memory_allocated"
     return machine.rss_peak_extra(call), "resident-set high-water mark"

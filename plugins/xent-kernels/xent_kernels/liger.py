@@ -17,8 +17,9 @@ from liger_kernel.ops.cross_entropy import LigerCrossEntropyFunction
 from liger_kernel.ops.fused_linear_cross_entropy import LigerFusedLinearCrossEntropyFunction
 
 from conformance.adapters.api import Adapter, Call, Capability, NotOffered, Result
-from conformance.adapters.torch_adapter import GPU_PROBES, autograd, probe_backward, to_result, to_tensor, torch_timed
+from conformance.adapters.torch_adapter import autograd, probe_backward, to_result, to_tensor
 from conformance.adapters.torch_common import leaves, read_back
+from conformance.bench.builtin.torch_kernels import GPU_PROBES, torch_timed
 from conformance.bench.contract import BenchKernel
 
 # Options whose code path uses what Triton's interpreter does not have: a Python float where
