@@ -68,6 +68,11 @@ def _empty_batch(x: Inputs, _: object) -> bool:
     return x.labels.size == 0 or x.prediction.size == 0
 
 
+def _nonempty_batch(x: Inputs, _: object) -> bool:
+    """At least one example: a reduction has something to reduce."""
+    return not _empty_batch(x, None)
+
+
 def _no_target_counts(x: Inputs, _: object) -> bool:
     """A mean over nothing: an empty batch, or every target ignored."""
     return _empty_batch(x, None) or _every_target_ignored(x, None)
@@ -216,6 +221,7 @@ PREDICATES: dict[str, tuple[Callable[[Inputs, Any], bool], type | None]] = {
     "every_target_ignored": (_every_target_ignored, None),
     "some_target_ignored": (_some_target_ignored, None),
     "empty_batch": (_empty_batch, None),
+    "nonempty_batch": (_nonempty_batch, None),
     "no_target_counts": (_no_target_counts, None),
     "masked_logit": (_masked_logit, None),
     "infinite_logit_times_zero_label": (_infinite_logit_times_zero_label, None),
