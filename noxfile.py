@@ -6,6 +6,7 @@
     nox -s tests                               # the suite's own tests
     nox -s hunt                                # a short search for the worst input (see README)
     nox -s kernels                             # fused LLM kernels (Liger-Kernel, ...) through the plug-in
+    nox -s sharded                             # sharded cross-entropy (PyTorch DTensor) through the plug-in
     nox -s lint                                # ruff and mypy
 """
 import nox
@@ -68,6 +69,26 @@ def kernels(session):
 
 
 KERNELS = ("liger", "cce")  # the framework ids of plugins/xent-kernels
+
+
+@nox.session
+def sharded(session):
+    """Sharded cross-entropy through the plug-in plugins/xent-sharded (framework id
+    torch-dtensor): the cases that name `layouts`, their inputs split across torch.distributed
+    ranks (gloo on the CPU, NCCL on CUDA) of a pool started once and reused. Results in
+    results/sharded/conformance.json.
+
+        nox -s sharded                             # required (a missing one fails)
+        nox -s sharded -- --device cpu
+    """
+    constraints, args = _constraints(session.posargs)
+    session.install("-c", constraints, "-e", ".[torch,test]", "./plugins/xent-sharded")
+    required = [arg for framework in SHARDED for arg in ("--framework", framework, "--require", framework)]
+    session.run("python", "-m", "conformance", "run", *required, "--results-dir", "results/sharded",
+                "--history", "", *args)
+
+
+SHARDED = ("torch-dtensor",)  # the framework ids of plugins/xent-sharded
 
 
 @nox.session

@@ -15,15 +15,18 @@ module), and read here with `ast`, without running the module:
 A built-in adapter is a class in a `conformance/adapters/*_adapter.py` module that sets
 `framework` to a string literal (subclasses that inherit it, compositions, are not). Keras 3
 fixes its backend at import, so each `keras_backend` has a process with KERAS_BACKEND set
-first. Plug-ins are not read here: they run in the main process. The table is built on first
+first. Plug-ins run in the main process; of a plug-in only its `layouts` is read here
+(layouts_of), from the source of the class its entry point names. The table is built on first
 use (BUILTIN, BUILTIN_IDS, KERAS_BACKENDS, OWN_PROCESSES, PROCESSES, RESERVED_WORDS).
 """
 from __future__ import annotations
 
 import ast
 import functools
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from importlib import metadata
 from typing import Any
 
 MAIN_PROCESS = "tensorflow"  # the Keras backend of the process that checks every non-Keras-3 framework
@@ -33,7 +36,8 @@ MAIN_PROCESS = "tensorflow"  # the Keras backend of the process that checks ever
 PARALLEL_PROCESSES: tuple[str, ...] = (MAIN_PROCESS, "jax")
 PROCESS_VARIABLE = "XENT_CONFORMANCE_PROCESS"  # names a process of its own; else KERAS_BACKEND names it
 ADAPTERS_DIR = Path(__file__).resolve().parent / "adapters"
-DECLARED = ("framework", "packages", "keras_backend", "own_process")
+DECLARED = ("framework", "packages", "keras_backend", "own_process", "layouts")
+PLUGIN_GROUP = "xent_conformance.adapters"  # discovery.ENTRY_POINT_GROUP (which imports this module)
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class Framework:
     packages: tuple[str, ...] = ()  # distributions: versions recorded, named by manifest ranges
     keras_backend: str = ""  # Keras 3 only: KERAS_BACKEND of the process that runs it
     own_process: bool = False  # checked in a process of its own, named by the id
+    layouts: tuple[str, ...] = ()  # the layout axes (vocab, batch, sequence) its adapter takes
 
     @property
     def process(self) -> str:
@@ -71,28 +76,32 @@ def _literal_attributes(node: ast.ClassDef, path: Path) -> dict[str, Any]:
     return found
 
 
+def _classes(path: Path) -> dict[str, ast.ClassDef]:
+    return {node.name: node for node in ast.parse(path.read_text(), str(path)).body if isinstance(node, ast.ClassDef)}
+
+
+def _attributes(classes: dict[str, ast.ClassDef], name: str, path: Path, seen: frozenset = frozenset()) -> dict:
+    """A class's DECLARED literals, with those it inherits from base classes of the same module."""
+    node = classes.get(name)
+    if node is None or name in seen:
+        return {}
+    inherited: dict = {}
+    for base in reversed(node.bases):  # the first base wins, as in Python's lookup
+        if isinstance(base, ast.Name):
+            inherited.update(_attributes(classes, base.id, path, seen | {name}))
+    return {**inherited, **_literal_attributes(node, path)}
+
+
 def _declared_in(path: Path) -> list[Framework]:
     """The built-in adapter classes of one module, in the order they are written."""
-    classes = {node.name: node for node in ast.parse(path.read_text(), str(path)).body
-               if isinstance(node, ast.ClassDef)}
-
-    def attributes(name: str, seen: frozenset = frozenset()) -> dict:
-        node = classes.get(name)
-        if node is None or name in seen:
-            return {}
-        inherited = {}
-        for base in reversed(node.bases):  # the first base wins, as in Python's lookup
-            if isinstance(base, ast.Name):
-                inherited.update(attributes(base.id, seen | {name}))
-        return {**inherited, **_literal_attributes(node, path)}
-
+    classes = _classes(path)
     found = []
     for name, node in classes.items():
         if isinstance(_literal_attributes(node, path).get("framework"), str):
-            values = attributes(name)
+            values = _attributes(classes, name, path)
             found.append(Framework(values["framework"], f"conformance.adapters.{path.stem}:{name}",
                                    tuple(values.get("packages", ())), str(values.get("keras_backend") or ""),
-                                   bool(values.get("own_process"))))
+                                   bool(values.get("own_process")), tuple(values.get("layouts", ()))))
     return found
 
 
@@ -131,6 +140,29 @@ def order_key(framework_id: str | None) -> tuple[int, int, str]:
     if framework_id in ids:
         return (0, ids.index(framework_id), "")
     return (1, 0, str(framework_id))
+
+
+@functools.cache
+def layouts_of(framework_id: str) -> tuple[str, ...]:
+    """The layout axes a framework's adapter takes, read before it is imported: a built-in's
+    from the table; a plug-in's from the `layouts` literal of the class its entry point names
+    (the module's source is located, not run: only its package's __init__ is imported). An
+    adapter named by --adapter alone, or a class that does not write the literal, takes none."""
+    known = _table()["BUILTIN"].get(framework_id)
+    if known:
+        return known.layouts
+    points = [p for p in metadata.entry_points(group=PLUGIN_GROUP) if p.name == framework_id]
+    if not points:
+        return ()
+    module, _, attr = points[0].value.partition(":")
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return ()  # its loading reports the broken plug-in
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return ()
+    path = Path(spec.origin)
+    return tuple(_attributes(_classes(path), attr, path).get("layouts", ()))
 
 
 def process_of(framework_id: str) -> str:

@@ -17,6 +17,7 @@ from conformance.core import quantities
 from conformance.core.failure_kinds import KINDS
 from conformance.core.goldens import VERDICTS
 from conformance.results.records import OUTCOMES, SCHEMA
+from conformance.sharded.layouts import AXES
 from reference.dtypes import FLOAT_DTYPES
 from reference.option_declaration import Option
 from reference.registry import OPS, SHARED_OPTIONS
@@ -102,6 +103,9 @@ def case_file_schema() -> dict:
         "options": {"type": "object", "additionalProperties": False,
                     "properties": {name: option_schema(option) for name, option in declared_options().items()}},
         "dtypes": {"type": "array", "items": {"enum": list(FLOAT_DTYPES)}, "minItems": 1, "uniqueItems": True},
+        "layouts": {"type": "array", "description": schema.CASE_KEYS["layouts"][2], "uniqueItems": True, "items": {
+            "type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": False,
+            "properties": {axis: {"type": "integer", "minimum": 1} for axis in AXES}}},
         "pinned": {"type": "array", "items": _object(schema.PINNED_KEYS, {
             "dtype": {"enum": list(FLOAT_DTYPES)}, "quantity": {"enum": list(schema.PINNED_QUANTITIES)},
             "value": {"anyOf": [{"type": "number"}, {"$ref": "#/$defs/nested"}],
@@ -179,6 +183,12 @@ def results_schema() -> dict:
                          "count": {"type": "integer", "minimum": 1}, "seconds": {"type": "number", "minimum": 0}}}},
         "refused": {"enum": ["raised", "nan"], "description": "how the framework refused undefined input"},
         "undefined": {"type": "boolean", "description": "the case holds inputs outside the op's domain"},
+        "layout": {"description": "how the inputs were split across ranks (null: not split); the id then ends "
+                                  "in ::<axis><ranks>",
+                   "anyOf": [{"type": "null"}, {"type": "object", "required": ["axis", "ranks"],
+                                                "additionalProperties": False, "properties": {
+                                                    "axis": {"enum": list(AXES)},
+                                                    "ranks": {"type": "integer", "minimum": 1}}}]},
         "failure": {"type": "array", "items": {"enum": list(KINDS)},
                     "description": "how a check that differs differs (what a manifest entry expects)"},
         "manifest": {"type": "string", "description": "the known-divergence entry that covers the check"},

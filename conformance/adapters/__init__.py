@@ -3,8 +3,8 @@
 A process holds one Registry, configured by the pytest plugin or the commands with the
 `--adapter` targets it was given; `load(framework_id)` returns its adapter.
 """
-from conformance.adapters.api import (Adapter, Capability, ModeNotSelected, NotOffered, RaisedInMode, Result,
-                                      Unavailable, select_modes, selected_modes)
+from conformance.adapters.api import (Adapter, Capability, ModeNotSelected, NotOffered, RaisedInMode, RankFailed,
+                                      Result, Unavailable, select_modes, selected_modes)
 from conformance import frameworks
 from conformance.adapters.discovery import Registry, keras_backend_here, process_here
 from conformance.adapters.validation import AdapterError
@@ -52,6 +52,6 @@ def how_to_check(framework: str) -> str:
     return f"set KERAS_BACKEND={process}"
 
 
-__all__ = ["Adapter", "AdapterError", "Capability", "ModeNotSelected", "NotOffered", "RaisedInMode", "Result",
-           "Unavailable", "configure", "load", "select_modes", "selected_modes",
+__all__ = ["Adapter", "AdapterError", "Capability", "ModeNotSelected", "NotOffered", "RaisedInMode", "RankFailed",
+           "Result", "Unavailable", "configure", "load", "select_modes", "selected_modes",
            "registry", "framework_ids_here", "how_to_check", "keras_framework_id", "process_here"]

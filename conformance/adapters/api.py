@@ -57,6 +57,11 @@ class RaisedInMode(Exception):
         self.mode, self.error = mode, error
 
 
+class RankFailed(Exception):
+    """A rank of a sharded computation died or did not answer (the message names it): the
+    check is an error, not a raise of the framework's."""
+
+
 class Unavailable(Exception):
     """The framework cannot be imported or started in this process."""
 
@@ -75,6 +80,8 @@ class Capability:
     dtypes: the float dtypes it computes, one tuple for every device or a mapping device -> tuple.
     modes: the ways one call runs (eager, jit, compile, ...); a Result must carry each of them.
     differentiable: gradients are offered through the framework's own autodiff.
+    layouts: the axes (vocab, batch, sequence) it takes its inputs split on across ranks; a
+        call with a layout receives `layout=` (conformance.sharded.layouts.Layout).
     """
 
     implementation: Any
@@ -84,9 +91,11 @@ class Capability:
     dtypes: tuple[str, ...] | Mapping[str, tuple[str, ...]] = FLOAT_DTYPES
     modes: Sequence[str] = ("eager",)  # frozen to a tuple
     differentiable: bool = True
+    layouts: Collection[str] = frozenset()  # frozen to a frozenset
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", frozenset(self.options))
+        object.__setattr__(self, "layouts", frozenset(self.layouts))
         object.__setattr__(self, "reductions", tuple(self.reductions))
         object.__setattr__(self, "modes", tuple(self.modes))
 
@@ -160,6 +169,9 @@ class Adapter:
     packages: tuple[str, ...] = ()  # distributions whose versions the results record and the manifest names
     keras_backend: str = ""  # Keras 3 only: checked in the process whose KERAS_BACKEND is this
     own_process: bool = False  # checked in a process of its own (native libraries that clash)
+    # layout axes the adapter takes (a literal: read before import, frameworks.layouts_of); only
+    # frameworks that declare one get a case's layout checks
+    layouts: tuple[str, ...] = ()
 
     def version(self) -> str:
         """The framework's version: the installed version of the first of `packages`."""

@@ -18,6 +18,7 @@ from conformance.cases import schema, yamlio
 from conformance.cases.keys import Fail, check_keys, literal_array, type_ok
 from conformance.cases.option_values import check_options
 from conformance.cases.pinned import Pinned, parse as parse_pinned
+from conformance.sharded.layouts import Layout, LayoutError, check_shape, parse_layout
 from reference.declaration import Op
 from reference.dtypes import FLOAT_DTYPES
 from reference.registry import OPS
@@ -48,6 +49,7 @@ class Case:
     pinned: tuple[Pinned, ...] = ()
     description: str = ""
     undefined: bool = False  # holds inputs outside the op's domain on purpose: refusing them conforms
+    layouts: tuple[Layout, ...] = ()  # how its inputs are also split across ranks (frameworks that take layouts)
 
     @property
     def prediction(self) -> np.ndarray:
@@ -160,6 +162,26 @@ def _check_shapes(op: Op, prediction: np.ndarray, labels: np.ndarray, axis: int,
         fail(f"shape {labels.shape} does not match {op.prediction} {prediction.shape}", "inputs.labels")
 
 
+def _layouts(raw: object, op: Op, logits: np.ndarray, axis: int, fail: Fail) -> tuple[Layout, ...]:
+    """The case's `layouts`, each one its prediction's shape can take, none twice."""
+    if not isinstance(raw, list):
+        fail(f"expected a list of layouts such as [{{vocab: 2}}, {{batch: 2}}], got {raw!r}", "layouts")
+    found: list[Layout] = []
+    for i, entry in enumerate(raw):
+        key = f"layouts[{i}]"
+        try:
+            layout = parse_layout(entry, where=key)
+            if layout.axis == "vocab" and not op.class_axis:
+                raise LayoutError(f"{key}: {op.name} has no class axis to split")
+            check_shape(layout, logits.shape, axis, where=key)
+        except LayoutError as exc:
+            fail(str(exc).removeprefix(f"{key}: "), key)
+        if layout in found:
+            fail(f"{layout.name} is listed twice", key)
+        found.append(layout)
+    return tuple(found)
+
+
 def _line(lines: Mapping[str, int], path: str) -> int | None:
     """The line of the longest prefix of path that the file has (a key may be missing)."""
     while path:
@@ -211,6 +233,7 @@ def _build_case(raw: object, path: str | os.PathLike[str], index: int, fail_file
     _check_domains(op, arrays, raw, fail)
     if op.integer_labels:
         arrays["labels"] = arrays["labels"].astype(np.int64)
+    layouts = _layouts(raw["layouts"], checked_as, logits, axis, fail) if "layouts" in raw else ()
 
     dtypes = raw.get("dtypes", list(schema.DEFAULT_DTYPES))
     if not dtypes:
@@ -230,7 +253,7 @@ def _build_case(raw: object, path: str | os.PathLike[str], index: int, fail_file
     return Case(name=name, op=op.name, path=str(path), inputs=arrays, options=dict(options),
                 dtypes=tuple(dtypes), grad=raw.get("grad", True), pinned=tuple(pinned),
                 description=raw.get("description", ""),
-                undefined=bool(raw.get("invalid_labels") or raw.get("invalid_probabilities")))
+                undefined=bool(raw.get("invalid_labels") or raw.get("invalid_probabilities")), layouts=layouts)
 
 
 def load_case_file(path: str | os.PathLike[str]) -> list[Case]:

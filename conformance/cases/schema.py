@@ -26,6 +26,10 @@ CASE_KEYS = {
     "invalid_probabilities": ("bool", False, "binary predicted probabilities outside [0, 1] on purpose (their loss is "
                                              "undefined: NaN)"),
     "pinned": ("list", False, "values stated by a source, each checked against the reference"),
+    "layouts": ("list", False, "how the inputs are also split across ranks, each a mapping of one axis to a number "
+                               "of ranks: {vocab: N} (the class axis), {batch: N} (the first axis), {sequence: N} "
+                               "(the next); checked by the frameworks that take layouts, against the reference "
+                               "of the whole inputs"),
 }
 
 PINNED_KEYS = {

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from conformance import frameworks
 from conformance.cases import Case, Pinned
 from conformance.core import quantities
+from conformance.sharded.layouts import Layout
 
 DEVICES = ("cpu", "cuda")
 
@@ -22,17 +24,20 @@ class Check:
     device: str
     quantity: str  # a name in quantities.QUANTITIES
     pinned: Pinned | None = None  # compared with a source's number instead of the reference
+    layout: Layout | None = None  # the inputs split across ranks; None: one process holds them whole
 
     @property
     def id(self) -> str:
         kind = "::pinned" if self.pinned else ""
-        return f"{self.case.name}::{self.quantity}::{self.framework}::{self.dtype}::{self.device}{kind}"
+        # an unsharded check keeps the id it had before layouts existed
+        layout = f"::{self.layout.name}" if self.layout else ""
+        return f"{self.case.name}::{self.quantity}::{self.framework}::{self.dtype}::{self.device}{kind}{layout}"
 
     @property
     def param_id(self) -> str:
         """The pytest id: carries the framework id, so `-k keras` selects Keras checks."""
         return f"{self.case.name}-{self.framework}-{self.dtype}-{self.device}-{self.quantity}" + (
-            "-pinned" if self.pinned else "")
+            "-pinned" if self.pinned else "") + (f"-{self.layout.name}" if self.layout else "")
 
 
 # The old tables, derived from the quantity table (quantities.py), for the modules that import them.
@@ -68,15 +73,25 @@ def direction(case: Case, dtype: str) -> np.ndarray:
     return cotangent(case, dtype, case.prediction.shape, salt="|direction")
 
 
-def generate(cases: Iterable[Case], frameworks: Sequence[str], devices: Sequence[str] = DEVICES) -> Iterator[Check]:
+def generate(cases: Iterable[Case], framework_ids: Sequence[str], devices: Sequence[str] = DEVICES) -> Iterator[Check]:
     """Every check of the cases: per case, framework, device and dtype, each quantity the case
-    gets (quantities.py, in its order); then the case's pinned numbers."""
+    gets (quantities.py, in its order); then the case's pinned numbers. A framework that
+    declares layouts (frameworks.layouts_of) is a sharded implementation, with no computation
+    on whole inputs: it gets instead each of the case's layouts on an axis it takes, by the same
+    quantities (its one-rank layouts are the unsharded baseline)."""
     for case in cases:
         checked = [q.name for q in quantities.of_case(case)]
-        for framework in frameworks:
+        for framework in framework_ids:
+            axes = frameworks.layouts_of(framework)
+            sharded = [layout for layout in case.layouts if layout.axis in axes]
             for device in devices:
-                for dtype in case.dtypes:
-                    for quantity in checked:
-                        yield Check(case, framework, dtype, device, quantity)
-                for pinned in case.pinned:
-                    yield Check(case, framework, pinned.dtype, device, pinned.quantity, pinned)
+                if not axes:
+                    for dtype in case.dtypes:
+                        for quantity in checked:
+                            yield Check(case, framework, dtype, device, quantity)
+                    for pinned in case.pinned:
+                        yield Check(case, framework, pinned.dtype, device, pinned.quantity, pinned)
+                for layout in sharded:
+                    for dtype in case.dtypes:
+                        for quantity in checked:
+                            yield Check(case, framework, dtype, device, quantity, layout=layout)

@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from conformance.cases.pinned import pinned_shape
+from conformance.sharded.layouts import Layout, split_axis
 from reference.dtypes import FLOAT_DTYPES, constant
 from reference.numerics.softmax import take_class
 from reference.ops.keras_clip import KERAS_EPSILON
@@ -37,6 +38,7 @@ class Inputs:
     options: Mapping[str, Any]
     prediction: np.ndarray
     labels: np.ndarray
+    layout: Layout | None = None  # how they are split across ranks (None: not split)
 
     @property
     def class_axis(self) -> int | None:
@@ -76,6 +78,24 @@ def _nonempty_batch(x: Inputs, _: object) -> bool:
 def _no_target_counts(x: Inputs, _: object) -> bool:
     """A mean over nothing: an empty batch, or every target ignored."""
     return _empty_batch(x, None) or _every_target_ignored(x, None)
+
+
+def _ranks_weigh_targets_unequally(x: Inputs, _: object) -> bool:
+    """Under a layout that splits the labels, the ranks' shares of the targets' total weight (one
+    per counted target, or its class weight) differ: a mean of the ranks' own means is then not
+    the mean (equal only where every rank weighs the same)."""
+    if x.layout is None or not x.integer_labels or x.class_axis is None:
+        return False
+    axis = x.layout.labels_axis_index(x.prediction.ndim, x.class_axis)
+    if axis is None:
+        return False
+    weight = x.options.get("weight")
+    per_class = np.ones(x.prediction.shape[x.class_axis]) if weight is None else np.asarray(weight, np.float64)
+    ignored = _ignored(x)
+    labels = np.where(ignored, 0, x.labels).astype(np.int64)
+    weights = np.where(ignored, 0.0, per_class[labels])
+    shares = [float(np.sum(share)) for share in split_axis(weights, axis, x.layout.ranks)]
+    return len(set(shares)) > 1
 
 
 def _masked_logit(x: Inputs, _: object) -> bool:
@@ -232,6 +252,7 @@ PREDICATES: dict[str, tuple[Callable[[Inputs, Any], bool], type | None]] = {
     "certain_prediction_of_its_label": (_certain_prediction_of_its_label, None),
     "labels_not_one_hot": (_labels_not_one_hot, None),
     "zero_logit": (_zero_logit, None),
+    "ranks_weigh_targets_unequally": (_ranks_weigh_targets_unequally, None),
     "class_axis_not_last": (_class_axis_not_last, None),
     "class_axis_not_second": (_class_axis_not_second, None),
     "classes_at_least": (_classes_at_least, int),

@@ -19,6 +19,7 @@ from reference.numerics.conditioning import summation
 if TYPE_CHECKING:
     from conformance.cases import Case
     from conformance.core.checks import Check
+    from conformance.sharded.layouts import Layout
     from reference.declaration import Variant
 
 Values = tuple[np.ndarray, np.ndarray]  # (expected, scale) in float64
@@ -93,15 +94,15 @@ def call_options(case: Case, cast: dict) -> dict:
     return {**case.options, **tensors} if tensors else case.options
 
 
-def conditions_inputs(case: Case, cast: dict) -> conditions.Inputs:
+def conditions_inputs(case: Case, cast: dict, layout: Layout | None = None) -> conditions.Inputs:
     """The check's inputs as the manifest's input predicates read them (an op with a head: its
-    logits, in float64, read as the head's)."""
+    logits, in float64, read as the head's), and the layout they are split by across ranks."""
     wide = as64(cast)
     op = registry.OPS[case.op]
     if op.head:
         logits = wide[op.prediction] @ wide["linear_weight"].T + wide.get("linear_bias", 0.0)
-        return conditions.Inputs(op.head, case.options, logits, wide["labels"])
-    return conditions.Inputs(case.op, case.options, wide[op.prediction], wide["labels"])
+        return conditions.Inputs(op.head, case.options, logits, wide["labels"], layout)
+    return conditions.Inputs(case.op, case.options, wide[op.prediction], wide["labels"], layout)
 
 
 def pinned_expectation(check: Check, cast: dict) -> Expectation:

@@ -26,8 +26,9 @@ MANIFEST_PATH = data.MANIFEST
 # A plug-in ships the entries about its frameworks: an entry point in this group names a
 # "module:attr" whose value is the path of its manifest file (a str or Path).
 ENTRY_POINT_GROUP = "xent_conformance.manifests"
-# kind: reference, pinned, invariant; mode: the ways a framework ran (eager, jit, ...) the entry is about
-MATCH_FIELDS = ("case", "op", "quantity", "framework", "dtype", "device", "kind", "mode")
+# kind: reference, pinned, invariant; mode: the ways a framework ran (eager, jit, ...) the entry is about;
+# layout: how the inputs were split across ranks (vocab2, batch*; "" where they were not)
+MATCH_FIELDS = ("case", "op", "quantity", "framework", "dtype", "device", "kind", "mode", "layout")
 ACTIONS = ("xfail", "skip")
 ENTRY_KEYS = ("id", "match", "when", "versions", "action", "expect", "reason", "observed", "link")
 WHEN_KEYS = ("options", "inputs", "model")
@@ -164,7 +165,8 @@ def candidates(entries: Iterable[Entry], check: Check, package_versions: Mapping
 def check_fields(check: Check) -> dict[str, str]:
     return {"case": check.case.name, "op": check.case.op, "quantity": check.quantity,
             "framework": check.framework, "dtype": check.dtype, "device": check.device,
-            "kind": "pinned" if check.pinned else "reference"}
+            "kind": "pinned" if check.pinned else "reference",
+            "layout": check.layout.name if check.layout else ""}
 
 
 def plugin_paths() -> list[tuple[str, str]]:

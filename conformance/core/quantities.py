@@ -31,18 +31,26 @@ from reference.registry import OPS
 if TYPE_CHECKING:  # both read this table: imported for the annotations only
     from conformance.adapters.api import Adapter, Result
     from conformance.cases.loader import Case
+    from conformance.sharded.layouts import Layout
 
 
 @dataclass(frozen=True)
 class CallInputs:
     """What an adapter call is made with: the arguments every call takes (op, prediction,
     labels, options, dtype, device) and, computed only where a quantity asks, the seeded
-    cotangent of the losses and the seeded direction of a forward-mode derivative."""
+    cotangent of the losses and the seeded direction of a forward-mode derivative; the layout
+    the inputs are split by across ranks (None: not split)."""
 
     framework: str
     args: tuple[str, np.ndarray, np.ndarray, Mapping[str, Any], str, str]
     cotangent: Callable[[], np.ndarray]
     direction: Callable[[], np.ndarray]
+    layout: Layout | None = None
+
+    @property
+    def sharded(self) -> dict[str, Any]:
+        """The keyword a call adds where the inputs are split: adapters that take no layout never see it."""
+        return {"layout": self.layout} if self.layout else {}
 
 
 @dataclass(frozen=True)
@@ -133,11 +141,11 @@ def _wrt(quantity: Quantity) -> str:
 
 
 def call_loss(adapter: Adapter, quantity: Quantity, given: CallInputs) -> Result:
-    return adapter.loss(*given.args)
+    return adapter.loss(*given.args, **given.sharded)
 
 
 def call_grad(adapter: Adapter, quantity: Quantity, given: CallInputs) -> Result:
-    return adapter.grad(*given.args, wrt=_wrt(quantity))
+    return adapter.grad(*given.args, wrt=_wrt(quantity), **given.sharded)
 
 
 def call_vjp(adapter: Adapter, quantity: Quantity, given: CallInputs) -> Result:
@@ -147,11 +155,11 @@ def call_vjp(adapter: Adapter, quantity: Quantity, given: CallInputs) -> Result:
     cotangent = given.cotangent()
     if "cotangent" not in inspect.signature(adapter.grad).parameters:
         raise NotOffered(f"{given.framework}'s grad takes no cotangent (vector-Jacobian products)")
-    return adapter.grad(*given.args, wrt=_wrt(quantity), cotangent=cotangent)
+    return adapter.grad(*given.args, wrt=_wrt(quantity), cotangent=cotangent, **given.sharded)
 
 
 def call_jvp(adapter: Adapter, quantity: Quantity, given: CallInputs) -> Result:
-    return adapter.jvp(*given.args, direction=given.direction())
+    return adapter.jvp(*given.args, direction=given.direction(), **given.sharded)
 
 
 def call_probe(adapter: Adapter, quantity: Quantity, given: CallInputs) -> Result:
@@ -159,7 +167,7 @@ def call_probe(adapter: Adapter, quantity: Quantity, given: CallInputs) -> Resul
     read back as one vector (probed_inputs)."""
     from conformance.adapters.api import NotOffered, Result
 
-    probe = adapter.backward_probe(*given.args, cotangent=given.cotangent())
+    probe = adapter.backward_probe(*given.args, cotangent=given.cotangent(), **given.sharded)
     if quantity.name == "second_backward":
         return probe.second
     op, options, dtype = given.args[0], given.args[3], given.args[4]  # values only: the dtype is the inputs'
@@ -173,7 +181,7 @@ def call_probe(adapter: Adapter, quantity: Quantity, given: CallInputs) -> Resul
 
 def call_loss_dtype(adapter: Adapter, quantity: Quantity, given: CallInputs) -> Result:
     """The loss call, each mode's value set aside: what is judged is the dtype it returned."""
-    returned = adapter.loss(*given.args)
+    returned = adapter.loss(*given.args, **given.sharded)
     modes = [replace(each, values=None if each.values is None else np.zeros(()), others=[])
              for each in returned.all_modes()]
     return replace(modes[0], others=modes[1:])

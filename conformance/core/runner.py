@@ -83,4 +83,5 @@ def base_record(check: Check) -> dict:
         "expected": None, "actual": None, "max_abs_err": None, "max_ulp_err": None,
         "tolerance": None, "message": "", "source": check.pinned.source if check.pinned else None,
         "file": case.path, "undefined": case.undefined,
+        "layout": check.layout.as_record() if check.layout else None,
     }

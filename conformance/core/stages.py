@@ -64,7 +64,7 @@ def manifest_candidates(manifest: Sequence[divergences.Entry], check: Check, ada
                         cast: dict) -> tuple[divergences.Entry, ...]:
     """The entries that match this check and the installed versions; a skip entry ends it."""
     candidates = divergences.candidates(manifest, check, adapter.package_versions(),
-                                        lambda: conditions_inputs(check.case, cast))
+                                        lambda: conditions_inputs(check.case, cast, check.layout))
     skips = tuple(e for e in candidates if e.action == "skip")
     if skips:
         raise Decided("skipped", "manifest", f"{skips[0].id}: {skips[0].reason}", divergences.Coverage(skips))
@@ -76,9 +76,13 @@ def offered(adapter: Adapter, check: Check, options: dict) -> Capability:
     if check.device not in adapter.devices():
         raise Decided("skipped", "no-device", f"{check.framework} sees no {check.device} device here")
     try:
-        return adapter.check_offered(check.case.op, check.dtype, check.device, check.quantity, options)
+        capability = adapter.check_offered(check.case.op, check.dtype, check.device, check.quantity, options)
     except adapters.NotOffered as exc:
         raise Decided(*_not_called(exc)) from None
+    if check.layout and check.layout.axis not in capability.layouts:
+        raise Decided("skipped", "not-offered", f"{check.framework} {check.case.op} takes no inputs split on "
+                                                f"the {check.layout.axis} axis (layout {check.layout.name})")
+    return capability
 
 
 def has_reference(check: Check, variant: str) -> None:
@@ -123,13 +127,15 @@ def call(adapter: Adapter, check: Check, variant: str, cast: dict, given: dict, 
     args = (op, given[registry.OPS[op].prediction], given["labels"], options, check.dtype, check.device)
     inputs = quantities.CallInputs(check.framework, args,
                                    lambda: case_cotangent(check.case, variant, as64(cast), check.dtype),
-                                   lambda: checks.direction(check.case, check.dtype))
+                                   lambda: checks.direction(check.case, check.dtype), check.layout)
     quantity = quantities.quantity(check.quantity)
     before = compiles.snapshot()
     try:
         returned = quantity.call(adapter, quantity, inputs)
     except adapters.NotOffered as exc:
         raise Decided(*_not_called(exc)) from None
+    except adapters.RankFailed as exc:
+        raise Decided("error", "rank-failed", str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - the framework raised: judged as that mode's outcome
         returned = exc
     return Called(returned, compiles.since(before))

@@ -86,6 +86,7 @@ def call(pool, job: dict, timeout_s: float = 120.0) -> dict:
     if raised:
         return {"layout": layout.name, "raised": raised}
     return {"layout": layout.name, "losses": [answer["loss"] for answer in answers],
+            "loss_dtype": answers[0]["loss_dtype"],
             "loss_placements": answers[0]["loss_placements"],
             "gradient": layouts.gather_axis([answer["gradient"] for answer in answers],
                                             _logits_axis(layout, job["logits"].ndim)),
@@ -121,6 +122,7 @@ def _forward_backward(job: dict, labels_sharded: bool) -> dict:
     if tuple(gradient.placements) != tuple(logits.placements):  # a shard, whatever propagation chose
         gradient = gradient.redistribute(mesh, logits.placements)
     return {"rank": rank, "loss": _numpy(loss.full_tensor()), "local_loss": _numpy(loss.to_local()),
+            "loss_dtype": str(loss.dtype).removeprefix("torch."),
             "loss_placements": [str(p) for p in loss.placements],
             "gradient": _numpy(gradient.to_local()), "gradient_dtype": str(gradient.dtype).removeprefix("torch."),
             "collectives": counts}
