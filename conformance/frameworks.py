@@ -37,7 +37,7 @@ PARALLEL_PROCESSES: tuple[str, ...] = (MAIN_PROCESS, "jax")
 PROCESS_VARIABLE = "XENT_CONFORMANCE_PROCESS"  # names a process of its own; else KERAS_BACKEND names it
 ADAPTERS_DIR = Path(__file__).resolve().parent / "adapters"
 DECLARED = ("framework", "packages", "keras_backend", "own_process", "layouts")
-PLUGIN_GROUP = "xent_conformance.adapters"  # discovery.ENTRY_POINT_GROUP (which imports this module)
+PLUGIN_GROUP = "xent_conformance.adapters"  # the adapters' entry-point group (discovery reads it from here)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from conformance.adapters import call_log, perturbed
 from conformance.adapters.api import Adapter, Unavailable
 from conformance.adapters.validation import AdapterError, validate
 
-ENTRY_POINT_GROUP = "xent_conformance.adapters"
+ENTRY_POINT_GROUP = frameworks.PLUGIN_GROUP
 ENV_VARIABLE = "XENT_CONFORMANCE_ADAPTERS"
 
 

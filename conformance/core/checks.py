@@ -40,19 +40,7 @@ class Check:
             "-pinned" if self.pinned else "") + (f"-{self.layout.name}" if self.layout else "")
 
 
-# The old tables, derived from the quantity table (quantities.py), for the modules that import them.
-GRADIENT_OF = {q.name: q.gradient for q in quantities.QUANTITIES.values() if q.gradient}
-# What each gradient is taken with respect to (adapters' and the registry's `wrt`): grad_logits
-# is the prediction's, whichever input that is (linear_cross_entropy: hidden).
-WRT = {q.name: q.wrt for q in quantities.QUANTITIES.values() if q.gradient == q.name}
-VJP_QUANTITIES = tuple(q.name for q in quantities.QUANTITIES.values() if q.vjp)
-PROBE_QUANTITIES = quantities.PROBES
-QUANTITIES = quantities.NAMES
-
-
-def wrt_of(quantity: str) -> str | None:
-    """The input a quantity's derivative is taken with respect to; None for the loss's value."""
-    return quantities.quantity(quantity).wrt
+QUANTITIES = quantities.NAMES  # in the order checks are generated
 
 
 def cotangent(case: Case, dtype: str, shape: tuple[int, ...], salt: str = "") -> np.ndarray:
@@ -83,15 +71,13 @@ def generate(cases: Iterable[Case], framework_ids: Sequence[str], devices: Seque
         checked = [q.name for q in quantities.of_case(case)]
         for framework in framework_ids:
             axes = frameworks.layouts_of(framework)
-            sharded = [layout for layout in case.layouts if layout.axis in axes]
+            sharded: list[Layout | None] = [layout for layout in case.layouts if layout.axis in axes]
+            layouts = sharded if axes else [None]
             for device in devices:
-                if not axes:
-                    for dtype in case.dtypes:
-                        for quantity in checked:
-                            yield Check(case, framework, dtype, device, quantity)
-                    for pinned in case.pinned:
-                        yield Check(case, framework, pinned.dtype, device, pinned.quantity, pinned)
-                for layout in sharded:
+                for layout in layouts:
                     for dtype in case.dtypes:
                         for quantity in checked:
                             yield Check(case, framework, dtype, device, quantity, layout=layout)
+                if not axes:
+                    for pinned in case.pinned:
+                        yield Check(case, framework, pinned.dtype, device, pinned.quantity, pinned)

@@ -67,12 +67,6 @@ class Layout:
         prediction_axis = self.axis_index(ndim, class_axis)
         return prediction_axis - (prediction_axis > _normalised(class_axis, ndim))
 
-    def shard_sizes(self, length: int) -> list[int]:
-        return shard_sizes(length, self.ranks)
-
-    def bounds(self, length: int) -> list[tuple[int, int]]:
-        return bounds(length, self.ranks)
-
 
 def parse_layout(mapping: Any, where: str = "layout") -> Layout:
     """A Layout from a case's mapping such as {vocab: 2}. `where` names the file and case
@@ -107,8 +101,9 @@ def shard_sizes(length: int, ranks: int) -> list[int]:
 
 def bounds(length: int, ranks: int) -> list[tuple[int, int]]:
     """Each rank's [start, end) along the axis (vocab_start_index, vocab_end_index)."""
-    ends = np.cumsum(shard_sizes(length, ranks))
-    return [(int(end - size), int(end)) for end, size in zip(ends, shard_sizes(length, ranks))]
+    sizes = shard_sizes(length, ranks)
+    ends = np.cumsum(sizes)
+    return [(int(end - size), int(end)) for end, size in zip(ends, sizes)]
 
 
 def split_axis(array: np.ndarray, axis: int, ranks: int) -> list[np.ndarray]:

@@ -89,9 +89,8 @@ def call(pool, job: dict, timeout_s: float = 120.0) -> dict:
             "loss_dtype": answers[0]["loss_dtype"],
             "loss_placements": answers[0]["loss_placements"],
             "gradient": layouts.gather_axis([answer["gradient"] for answer in answers],
-                                            _logits_axis(layout, job["logits"].ndim)),
-            "gradient_dtype": answers[0]["gradient_dtype"], "collectives": answers[0]["collectives"],
-            "collectives_per_rank": [answer["collectives"] for answer in answers]}
+                                            layout.axis_index(job["logits"].ndim, class_axis=1)),
+            "gradient_dtype": answers[0]["gradient_dtype"], "collectives": answers[0]["collectives"]}
 
 
 def _forward_backward(job: dict, labels_sharded: bool) -> dict:
@@ -105,11 +104,13 @@ def _forward_backward(job: dict, labels_sharded: bool) -> dict:
     device = "cuda" if dist.get_backend() == "nccl" else "cpu"
     mesh = init_device_mesh(device, (layout.ranks,))
     dtype = getattr(torch, job["dtype"])
-    logits_axis = _logits_axis(layout, job["logits"].ndim)
+    logits_axis = layout.axis_index(job["logits"].ndim, class_axis=1)  # classes on axis 1, as PyTorch takes them
     logits = _shard(job["logits"], logits_axis, mesh, rank, dtype, device).requires_grad_()
     labels = torch.from_numpy(job["labels"]).to(device)
     if labels_sharded:
-        labels = _shard(job["labels"], logits_axis - (logits_axis > 1), mesh, rank, torch.int64, device)
+        labels_axis = layout.labels_axis_index(job["logits"].ndim, class_axis=1)
+        assert labels_axis is not None, "labels are split under batch and sequence layouts only"
+        labels = _shard(job["labels"], labels_axis, mesh, rank, torch.int64, device)
     options = dict(job["options"])
     if options.get("weight") is not None:
         weight = torch.from_numpy(np.asarray(options["weight"], dtype=np.float64)).to(device=device, dtype=dtype)
@@ -121,16 +122,11 @@ def _forward_backward(job: dict, labels_sharded: bool) -> dict:
     gradient = logits.grad
     if tuple(gradient.placements) != tuple(logits.placements):  # a shard, whatever propagation chose
         gradient = gradient.redistribute(mesh, logits.placements)
-    return {"rank": rank, "loss": _numpy(loss.full_tensor()), "local_loss": _numpy(loss.to_local()),
+    return {"rank": rank, "loss": _numpy(loss.full_tensor()),
             "loss_dtype": str(loss.dtype).removeprefix("torch."),
             "loss_placements": [str(p) for p in loss.placements],
             "gradient": _numpy(gradient.to_local()), "gradient_dtype": str(gradient.dtype).removeprefix("torch."),
             "collectives": counts}
-
-
-def _logits_axis(layout: Layout, ndim: int) -> int:
-    """The logits' axis the layout splits, classes on axis 1."""
-    return layout.axis_index(ndim, class_axis=1)
 
 
 def _shard(array: np.ndarray, axis: int, mesh, rank: int, dtype, device):
@@ -153,15 +149,14 @@ def _replicated(tensor, mesh):
 def _cotangent(cotangent: np.ndarray | None, loss, mesh, rank: int, dtype, device):
     """The backward's cotangent as a DTensor placed like the loss (ones: the summed loss)."""
     import torch
-    from torch.distributed.tensor import DTensor, Shard
+    from torch.distributed.tensor import Shard
 
     values = np.ones(tuple(loss.shape)) if cotangent is None else np.broadcast_to(cotangent, tuple(loss.shape))
     placement = loss.placements[0]
     if isinstance(placement, Shard):
         return _shard(np.asarray(values), placement.dim, mesh, rank, dtype, device)
     tensor = torch.from_numpy(np.array(values, dtype=np.float64)).to(device=device, dtype=dtype)
-    return DTensor.from_local(tensor, mesh, loss.placements, run_check=False) if placement.is_replicate() \
-        else _replicated(tensor, mesh)
+    return _replicated(tensor, mesh)  # a replicated loss (a partial one is never handed to backward)
 
 
 def _collective_name(op: Any) -> str:

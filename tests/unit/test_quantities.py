@@ -59,23 +59,25 @@ def test_generate_yields_each_case_framework_device_dtype_then_the_pinned_number
     assert [(c.framework, c.device, c.dtype, c.quantity, c.pinned) for c in generated] == expected
 
 
-def test_the_old_names_are_the_old_values():
-    assert checks.GRADIENT_OF == {
+def test_the_table_holds_what_the_old_tables_held():
+    rows = quantities.QUANTITIES.values()
+    assert {q.name: q.gradient for q in rows if q.gradient} == {
         "grad_logits": "grad_logits", "grad_labels": "grad_labels", "vjp_logits": "grad_logits",
         "vjp_labels": "grad_labels", "jvp": "grad_logits", "second_backward": "grad_logits",
         "inputs_intact": "grad_logits", "grad_linear_weight": "grad_linear_weight",
         "grad_linear_bias": "grad_linear_bias", "vjp_linear_weight": "grad_linear_weight",
         "vjp_linear_bias": "grad_linear_bias"}
-    assert checks.WRT == {"grad_logits": "prediction", "grad_labels": "labels", "grad_linear_weight": "linear_weight",
-                          "grad_linear_bias": "linear_bias"}
-    assert set(checks.VJP_QUANTITIES) == {"vjp_logits", "vjp_labels", "second_backward", "vjp_linear_weight",
-                                          "vjp_linear_bias"}
-    assert checks.PROBE_QUANTITIES == api.PROBE_QUANTITIES == ("inputs_intact", "second_backward")
+    assert {q.name: q.wrt for q in rows if q.gradient == q.name} == {
+        "grad_logits": "prediction", "grad_labels": "labels", "grad_linear_weight": "linear_weight",
+        "grad_linear_bias": "linear_bias"}
+    assert {q.name for q in rows if q.vjp} == {"vjp_logits", "vjp_labels", "second_backward", "vjp_linear_weight",
+                                               "vjp_linear_bias"}
+    assert quantities.PROBES == api.PROBE_QUANTITIES == ("inputs_intact", "second_backward")
     assert api.QUANTITIES == ("loss", "grad_logits", "grad_labels", "grad_linear_weight", "grad_linear_bias")
     assert schema.PINNED_QUANTITIES == ("loss", "grad_logits", "grad_labels")
     assert search.QUANTITIES == ("loss", "grad_logits")
-    assert [checks.wrt_of(q) for q in ("vjp_labels", "jvp", "vjp_linear_bias")] == ["labels", "prediction",
-                                                                                   "linear_bias"]
+    assert [quantities.quantity(q).wrt for q in ("vjp_labels", "jvp", "vjp_linear_bias")] == [
+        "labels", "prediction", "linear_bias"]
 
 
 def test_the_report_orders_and_names_quantities_from_the_table():

@@ -11,7 +11,6 @@ expected values are the reference of the whole inputs, as for every framework.
 from __future__ import annotations
 
 import atexit
-from importlib import metadata
 from typing import Any, Mapping
 
 import numpy as np
@@ -42,14 +41,11 @@ class DTensorAdapter(Adapter):
     packages = ("torch",)
     layouts = ("vocab", "batch")
     capabilities = {OP: Capability(sharded_cross_entropy, options=set(OPTIONS), dtypes=("float32", "float64"),
-                                   layouts={"vocab", "batch"})}
+                                   layouts=layouts)}
 
     def __init__(self) -> None:
         self._pools: dict[tuple[int, str], rank_pool.RankPool] = {}
         atexit.register(self.close)
-
-    def version(self) -> str:
-        return metadata.version("torch")
 
     def devices(self) -> tuple[str, ...]:
         return ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
