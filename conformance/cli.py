@@ -9,6 +9,7 @@ import json
 import os
 import sys
 
+from conformance.results import history
 from conformance.results import records as results
 from conformance.results import summary
 from conformance.cases import CaseError, case_files, load_case_file
@@ -217,8 +218,6 @@ def cmd_diff(args):
 def cmd_history(args):
     from pathlib import Path
 
-    from conformance.results import history
-
     rows = history.table(Path(args.dir), args.pattern)
     print(history.render(rows))
     if args.plot and rows:
@@ -311,7 +310,7 @@ def parser():
     p.set_defaults(run=cmd_diff)
     p = sub.add_parser("history", help="a check's outcome and ULP error across the runs kept")
     p.add_argument("pattern", help="check id pattern, e.g. 'sparse-offset-1e4::loss::jax::*'")
-    p.add_argument("--dir", default="results/history")
+    p.add_argument("--dir", default=history.DEFAULT_DIR)
     p.add_argument("--plot", metavar="FILE.png", help="also draw the checks' ULP error across the runs")
     p.set_defaults(run=cmd_history)
     p = sub.add_parser("divergences", help="the known divergences as markdown (docs/divergences.md)")
@@ -349,7 +348,7 @@ def _add_matrix_arguments(p, shard=True, constraints=True):
                    help="devices to check; results of runs on different devices merge")
     if shard:
         p.add_argument("--shard", metavar="K/N", help="the K-th of N disjoint parts (CI jobs; `merge` joins them)")
-    p.add_argument("--history", default="results/history", metavar="DIR",
+    p.add_argument("--history", default=history.DEFAULT_DIR, metavar="DIR",
                    help="keep a copy of the merged results here, named by date and versions ('' keeps none)")
     if constraints:
         p.add_argument("--constraints", metavar="FILE",

@@ -152,7 +152,7 @@ def _remove_stale(*paths: Path) -> None:
 
 
 def run(required=(), out_dir="results", extra=(), workers=2, selected=(), adapter_targets=(), device="all",
-        shard=None, history_dir="results/history", timings=None, process_timeout: float | None = None,
+        shard=None, history_dir=history.DEFAULT_DIR, timings=None, process_timeout: float | None = None,
         launch: Launch = launch_process) -> int:
     """The matrix; `timings`, where given, receives each process's wall seconds by its label.
 
@@ -223,17 +223,28 @@ def run(required=(), out_dir="results", extra=(), workers=2, selected=(), adapte
             ends.append(end)
     complete = not (list(selected) + named) and not shard and not any(
         a == "--cases" or a.startswith("--cases=") for a in extra)
-    manifests = [a.partition("=")[2] for a in extra if a.startswith("--manifest=")]
+    manifests = option_values(extra, "--manifest")
     status = summarize(documents, out_dir / "conformance.json", failing_runs, complete, ends, manifests)
     for line in broken:
         print(f"ADAPTER ERROR {line}")
     merged = out_dir / "conformance.json"
     if history_dir and merged.exists():
-        kept, default = history.keep(merged, Path(history_dir)), history_dir == "results/history"
+        kept, default = history.keep(merged, Path(history_dir)), history_dir == history.DEFAULT_DIR
         print(f"kept as {kept} (xent-conformance history PATTERN{'' if default else f' --dir {history_dir}'})")
     print(f"\nnext: {report_command(merged, out_dir / 'report.html')}"
           f"   (then open {out_dir / 'report.html'}; `diff` compares two runs)")
     return max(status, 1) if broken else status
+
+
+def option_values(args: list[str], option: str) -> list[str]:
+    """Every value a pytest option is given in args, in both forms: `--option=V` and `--option V`."""
+    values = []
+    for i, arg in enumerate(args):
+        if arg.startswith(option + "="):
+            values.append(arg.partition("=")[2])
+        elif arg == option and i + 1 < len(args):
+            values.append(args[i + 1])
+    return values
 
 
 def summarize(documents, merged, failing_runs, complete=True, ends=(), manifests=()) -> int:

@@ -189,6 +189,15 @@ def results_schema() -> dict:
                                                 "additionalProperties": False, "properties": {
                                                     "axis": {"enum": list(AXES)},
                                                     "ranks": {"type": "integer", "minimum": 1}}}]},
+        "communication": {"type": "object", "description": "inputs split across ranks: the bytes the ranks' "
+                                                           "collectives carried in one forward and backward",
+                          "required": ["bytes", "max_bytes_per_rank", "floor_bytes"], "properties": {
+                              "bytes": {"type": "object", "description": "rank 0's bytes sent, by collective",
+                                        "additionalProperties": {"type": "integer", "minimum": 0}},
+                              "max_bytes_per_rank": {"type": "integer", "minimum": 0},
+                              "floor_bytes": {"type": "integer", "minimum": 0,
+                                              "description": "one float32 per token a rank holds: the O(N) "
+                                                             "floor the bytes are read against"}}},
         "failure": {"type": "array", "items": {"enum": list(KINDS)},
                     "description": "how a check that differs differs (what a manifest entry expects)"},
         "manifest": {"type": "string", "description": "the known-divergence entry that covers the check"},

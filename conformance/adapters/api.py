@@ -117,6 +117,12 @@ class Result:
     mode: str = ""  # how it ran, where a framework has several ways (JAX: jit, eager)
     others: list[Result] = field(default_factory=list)  # the same call run the other ways: Results
     raised: BaseException | None = None  # what this mode raised instead of returning
+    # inputs split across ranks, each rank holding the whole result: each rank's own value, in
+    # rank order (rank_agreement compares them); None where the ranks hold parts of it
+    per_rank: list[np.ndarray] | None = None
+    # the bytes the ranks' collectives carried in one forward and backward, by collective
+    # (recorded with the check, beside its floor); None where nothing was counted
+    communication: dict[str, Any] | None = None
 
     def all_modes(self) -> list[Result]:
         return [self, *self.others]

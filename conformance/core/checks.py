@@ -68,7 +68,7 @@ def generate(cases: Iterable[Case], framework_ids: Sequence[str], devices: Seque
     on whole inputs: it gets instead each of the case's layouts on an axis it takes, by the same
     quantities (its one-rank layouts are the unsharded baseline)."""
     for case in cases:
-        checked = [q.name for q in quantities.of_case(case)]
+        checked = {layout: [q.name for q in quantities.of_case(case, layout)] for layout in (None, *case.layouts)}
         for framework in framework_ids:
             axes = frameworks.layouts_of(framework)
             sharded: list[Layout | None] = [layout for layout in case.layouts if layout.axis in axes]
@@ -76,7 +76,7 @@ def generate(cases: Iterable[Case], framework_ids: Sequence[str], devices: Seque
             for device in devices:
                 for layout in layouts:
                     for dtype in case.dtypes:
-                        for quantity in checked:
+                        for quantity in checked[layout]:
                             yield Check(case, framework, dtype, device, quantity, layout=layout)
                 if not axes:
                     for pinned in case.pinned:

@@ -135,6 +135,8 @@ def fixed_expectation(check: Check, cast: dict) -> Expectation | None:
     if row.expected == "inputs":  # nothing may have been written into them: bit for bit
         expected = probed_inputs(*(cast[name] for name in registry.OPS[check.case.op].inputs if name in cast))
         return expected, np.zeros_like(expected), tol.Tolerance(0.0, 0.0, 0.0, "bitwise: the inputs unchanged")
+    if row.expected == "agreement":  # each mode's value is its ranks' spread (quantities.call_rank_agreement)
+        return np.zeros(()), np.zeros(()), tol.Tolerance(0.0, 0.0, 0.0, "bitwise: every rank the same loss")
     if row.expected == "dtype":  # the value set aside (quantities.call_loss_dtype): compare names the dtype
         return np.zeros(()), np.zeros(()), tol.Tolerance(0.0, 0.0, 0.0, f"returned in {check.dtype}")
     return None

@@ -65,13 +65,22 @@ class Quantity:
     gradient: str | None
     wrt: str | None
     call: Callable[[Any, Quantity, CallInputs], Any]  # (adapter, this row, inputs) -> the adapter's Result
-    expected: str  # how expected.py obtains its value: loss, gradient, vjp, jvp, inputs or dtype
+    expected: str  # how expected.py obtains its value: loss, gradient, vjp, jvp, inputs, dtype or agreement
     applies: Callable[[Case], bool]  # case -> whether the case gets this check (per dtype and device)
     pinnable: bool = False  # a case file may pin a source's number of it
     vjp: bool = False  # its expected value is the product with the seeded cotangent
     probe: bool = False  # a property of a training step: one way (the adapter's first mode), not every mode
     modelled: bool = True  # a behaviour model of the arithmetic can say what a framework computes here
     shares: str | None = None  # the quantity whose expected value it is too (one product, expected twice)
+    # inputs split across ranks only: layout -> whether this case gets it under that layout
+    # (None: a quantity of every check, split or not)
+    sharded: Callable[[Case, Layout], bool] | None = None
+
+    def applies_under(self, case: Case, layout: Layout | None) -> bool:
+        """Whether a check of this case under this layout (None: not split) is of this quantity."""
+        if self.sharded is None:
+            return self.applies(case)
+        return layout is not None and self.applies(case) and self.sharded(case, layout)
 
     @property
     def expected_as(self) -> str:
@@ -123,6 +132,12 @@ def _probed(case: Case) -> bool:
 
 def _forward_mode(case: Case) -> bool:
     return bool(case.grad and has_reference_grad(case.op, "grad_logits") and not OPS[case.op].head)  # a head's: not yet
+
+
+def _whole_on_every_rank(case: Case, layout: Layout) -> bool:
+    """Several ranks that each hold the whole loss: a vocabulary split, or a reduced loss (a batch
+    or sequence split of unreduced losses leaves each rank its own tokens')."""
+    return layout.ranks > 1 and (layout.axis == "vocab" or case.options.get("reduction", "none") != "none")
 
 
 def _defined(case: Case) -> bool:
@@ -187,6 +202,39 @@ def call_loss_dtype(adapter: Adapter, quantity: Quantity, given: CallInputs) -> 
     return replace(modes[0], others=modes[1:])
 
 
+def call_rank_agreement(adapter: Adapter, quantity: Quantity, given: CallInputs) -> Result:
+    """The loss call, each mode's value replaced by how far its ranks' own values lie from rank
+    0's: 0 where every rank holds the same bits (NaN where rank 0 has NaN), else the largest
+    difference (inf where one rank has NaN and another not)."""
+    from conformance.adapters.api import NotOffered
+
+    returned = adapter.loss(*given.args, **given.sharded)
+    modes = []
+    for each in returned.all_modes():
+        if each.values is not None and each.per_rank is None:
+            raise NotOffered(f"{given.framework} returns no rank's own value")
+        spread = None if each.values is None else np.asarray(rank_spread(each.per_rank or []))
+        modes.append(replace(each, values=spread, others=[]))
+    return replace(modes[0], others=modes[1:])
+
+
+def rank_spread(per_rank: list[np.ndarray]) -> float:
+    """The largest difference of any rank's value from rank 0's, element by element: 0 for the
+    same bits (NaN and NaN included), inf where only one of the two is NaN."""
+    first = np.asarray(per_rank[0], np.float64)
+    spread = 0.0
+    for other in per_rank[1:]:
+        other = np.asarray(other, np.float64)
+        if other.shape != first.shape:
+            return float("inf")
+        same = (first == other) | (np.isnan(first) & np.isnan(other))
+        with np.errstate(invalid="ignore"):
+            apart = np.where(same, 0.0, np.abs(first - other))
+        apart = np.where(np.isnan(apart), np.inf, apart)
+        spread = max(spread, float(np.max(apart, initial=0.0)))
+    return spread
+
+
 def probed_inputs(*arrays: npt.ArrayLike) -> np.ndarray:
     """The inputs (prediction, further tensors, labels) as one float64 vector: what inputs_intact
     compares (labels are integers below 2**53 or floats the dtype holds: converted exactly)."""
@@ -222,6 +270,10 @@ _ROWS = (
     Quantity("second_backward", "second backward (retained graph)", 12, "grad_logits", "prediction", call_probe,
              "vjp", _probed, vjp=True, probe=True, shares="vjp_logits"),
     Quantity("jvp", "forward mode (JVP)", 10, "grad_logits", "prediction", call_jvp, "jvp", _forward_mode),
+    # every rank returns the same loss, bit for bit (a rank that smooths over its own share of
+    # the vocabulary does not): judged apart from the loss's value
+    Quantity("rank_agreement", "every rank the same loss", 13, None, None, call_rank_agreement, "agreement",
+             lambda case: True, modelled=False, sharded=_whole_on_every_rank),
 )
 QUANTITIES: dict[str, Quantity] = {row.name: row for row in _ROWS}
 NAMES: tuple[str, ...] = tuple(QUANTITIES)
@@ -239,6 +291,6 @@ def quantity(name: str) -> Quantity:
         raise KeyError(f"unknown quantity {name!r} (known: {', '.join(NAMES)})") from None
 
 
-def of_case(case: Case) -> tuple[Quantity, ...]:
-    """The quantities a case is checked on, in table order."""
-    return tuple(row for row in _ROWS if row.applies(case))
+def of_case(case: Case, layout: Layout | None = None) -> tuple[Quantity, ...]:
+    """The quantities a case is checked on, whole or under a layout, in table order."""
+    return tuple(row for row in _ROWS if row.applies_under(case, layout))

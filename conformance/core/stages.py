@@ -185,6 +185,9 @@ def verdict(check: Check, judged: list[mode_verdicts.ModeOutcome], expectation: 
             max_abs_err=number(found.max_abs_err), max_ulp_err=number(found.max_ulp_err),
             tolerance={**tolerance.as_record(check.dtype), "bound_at_worst": number(found.bound_at_worst)},
         )
+    counted = [o.result.communication for o in judged if o.result is not None and o.result.communication]
+    if counted:  # the first mode's: what the ranks sent in one forward and backward
+        fields["communication"] = counted[0]
     if all(o.refused for o in judged):
         fields["refused"] = "raised" if any(o.refused == "raised" for o in judged) else "nan"
     kinds = set().union(*(o.kinds for o in judged))

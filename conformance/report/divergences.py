@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 from conformance.core.manifest import Entry
 from conformance.report.blocks import Block, Bullets, Cell, Code, Heading, Link, Para, Section, Strong, Table
 from conformance.report.model import (OUTCOME_WORDS, ReportData, array_summary, by_framework_then_id,
-                                      count_text, first_line, quantity_label, ran, record_ulp,
+                                      count_text, first_line, layout_name, quantity_label, ran, record_ulp,
                                       sorted_frameworks, ulp_text)
 
 MAX_OBSERVED = 6  # checks shown per known divergence
@@ -95,7 +95,9 @@ def _divergence(entry_id: str, entry: Entry | None, group: list) -> Section:
     seen = _seen(group)
     for r in by_framework_then_id(seen)[:MAX_OBSERVED]:
         dtype = r.get("dtype")
-        rows.append([Cell(Code(r.get("framework", ""))), Cell(r.get("case", "")), Cell(dtype), Cell(r.get("device")),
+        # the layout beneath the case: vocab1 and vocab2 of one case are two rows
+        case = Cell(r.get("case", ""), sub=layout_name(r.get("layout")) or "")
+        rows.append([Cell(Code(r.get("framework", ""))), case, Cell(dtype), Cell(r.get("device")),
                      Cell(quantity_label(r.get("quantity"))),
                      Cell(array_summary(r.get("expected"), dtype)), Cell(array_summary(r.get("actual"), dtype)),
                      Cell(ulp_text(record_ulp(r)) or "-", "num"),

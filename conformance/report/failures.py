@@ -2,6 +2,7 @@
 from collections import Counter
 
 from conformance.report.blocks import Block, Bullets, Code, Heading, Link, Para, Pre, Section, Strong
+from conformance.report.layouts import layout_text
 from conformance.report.model import (ReportData, array_summary, by_framework_then_id, quantity_label,
                                       record_ulp, short_number, sorted_frameworks, ulp_text)
 from conformance.report.reproduce import PROCESS, case_file, reproduce_command
@@ -55,6 +56,7 @@ def _check_facts(r: dict) -> list:
     where = f" {r.get('framework_version') or ''} · {dtype} · {r.get('device')}"
     where += f" · variant {r['variant']}" if r.get("variant") else ""
     where += f" · options {r['options']}" if r.get("options") else ""
+    where += f" · layout {layout_text(r['layout'])}" if layout_text(r.get("layout")) else ""
     error = (f"{ulp_text(record_ulp(r)) or '-'} ULP, {short_number(r.get('max_abs_err'))} absolute; "
              f"tolerance {_tolerance(r.get('tolerance'))}")
     facts = [[Strong("case:"), " ", Code(str(r.get("case"))), " in ", Code(case_file(r) or "?")],

@@ -55,6 +55,8 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.matrix td:nth-child(n+4), table.accuracy td:nth-child(n+3) { text-align: center; min-width: 84px;
   font-variant-numeric: tabular-nums; }
 table.matrix th:nth-child(n+4), table.accuracy th:nth-child(n+3) { text-align: center; }
+table.layouts td:nth-child(n+2), table.layouts th:nth-child(n+2) { text-align: center; min-width: 84px;
+  font-variant-numeric: tabular-nums; }
 td .sub { display: block; font-size: 11px; opacity: 0.8; }
 td.pass { background: var(--pass); color: var(--pass-ink); }
 td.fail { background: var(--fail); color: var(--fail-ink); font-weight: 600; }
@@ -83,6 +85,8 @@ _ULP_SWATCHES = (("#e8f5e9", "0"), ("#c8e6c9", "≤ 1"), ("#fff9c4", "≤ 4"), (
 LEGENDS = {
     "matrix": [(f'class="{cls}" style="background: var(--{cls}, transparent)"', label)
                for cls, label in _OUTCOME_SWATCHES],
+    "layouts": [(f'class="{cls}" style="background: var(--{cls}, transparent)"', label)
+                for cls, label in _OUTCOME_SWATCHES],
     "accuracy": [(f'style="background: {colour}"', label) for colour, label in _ULP_SWATCHES],
 }
 

@@ -31,7 +31,7 @@ def matrix(data: ReportData) -> list:
                         omitted[(device, r.get("reason") or "?")] += 1
                     continue
                 cells = [Cell(Code(op) if first else ""), Cell(dtype), Cell(device)]
-                cells += [_matrix_cell(groups.get((op, dtype, device, f), [])) for f in data.frameworks]
+                cells += [outcome_cell(groups.get((op, dtype, device, f), [])) for f in data.frameworks]
                 rows.append((cells, "group" if first else ""))
                 first = False
     blocks.append(Table(["op", "dtype", "device"] + list(data.frameworks), rows, "matrix"))
@@ -41,7 +41,9 @@ def matrix(data: ReportData) -> list:
     return blocks
 
 
-def _matrix_cell(group: list) -> Cell:
+def outcome_cell(group: list) -> Cell:
+    """A group of checks counted by outcome (3P 1K 2S), coloured by the worst, with the max ULP
+    error of its reference checks beneath: the matrix's cell, and the layouts table's."""
     if not group:
         return Cell("")
     outcomes = Counter(r["outcome"] for r in group)

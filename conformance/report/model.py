@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from conformance.core import quantities
 from conformance.frameworks import order_key
 from conformance.results.records import FAILING, read_number
+from conformance.sharded.layouts import AXES as LAYOUT_AXES
 
 OP_ORDER = ("sigmoid_cross_entropy", "binary_crossentropy", "softmax_cross_entropy", "categorical_crossentropy",
             "sparse_softmax_cross_entropy", "sparse_categorical_crossentropy", "mean_squared_error",
@@ -44,6 +45,28 @@ def in_order(values: Iterable, order: tuple) -> list:
 def sorted_frameworks(values: Iterable) -> list:
     """Distinct framework ids: built-in ones in table order, then plug-in ids alphabetically."""
     return sorted(set(values), key=order_key)
+
+
+def layout_name(layout: object) -> str | None:
+    """How a check id names a record's layout ({"axis": "vocab", "ranks": 2} -> vocab2); None for
+    an unsharded check. A malformed layout is named as it stands, never dropped."""
+    if layout is None or layout == "" or layout == {}:
+        return None
+    if isinstance(layout, dict):
+        axis, ranks = layout.get("axis"), layout.get("ranks")
+        return f"{axis if axis is not None else '?'}{ranks if ranks is not None else '?'}"
+    return str(layout)
+
+
+def layout_order(layout: object) -> tuple:
+    """Axis (vocab, batch, sequence, then others), then the number of ranks."""
+    name = layout_name(layout) or ""
+    if isinstance(layout, dict):
+        axis, ranks = layout.get("axis"), read_number(layout.get("ranks"))
+    else:  # a name as an id carries it: the axis, then the ranks
+        axis = name.rstrip("0123456789")
+        ranks = read_number(name[len(axis):] or None)
+    return rank(axis, LAYOUT_AXES) + (math.inf if ranks is None or math.isnan(ranks) else ranks, name)
 
 
 def by_framework_then_id(records: Iterable[dict]) -> list[dict]:

@@ -7,6 +7,8 @@ Sections, in order:
   3. the accuracy table, in the style of libm's accuracy tables: the largest ULP error
      observed per framework x op x dtype, loss and gradient apart;
   4. the matrix: op x dtype x device rows, framework columns, outcomes and max ULP error;
+  4a. the layouts (where checks ran sharded): framework rows, layout columns (vocab2, batch2...),
+     and the bytes that crossed ranks against the O(N) floor where they were counted;
   5. who refuses undefined input (labels outside the classes or [0, 1]) and how;
   5a. the sources: each number a source printed, judged against the reference (exact,
      rounded, truncated or inexact), and how many frameworks reproduce it;
@@ -29,6 +31,7 @@ from conformance.report.blocks import Block, Heading
 from conformance.report.divergences import divergences
 from conformance.report.failures import failures
 from conformance.report.html import to_html
+from conformance.report.layouts import layouts
 from conformance.report.markdown import to_markdown
 from conformance.report.matrix import matrix
 from conformance.report.model import ReportData, ulp_text
@@ -57,7 +60,8 @@ def build(env: dict | None, records: list[dict], sources: list | None = None, wi
     blocks: list[Block] = [Heading(1, "xent-conformance report", "top")]
     blocks += environment(data) + totals(data)
     blocks += pictures(data, plots, why)
-    blocks += accuracy(data) + matrix(data) + modes(data) + refusals(data) + printed_sources(data) + divergences(data)
+    blocks += accuracy(data) + matrix(data) + layouts(data) + modes(data) + refusals(data) + printed_sources(data)
+    blocks += divergences(data)
     blocks += failures(data)
     blocks += skipped(data)
     return blocks

@@ -3,6 +3,7 @@ import shlex
 from pathlib import Path
 
 from conformance import frameworks
+from conformance.report.model import layout_name
 
 REPO = Path(__file__).resolve().parents[2]
 PROCESS = "process"  # the kind of the records standing for a process of `run` that did not end well
@@ -21,9 +22,12 @@ def case_file(record: dict) -> str:
 
 def pytest_id(record: dict) -> str:
     """The pytest parameter id of a record's check (conformance.core.checks.Check.param_id)."""
-    pinned = "-pinned" if record.get("kind") == "pinned" or str(record.get("id", "")).endswith("::pinned") else ""
+    check_id = str(record.get("id", ""))
+    pinned = "-pinned" if record.get("kind") == "pinned" or check_id.endswith("::pinned") or "::pinned::" in check_id \
+        else ""
+    layout = layout_name(record.get("layout"))
     return (f"{record.get('case')}-{record.get('framework')}-{record.get('dtype')}-{record.get('device')}-"
-            f"{record.get('quantity')}{pinned}")
+            f"{record.get('quantity')}{pinned}" + (f"-{layout}" if layout else ""))
 
 
 def reproduce_command(record: dict) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from conformance.results import records as results
 
+DEFAULT_DIR = "results/history"  # where `run` keeps them unless told otherwise
 MAIN_PACKAGES = ("torch", "jax", "optax", "tensorflow", "keras", "tf-keras", "numpy")
 
 

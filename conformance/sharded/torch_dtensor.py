@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from conformance.sharded import layouts
+from conformance.sharded import layouts, local_shards
 from conformance.sharded.layouts import Layout
 
 TORCH_DTYPES = ("float64", "float32", "bfloat16", "float16")
@@ -85,12 +85,13 @@ def call(pool, job: dict, timeout_s: float = 120.0) -> dict:
     raised = [str(answer) for answer in answers if not isinstance(answer, dict)]
     if raised:
         return {"layout": layout.name, "raised": raised}
-    return {"layout": layout.name, "losses": [answer["loss"] for answer in answers],
+    return {"layout": layout.name, "losses": [answer["loss"] for answer in answers], "loss": answers[0]["loss"],
             "loss_dtype": answers[0]["loss_dtype"],
             "loss_placements": answers[0]["loss_placements"],
             "gradient": layouts.gather_axis([answer["gradient"] for answer in answers],
                                             layout.axis_index(job["logits"].ndim, class_axis=1)),
-            "gradient_dtype": answers[0]["gradient_dtype"], "collectives": answers[0]["collectives"]}
+            "gradient_dtype": answers[0]["gradient_dtype"], "collectives": answers[0]["collectives"],
+            "communication": local_shards.communication(answers, job)}
 
 
 def _forward_backward(job: dict, labels_sharded: bool) -> dict:
@@ -98,7 +99,6 @@ def _forward_backward(job: dict, labels_sharded: bool) -> dict:
     import torch.distributed as dist
     import torch.nn.functional as F
     from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.tensor.debug import CommDebugMode
 
     rank, layout = dist.get_rank(), Layout(**job["layout"])
     device = "cuda" if dist.get_backend() == "nccl" else "cpu"
@@ -115,7 +115,7 @@ def _forward_backward(job: dict, labels_sharded: bool) -> dict:
     if options.get("weight") is not None:
         weight = torch.from_numpy(np.asarray(options["weight"], dtype=np.float64)).to(device=device, dtype=dtype)
         options["weight"] = _replicated(weight, mesh) if labels_sharded else weight
-    with CommDebugMode() as comm:
+    with local_shards.collective_bytes() as comm:
         loss: Any = F.cross_entropy(logits, labels, **options)  # a DTensor
         loss.backward(_cotangent(job["cotangent"], loss, mesh, rank, dtype, device))
     counts = {_collective_name(op): n for op, n in comm.get_comm_counts().items()}
@@ -126,7 +126,7 @@ def _forward_backward(job: dict, labels_sharded: bool) -> dict:
             "loss_dtype": str(loss.dtype).removeprefix("torch."),
             "loss_placements": [str(p) for p in loss.placements],
             "gradient": _numpy(gradient.to_local()), "gradient_dtype": str(gradient.dtype).removeprefix("torch."),
-            "collectives": counts}
+            "collectives": counts, "bytes": comm.bytes}
 
 
 def _shard(array: np.ndarray, axis: int, mesh, rank: int, dtype, device):

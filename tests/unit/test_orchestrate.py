@@ -244,3 +244,9 @@ def test_the_next_line_names_a_command_the_user_can_type(monkeypatch, tmp_path):
     assert orchestrate.report_command(merged, page).startswith(f"nox -s report -- {merged}")
     monkeypatch.setattr(orchestrate.sys, "prefix", "/home/me/venv")
     assert orchestrate.report_command(merged, page) == f"xent-conformance report {merged} --format html -o {page}"
+
+def test_an_option_is_read_in_both_of_pytests_forms():
+    args = ["-q", "--manifest", "a.yaml", "--cases=c.yaml", "--manifest=b.yaml", "--manifest"]
+    assert orchestrate.option_values(args, "--manifest") == ["a.yaml", "b.yaml"]  # a trailing bare option has no value
+    assert orchestrate.option_values(args, "--cases") == ["c.yaml"]
+    assert orchestrate.option_values(["--manifests=x"], "--manifest") == []

@@ -83,7 +83,7 @@ def test_the_table_holds_what_the_old_tables_held():
 def test_the_report_orders_and_names_quantities_from_the_table():
     assert model.QUANTITY_ORDER == (
         "loss", "loss_dtype", "grad_logits", "grad_labels", "grad_linear_weight", "grad_linear_bias", "vjp_logits",
-        "vjp_labels", "vjp_linear_weight", "vjp_linear_bias", "jvp", "inputs_intact", "second_backward")
+        "vjp_labels", "vjp_linear_weight", "vjp_linear_bias", "jvp", "inputs_intact", "second_backward", "rank_agreement")
     assert model.QUANTITY_LABELS["vjp_logits"] == "VJP, random cotangent"
     assert set(model.QUANTITY_LABELS) == set(checks.QUANTITIES) == set(quantities.NAMES)
 
