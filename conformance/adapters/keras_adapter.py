@@ -42,25 +42,22 @@ class KerasAdapter(KerasStyleAdapter):
     def __init__(self):
         requested = os.environ.get("KERAS_BACKEND", "tensorflow")
         if self.keras_backend != requested:
-            raise Unavailable(f"keras-{self.backend} needs its own process with KERAS_BACKEND={self.backend}")
+            backend = self.keras_backend
+            raise Unavailable(f"keras-{backend} needs its own process with KERAS_BACKEND={backend}")
         self.prepare_backend()
         load_triton_first()  # before a backend's LLVM (TensorFlow's; native_order.py)
         import keras
 
-        if keras.config.backend() != self.backend:
-            raise Unavailable(f"keras reports backend {keras.config.backend()!r}, not {self.backend!r}")
+        if keras.config.backend() != self.keras_backend:
+            raise Unavailable(f"keras reports backend {keras.config.backend()!r}, not {self.keras_backend!r}")
         self.keras = keras
         self.losses = keras.losses
-        self.capabilities = keras_capabilities({**VARIANTS, **BACKEND_VARIANTS.get(self.backend, {})}, REDUCTIONS,
+        self.capabilities = keras_capabilities({**VARIANTS, **BACKEND_VARIANTS.get(self.keras_backend, {})}, REDUCTIONS,
                                                self.dtypes, self.modes, self.differentiable)
         if self.capabilities["sparse_softmax_cross_entropy"].variant == "exact":  # the head's loss
             self.capabilities["linear_cross_entropy"] = Capability(
                 "keras.ops.matmul, then sparse_categorical_crossentropy(from_logits=True)", options={"linear_bias"},
                 reductions=REDUCTIONS, dtypes=self.dtypes, modes=self.modes, differentiable=self.differentiable)
-
-    @property
-    def backend(self) -> str:
-        return self.keras_backend
 
     def prepare_backend(self):
         """Anything the backend needs before keras is imported."""

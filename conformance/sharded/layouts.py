@@ -35,9 +35,9 @@ class Layout:
 
     def __post_init__(self):
         if self.axis not in AXES:
-            raise LayoutError(f"unknown layout axis {self.axis!r}: expected one of {', '.join(AXES)}")
+            raise LayoutError(f"{self.axis!r} is not an axis; expected one of {', '.join(AXES)}")
         if isinstance(self.ranks, bool) or not isinstance(self.ranks, int) or self.ranks < 1:
-            raise LayoutError(f"layout {self.axis}: ranks must be an int >= 1, got {self.ranks!r}")
+            raise LayoutError(f"the number of ranks must be an int >= 1, got {self.ranks!r}")
 
     @property
     def name(self) -> str:
@@ -75,11 +75,10 @@ def parse_layout(mapping: Any, where: str = "layout") -> Layout:
         raise LayoutError(f"{where}: layout must be a mapping of one axis to a number of ranks "
                           f"(e.g. {{vocab: 2}}), got {mapping!r}")
     (axis, ranks), = mapping.items()
-    if axis not in AXES:
-        raise LayoutError(f"{where}: layout key {axis!r} is not an axis; expected one of {', '.join(AXES)}")
-    if isinstance(ranks, bool) or not isinstance(ranks, int) or ranks < 1:
-        raise LayoutError(f"{where}: layout key {axis!r}: the number of ranks must be an int >= 1, got {ranks!r}")
-    return Layout(axis, ranks)
+    try:
+        return Layout(axis, ranks)
+    except LayoutError as exc:
+        raise LayoutError(f"{where}: layout key {axis!r}: {exc}") from None
 
 
 def check_shape(layout: Layout, shape: Sequence[int], class_axis: int = -1, where: str = "layout") -> None:

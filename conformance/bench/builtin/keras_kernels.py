@@ -15,8 +15,8 @@ STEP_WRAPPERS = {"tensorflow": "tf.function", "jax": "jax.jit", "torch": "eager"
 
 def kernels(adapter: Any) -> dict[str, BenchKernel]:
     timed, gpu = bench_backend(adapter)
-    backend = importlib.import_module(adapter.backend)
-    info = {"framework_version": f"{adapter.keras.__version__} ({adapter.backend} {backend.__version__})",
+    backend = importlib.import_module(adapter.keras_backend)
+    info = {"framework_version": f"{adapter.keras.__version__} ({adapter.keras_backend} {backend.__version__})",
             "backend": adapter.keras.config.backend()}
     step_wrapper = STEP_WRAPPERS[adapter.keras_backend]
 
