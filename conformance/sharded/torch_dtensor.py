@@ -31,11 +31,13 @@ OPTIONS = ("reduction", "ignore_index", "weight", "label_smoothing")
 
 
 def payload(logits: np.ndarray, labels: np.ndarray, layout: Layout, dtype: str = "float32",
-            options: Mapping | None = None, cotangent: np.ndarray | float | None = None) -> dict:
+            options: Mapping | None = None, cotangent: np.ndarray | float | None = None,
+            probe: bool = False) -> dict:
     """A job's payload. logits: (N, C) or (N, C, d1, ...), classes on axis 1; labels: (N, d1, ...)
     integers; options: reduction, ignore_index, weight (C floats), label_smoothing; cotangent:
     the seeded product's cotangent, one value per loss (reduction none) or a scalar; None: the
-    gradient of the summed loss."""
+    gradient of the summed loss; probe: a second backward of the same forward, and the inputs
+    read back afterwards."""
     if dtype not in TORCH_DTYPES:
         raise ValueError(f"dtype {dtype!r}: expected one of {', '.join(TORCH_DTYPES)}")
     unknown = sorted(set(options or {}) - set(OPTIONS))
@@ -44,7 +46,7 @@ def payload(logits: np.ndarray, labels: np.ndarray, layout: Layout, dtype: str =
     layouts.check_shape(layout, np.shape(logits), class_axis=1, where=f"DTensor {layout.name}")
     return {"logits": np.asarray(logits, dtype=np.float64), "labels": np.asarray(labels, dtype=np.int64),
             "layout": layout.as_record(), "dtype": dtype, "options": dict(options or {}),
-            "cotangent": None if cotangent is None else np.asarray(cotangent, dtype=np.float64)}
+            "cotangent": None if cotangent is None else np.asarray(cotangent, dtype=np.float64), "probe": probe}
 
 
 def vocab_parallel(job: dict) -> dict:
@@ -85,13 +87,19 @@ def call(pool, job: dict, timeout_s: float = 120.0) -> dict:
     raised = [str(answer) for answer in answers if not isinstance(answer, dict)]
     if raised:
         return {"layout": layout.name, "raised": raised}
-    return {"layout": layout.name, "losses": [answer["loss"] for answer in answers], "loss": answers[0]["loss"],
-            "loss_dtype": answers[0]["loss_dtype"],
-            "loss_placements": answers[0]["loss_placements"],
-            "gradient": layouts.gather_axis([answer["gradient"] for answer in answers],
-                                            layout.axis_index(job["logits"].ndim, class_axis=1)),
-            "gradient_dtype": answers[0]["gradient_dtype"], "collectives": answers[0]["collectives"],
-            "communication": local_shards.communication(answers, job)}
+    logits_axis = layout.axis_index(job["logits"].ndim, class_axis=1)
+    assembled = {"layout": layout.name, "losses": [answer["loss"] for answer in answers], "loss": answers[0]["loss"],
+                 "loss_dtype": answers[0]["loss_dtype"], "loss_placements": answers[0]["loss_placements"],
+                 "gradient": layouts.gather_axis([answer["gradient"] for answer in answers], logits_axis),
+                 "gradient_dtype": answers[0]["gradient_dtype"], "collectives": answers[0]["collectives"],
+                 "communication": local_shards.communication(answers, job)}
+    if job.get("probe"):
+        assembled["second"] = layouts.gather_axis([answer["second"] for answer in answers], logits_axis)
+        assembled["logits_after"] = layouts.gather_axis([answer["logits_after"] for answer in answers], logits_axis)
+        labels_axis = layout.labels_axis_index(job["logits"].ndim, class_axis=1)
+        after = [answer["labels_after"] for answer in answers]
+        assembled["labels_after"] = after[0] if labels_axis is None else layouts.gather_axis(after, labels_axis)
+    return assembled
 
 
 def _forward_backward(job: dict, labels_sharded: bool) -> dict:
@@ -115,18 +123,29 @@ def _forward_backward(job: dict, labels_sharded: bool) -> dict:
     if options.get("weight") is not None:
         weight = torch.from_numpy(np.asarray(options["weight"], dtype=np.float64)).to(device=device, dtype=dtype)
         options["weight"] = _replicated(weight, mesh) if labels_sharded else weight
+    probe = bool(job.get("probe"))
     with local_shards.collective_bytes() as comm:
         loss: Any = F.cross_entropy(logits, labels, **options)  # a DTensor
-        loss.backward(_cotangent(job["cotangent"], loss, mesh, rank, dtype, device))
+        cotangent = _cotangent(job["cotangent"], loss, mesh, rank, dtype, device)
+        gradient = torch.autograd.grad(loss, logits, cotangent, retain_graph=probe)[0]
+        second = torch.autograd.grad(loss, logits, cotangent)[0] if probe else None
     counts = {_collective_name(op): n for op, n in comm.get_comm_counts().items()}
-    gradient = logits.grad
-    if tuple(gradient.placements) != tuple(logits.placements):  # a shard, whatever propagation chose
-        gradient = gradient.redistribute(mesh, logits.placements)
-    return {"rank": rank, "loss": _numpy(loss.full_tensor()),
-            "loss_dtype": str(loss.dtype).removeprefix("torch."),
-            "loss_placements": [str(p) for p in loss.placements],
-            "gradient": _numpy(gradient.to_local()), "gradient_dtype": str(gradient.dtype).removeprefix("torch."),
-            "collectives": counts, "bytes": comm.bytes}
+    answer = {"rank": rank, "loss": _numpy(loss.full_tensor()),
+              "loss_dtype": str(loss.dtype).removeprefix("torch."),
+              "loss_placements": [str(p) for p in loss.placements],
+              "gradient": _local(gradient, logits), "gradient_dtype": str(gradient.dtype).removeprefix("torch."),
+              "collectives": counts, "bytes": comm.bytes}
+    if second is not None:
+        answer.update(second=_local(second, logits), logits_after=_numpy(logits.to_local()),
+                      labels_after=_numpy(labels.to_local() if labels_sharded else labels))
+    return answer
+
+
+def _local(gradient, logits) -> np.ndarray:
+    """This rank's shard of a gradient, placed as the logits are (whatever propagation chose)."""
+    if tuple(gradient.placements) != tuple(logits.placements):
+        gradient = gradient.redistribute(logits.device_mesh, logits.placements)
+    return _numpy(gradient.to_local())
 
 
 def _shard(array: np.ndarray, axis: int, mesh, rank: int, dtype, device):

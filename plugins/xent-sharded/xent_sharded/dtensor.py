@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from conformance.adapters.api import Capability, NotOffered, Unavailable
+from conformance.adapters.api import Capability, Unavailable
 from conformance.sharded.layouts import Layout
 from conformance.sharded.rank_adapter import RankPoolAdapter
 
@@ -53,10 +53,9 @@ class DTensorAdapter(RankPoolAdapter):
 
     def submit(self, op: str, logits: np.ndarray, labels: np.ndarray, options: dict, dtype: str, layout: Layout,
                mode: str, cotangent: np.ndarray | None, probe: bool, pool: rank_pool.RankPool) -> dict:
-        if probe:
-            raise NotOffered(f"{self.framework}: a training step's properties through the ranks are not checked yet")
-        job = torch_dtensor.payload(np.moveaxis(logits, -1, 1), labels, layout, dtype, options, cotangent)
+        job = torch_dtensor.payload(np.moveaxis(logits, -1, 1), labels, layout, dtype, options, cotangent, probe)
         answer = torch_dtensor.call(pool, job, self.job_timeout_s)
-        if "gradient" in answer:  # PyTorch's classes second, back to last
-            answer["gradient"] = np.moveaxis(answer["gradient"], 1, -1)
+        for name in ("gradient", "second", "logits_after"):  # PyTorch's classes second, back to last
+            if name in answer:
+                answer[name] = np.moveaxis(answer[name], 1, -1)
         return answer
