@@ -83,6 +83,15 @@ def in_shard(nodeid: str, shard) -> bool:
 
 
 @pytest.hookimpl(trylast=True)  # after -k and -m: a check they deselect is not recorded either
+def pytest_ignore_collect(collection_path, config):
+    """With --cases and no paths named, a run of checks: the suite's own tests, which pytest's
+    testpaths would add, are left out."""
+    if not config.getoption("cases") or config.args_source != pytest.Config.ArgsSource.TESTPATHS:
+        return None
+    unit = Path(str(config.rootpath)) / "tests" / "unit"
+    return True if collection_path == unit or unit in collection_path.parents else None
+
+
 def pytest_collection_modifyitems(config, items):
     shard = config.getoption("shard")
     if shard:

@@ -1,6 +1,9 @@
 """The pytest options: --require fails, -k selects by framework, xdist writes every record once."""
 import json
+import subprocess
+import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +115,17 @@ def test_a_plain_run_names_the_frameworks_other_processes_check(suite, monkeypat
     result = suite.runpytest_subprocess("--cases", "cases.yaml", "-k", "keras-numpy", "-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["checked in other processes, not here: *keras-jax (set KERAS_BACKEND=jax)*"
                                  "paddle (set XENT_CONFORMANCE_PROCESS=paddle*"])
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_run_of_named_cases_from_the_repository_collects_checks_only():
+    """testpaths names tests/unit too: with --cases the suite's own tests are left out, unless named."""
+    base = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "--framework", "numpy",
+            "--cases", "cases/article.yaml"]
+    checks_only = subprocess.run(base, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert "test_matrix.py::test_check" in checks_only.stdout and "tests/unit" not in checks_only.stdout
+    named = subprocess.run(base + ["tests/unit/test_orchestrate.py"], capture_output=True, text=True, cwd=ROOT,
+                           timeout=300)
+    assert "tests/unit/test_orchestrate.py" in named.stdout
