@@ -128,6 +128,19 @@ def pinned_expectation(check: Check, cast: dict) -> Expectation:
                                                   f"{how}{pinned.printed}" if how else "")
 
 
+def difference_expectation(reference: np.ndarray, scale: np.ndarray, tolerance: tol.Tolerance,
+                           dtype: str) -> Expectation:
+    """(expected, scale, tolerance) of a difference of two results of one quantity (the loss at
+    several ranks and at one, quantities.difference): 0, within twice the quantity's bound at
+    the reference, since each lies within that bound of it."""
+    reference = np.asarray(reference, np.float64)
+    with np.errstate(invalid="ignore"):
+        at_reference = tolerance.ulp * tol.ulp(reference, dtype) + tolerance.abs
+    at_reference = np.where(np.isfinite(reference) & np.isfinite(at_reference), at_reference, 0.0)
+    return np.zeros_like(reference), scale, tol.Tolerance(0.0, 2 * tolerance.cond, 2 * at_reference,
+                                                          "twice the bound of each result at the reference")
+
+
 def fixed_expectation(check: Check, cast: dict) -> Expectation | None:
     """(expected, scale, tolerance) of a quantity that fixes its own expected value, not the
     reference's; None for the others."""

@@ -65,7 +65,8 @@ class Quantity:
     gradient: str | None
     wrt: str | None
     call: Callable[[Any, Quantity, CallInputs], Any]  # (adapter, this row, inputs) -> the adapter's Result
-    expected: str  # how expected.py obtains its value: loss, gradient, vjp, jvp, inputs, dtype or agreement
+    expected: str  # how expected.py obtains its value: loss, gradient, vjp, jvp, inputs, dtype, agreement
+    # or difference
     applies: Callable[[Case], bool]  # case -> whether the case gets this check (per dtype and device)
     pinnable: bool = False  # a case file may pin a source's number of it
     vjp: bool = False  # its expected value is the product with the seeded cotangent
@@ -218,6 +219,40 @@ def call_rank_agreement(adapter: Adapter, quantity: Quantity, given: CallInputs)
     return replace(modes[0], others=modes[1:])
 
 
+def call_same_as_one_rank(adapter: Adapter, quantity: Quantity, given: CallInputs) -> Result:
+    """The loss under the check's layout and under one rank of the same axis, each mode's value
+    replaced by their difference: 0 where both hold the same value (NaN and NaN, or the same
+    infinity, included), NaN where only one of them is NaN. A mode that raised either way raised."""
+    from conformance.sharded.layouts import Layout
+
+    assert given.layout is not None, "a check of several ranks"
+    split = adapter.loss(*given.args, **given.sharded).all_modes()
+    one_rank = replace(given, layout=Layout(given.layout.axis, 1))
+    whole = adapter.loss(*given.args, **one_rank.sharded).all_modes()
+    if [each.mode for each in split] != [each.mode for each in whole]:
+        raise RuntimeError(f"the modes at {given.layout.name} and at one rank differ: "
+                           f"{[each.mode for each in split]} and {[each.mode for each in whole]}")
+    modes = []
+    for many, one in zip(split, whole):
+        if many.values is None or one.values is None:
+            raised = many.raised if many.values is None else RuntimeError(f"at one rank: {one.raised}")
+            modes.append(replace(many, values=None, raised=raised, others=[]))
+            continue
+        modes.append(replace(many, values=difference(many.values, one.values), others=[]))
+    return replace(modes[0], others=modes[1:])
+
+
+def difference(values: np.ndarray, baseline: np.ndarray) -> np.ndarray:
+    """values - baseline, element by element: 0 where both are the same (NaN and NaN, the same
+    infinity), NaN where only one is NaN, an infinity where only one is infinite or they differ."""
+    values, baseline = np.asarray(values, np.float64), np.asarray(baseline, np.float64)
+    if values.shape != baseline.shape:
+        return np.full(np.broadcast_shapes(values.shape, baseline.shape), np.nan)
+    same = (values == baseline) | (np.isnan(values) & np.isnan(baseline))
+    with np.errstate(invalid="ignore"):
+        return np.where(same, 0.0, values - baseline)
+
+
 def rank_spread(per_rank: list[np.ndarray]) -> float:
     """The largest difference of any rank's value from rank 0's, element by element: 0 for the
     same bits (NaN and NaN included), inf where only one of the two is NaN."""
@@ -274,6 +309,10 @@ _ROWS = (
     # the vocabulary does not): judged apart from the loss's value
     Quantity("rank_agreement", "every rank the same loss", 13, None, None, call_rank_agreement, "agreement",
              lambda case: True, modelled=False, sharded=_whole_on_every_rank),
+    # TP = N against TP = 1 of the same framework: both within the loss's bound of the exact
+    # value, so within twice it of each other (a sharding bug, or a kernel's own, told apart)
+    Quantity("same_as_one_rank", "the same loss as on one rank", 14, None, None, call_same_as_one_rank,
+             "difference", _defined, modelled=False, shares="loss", sharded=lambda case, layout: layout.ranks > 1),
 )
 QUANTITIES: dict[str, Quantity] = {row.name: row for row in _ROWS}
 NAMES: tuple[str, ...] = tuple(QUANTITIES)

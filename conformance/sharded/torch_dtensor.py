@@ -114,7 +114,7 @@ def _forward_backward(job: dict, labels_sharded: bool) -> dict:
     dtype = getattr(torch, job["dtype"])
     logits_axis = layout.axis_index(job["logits"].ndim, class_axis=1)  # classes on axis 1, as PyTorch takes them
     logits = _shard(job["logits"], logits_axis, mesh, rank, dtype, device).requires_grad_()
-    labels = torch.from_numpy(job["labels"]).to(device)
+    labels: Any = torch.from_numpy(job["labels"]).to(device)
     if labels_sharded:
         labels_axis = layout.labels_axis_index(job["logits"].ndim, class_axis=1)
         assert labels_axis is not None, "labels are split under batch and sequence layouts only"

@@ -103,3 +103,56 @@ def test_communication_is_read_against_one_float32_per_token_of_a_rank():
     assert local_shards.communication(answers([{}] * 4), job)["floor_bytes"] == 8
     job["layout"] = {"axis": "vocab", "ranks": 1}  # nothing crosses ranks in a world of one
     assert local_shards.communication(answers([{"allreduce": 72}]), job)["max_bytes_per_rank"] == 0
+
+
+@pytest.mark.parametrize("values, baseline, want", [
+    ([1.0, 2.0], [1.0, 2.5], [0.0, -0.5]),
+    ([NAN, math.inf], [NAN, math.inf], [0.0, 0.0]),  # the same answer at both
+    ([NAN, 1.0], [1.0, NAN], [NAN, NAN]),  # NaN on one side only
+    ([math.inf], [-math.inf], [math.inf]),  # unlike 0, as a NaN is
+])
+def test_the_difference_of_two_results(values, baseline, want):
+    np.testing.assert_array_equal(quantities.difference(np.array(values), np.array(baseline)), np.array(want))
+
+
+class Layouts(Adapter):
+    """A loss that depends on the number of ranks: `offset` per rank beyond the first."""
+
+    framework = "two-ranks"
+    capabilities = {"sparse_softmax_cross_entropy": Capability(object(), layouts=("vocab",))}
+
+    def __init__(self, offset=0.0, raise_at_one=False):
+        self.offset, self.raise_at_one, self.seen = offset, raise_at_one, []
+
+    def loss(self, op, prediction, labels, options, dtype, device, layout=None):
+        self.seen.append(layout)
+        if self.raise_at_one and layout.ranks == 1:
+            return Result(None, "", device, "eager", raised=ValueError("no"))
+        return Result(np.full(4, 1.0 + self.offset * (layout.ranks - 1)), dtype, device, "eager")
+
+
+def same_as_one_rank(adapter):
+    case = make_case()
+    given = quantities.CallInputs("two-ranks", ("sparse_softmax_cross_entropy", case.prediction, case.labels,
+                                                case.options, "float32", "cpu"),
+                                  lambda: np.ones(4), lambda: np.ones((4, 3)), Layout("vocab", 2))
+    row = quantities.quantity("same_as_one_rank")
+    return row.call(adapter, row, given)
+
+
+def test_the_loss_at_several_ranks_is_compared_with_the_same_framework_at_one():
+    adapter = Layouts(offset=0.25)
+    result = same_as_one_rank(adapter)
+    assert adapter.seen == [Layout("vocab", 2), Layout("vocab", 1)]
+    np.testing.assert_array_equal(result.values, np.full(4, 0.25))
+    assert isinstance(same_as_one_rank(Layouts(raise_at_one=True)).raised, RuntimeError)
+
+
+def test_two_results_are_allowed_twice_the_bound_of_one():
+    reference, scale = np.array([2.0, 0.5, NAN]), np.array([3.0, 1.0, 1.0])
+    loss = expected.tol.Tolerance(4.0, 2.0, 1e-9)
+    zero, kept, tolerance = expected.difference_expectation(reference, scale, loss, "float32")
+    assert np.all(zero == 0) and kept is scale
+    one = expected.tol.bound(reference, scale, "float32", loss)
+    np.testing.assert_allclose(expected.tol.bound(zero, scale, "float32", tolerance)[:2], 2 * one[:2], rtol=1e-12)
+    assert tolerance.abs[2] == 0.0  # an undefined reference widens nothing
