@@ -112,7 +112,7 @@ class RankPoolAdapter(Adapter):
     def jvp(self, *args: Any, **kwargs: Any) -> Result:
         raise NotOffered(f"{self.framework}: forward mode through the ranks is not checked")
 
-    def close(self) -> None:
+    def close(self) -> None:  # a world torchrun started is left by whoever joined it (torchrun_checks)
         for pool in self._pools.values():
             pool.close()
         self._pools.clear()
@@ -147,6 +147,14 @@ class RankPoolAdapter(Adapter):
         return np.moveaxis(np.asarray(values, np.float64), -1, options.get("axis", -1) % ndim)
 
     def _pool(self, ranks: int, backend: str) -> rank_pool.RankPool:
+        if rank_pool.launched_by_torchrun():  # the world torchrun started: its size and backend only
+            from conformance.sharded import torchrun_world
+
+            world = torchrun_world.world_pool()
+            if (ranks, backend) != (world.n, world.backend):
+                raise NotOffered(f"torchrun started {world.n} {world.backend} ranks: layouts of {world.n} ranks "
+                                 f"on the {'CPU' if world.backend == 'gloo' else 'GPU'} only")
+            return world
         key = (ranks, backend)
         if key not in self._pools:
             self._pools[key] = rank_pool.RankPool(ranks, backend).__enter__()

@@ -15,6 +15,16 @@ from typing import Any, Callable
 from conformance.sharded import rank_pool
 
 _END = "__end__"
+_ATTACHED: list["rank_pool.RankPool"] = []  # the one pool of this process's world, once joined
+
+
+def world_pool(backend: str | None = None) -> "rank_pool.RankPool":
+    """The pool of the world torchrun started, joined on first use and shared by every caller in
+    the process (a world is joined once; every job of the process goes to it). On a rank other
+    than 0 this serves jobs and leaves the process."""
+    if not _ATTACHED:
+        _ATTACHED.append(rank_pool.RankPool(int(os.environ["WORLD_SIZE"]), backend).__enter__())
+    return _ATTACHED[0]
 
 
 def join(pool: "rank_pool.RankPool") -> None:
