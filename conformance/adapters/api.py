@@ -334,12 +334,13 @@ def results_in_modes(modes: Iterable[str], compute: Callable[[str], Result]) -> 
     the others (Result.others). Every mode runs whatever another did: a mode that raises gets a
     Result holding the exception (Result.raised), so the suite judges each mode on its own (a
     compiled mode that accepts input its eager mode refuses is a finding, and the reverse).
-    NotOffered still ends the call: the framework has no such function at all."""
+    NotOffered still ends the call: the framework has no such function at all; so does
+    RankFailed: a rank that died or hung says nothing of the framework."""
     results = []
     for mode in selected_modes(modes):
         try:
             result = compute(mode)
-        except NotOffered:
+        except (NotOffered, RankFailed):
             raise
         except Exception as exc:  # noqa: BLE001 - the runner judges it, mode by mode
             result = Result(None, "", "", raised=exc)

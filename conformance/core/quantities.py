@@ -215,14 +215,17 @@ def call_rank_agreement(adapter: Adapter, quantity: Quantity, given: CallInputs)
         if each.values is not None and each.per_rank is None:
             raise NotOffered(f"{given.framework} returns no rank's own value")
         spread = None if each.values is None else np.asarray(rank_spread(each.per_rank or []))
-        modes.append(replace(each, values=spread, others=[]))
+        # the dtype the loss came back in is loss_dtype's to judge: the spread is read in the dtype under test
+        modes.append(replace(each, values=spread, dtype=given.args[4] if spread is not None else each.dtype,
+                             others=[]))
     return replace(modes[0], others=modes[1:])
 
 
 def call_same_as_one_rank(adapter: Adapter, quantity: Quantity, given: CallInputs) -> Result:
     """The loss under the check's layout and under one rank of the same axis, each mode's value
     replaced by their difference: 0 where both hold the same value (NaN and NaN, or the same
-    infinity, included), NaN where only one of them is NaN. A mode that raised either way raised."""
+    infinity, included), NaN where only one of them is NaN. A mode that raised either way raised.
+    Read in the dtype under test: the dtype the loss came back in is loss_dtype's to judge."""
     from conformance.sharded.layouts import Layout
 
     assert given.layout is not None, "a check of several ranks"
@@ -238,7 +241,7 @@ def call_same_as_one_rank(adapter: Adapter, quantity: Quantity, given: CallInput
             raised = many.raised if many.values is None else RuntimeError(f"at one rank: {one.raised}")
             modes.append(replace(many, values=None, raised=raised, others=[]))
             continue
-        modes.append(replace(many, values=difference(many.values, one.values), others=[]))
+        modes.append(replace(many, values=difference(many.values, one.values), dtype=given.args[4], others=[]))
     return replace(modes[0], others=modes[1:])
 
 

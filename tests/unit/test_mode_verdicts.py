@@ -138,6 +138,17 @@ def test_results_in_modes_runs_every_mode_and_keeps_each_raise():
     assert all(r.raised is None for r in first.others)
 
 
+def test_a_rank_that_died_in_any_mode_ends_the_call_as_no_raise_of_the_framework_does():
+    from conformance.adapters.api import RankFailed
+
+    def compute(mode):
+        if mode == "b":
+            raise RankFailed("rank 1 did not answer within 60 s")
+        return Result(np.zeros(1), "float32", "cpu")
+    with pytest.raises(RankFailed, match="rank 1"):
+        results_in_modes(("a", "b"), compute)
+
+
 def test_pytest_refuses_a_mode_no_framework_checked_here_runs(pytester):
     pytester.makeini("[pytest]\n")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--framework", "numpy", "--modes", "eagre",

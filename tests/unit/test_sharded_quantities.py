@@ -156,3 +156,13 @@ def test_two_results_are_allowed_twice_the_bound_of_one():
     one = expected.tol.bound(reference, scale, "float32", loss)
     np.testing.assert_allclose(expected.tol.bound(zero, scale, "float32", tolerance)[:2], 2 * one[:2], rtol=1e-12)
     assert tolerance.abs[2] == 0.0  # an undefined reference widens nothing
+
+
+def test_the_dtype_a_loss_came_back_in_is_judged_by_loss_dtype_alone():
+    class Float32Loss(Ranks):
+        def loss(self, *args, **kwargs):
+            result = super().loss(*args, **kwargs)
+            result.dtype = "float64"  # a float64 loss for float32 inputs, say
+            return result
+
+    assert agreement(Float32Loss([[1.0], [1.0]])).dtype == "float32"
