@@ -169,6 +169,11 @@ def _class_axis_not_second(x: Inputs, _: object) -> bool:
     return x.class_axis is not None and x.prediction.ndim > 1 and x.class_axis != 1
 
 
+def _prediction_dims_at_least(x: Inputs, n: int) -> bool:
+    """A prediction of n or more dimensions (a sequence model's [batch, sequence, classes])."""
+    return x.prediction.ndim >= n
+
+
 def _classes_at_least(x: Inputs, n: int) -> bool:
     return x.class_axis is not None and x.prediction.shape[x.class_axis] >= n
 
@@ -255,6 +260,7 @@ PREDICATES: dict[str, tuple[Callable[[Inputs, Any], bool], type | None]] = {
     "ranks_weigh_targets_unequally": (_ranks_weigh_targets_unequally, None),
     "class_axis_not_last": (_class_axis_not_last, None),
     "class_axis_not_second": (_class_axis_not_second, None),
+    "prediction_dims_at_least": (_prediction_dims_at_least, int),
     "classes_at_least": (_classes_at_least, int),
     "classes_at_most": (_classes_at_most, int),
     "label_logit_below_row_max_by": (_label_logit_below_row_max_by, float),

@@ -16,8 +16,11 @@ def multiplier(dtype: str, size: int) -> float:
 
 
 def rms_error(reference: np.ndarray, values: np.ndarray) -> float:
-    """Root-mean-square error over the elements finite in both (NaN where none is)."""
+    """Root-mean-square error over the elements finite in both (NaN where none is, or where the
+    shapes differ: the verdict names that)."""
     reference, values = np.asarray(reference, np.float64), np.asarray(values, np.float64)
+    if reference.shape != values.shape:
+        return float("nan")
     finite = np.isfinite(reference) & np.isfinite(values)
     if not finite.any():
         return float("nan")

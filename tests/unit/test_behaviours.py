@@ -148,6 +148,7 @@ def test_a_version_outside_the_entry_s_range_is_not_recognised(outside_cases, mo
 @pytest.mark.parametrize("name, parameter, holds", [
     ("some_target_ignored", None, True), ("every_target_ignored", None, True), ("no_target_counts", None, True),
     ("labels_out_of_range", None, False), ("classes_at_least", 3, True), ("classes_at_least", 4, False),
+    ("prediction_dims_at_least", 2, True), ("prediction_dims_at_least", 3, False),
 ])
 def test_input_predicates_read_the_case_as_the_dtype_holds_it(outside_cases, name, parameter, holds):
     case = outside_cases["my-padding-labels"]

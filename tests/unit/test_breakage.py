@@ -106,3 +106,5 @@ def test_the_relative_view_is_the_rule_of_dynamo_same():
     assert relative_view.same(reference, eager, reference + 2.9e-3, "bfloat16")  # 3x in half precision
     assert relative_view.same(reference[:10], eager[:10], reference[:10] + 2.9e-3, "float32")  # 3x: few elements
     assert not relative_view.same(reference, eager, eager[:10], "float32")
+    # a result of another shape (a loss of shape [4, 1] for [4]) has no RMS error: the verdict names the shape
+    assert np.isnan(relative_view.rms_error(np.ones(4), np.ones((4, 1))))
