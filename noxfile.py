@@ -6,7 +6,7 @@
     nox -s tests                               # the suite's own tests
     nox -s hunt                                # a short search for the worst input (see README)
     nox -s kernels                             # fused LLM kernels (Liger-Kernel, ...) through the plug-in
-    nox -s sharded                             # sharded cross-entropy (PyTorch DTensor) through the plug-in
+    nox -s sharded                             # sharded cross-entropy (DTensor, JAX, Megatron, DeepSpeed, Liger)
     nox -s lint                                # ruff and mypy
 """
 import nox
@@ -73,22 +73,27 @@ KERNELS = ("liger", "cce")  # the framework ids of plugins/xent-kernels
 
 @nox.session
 def sharded(session):
-    """Sharded cross-entropy through the plug-in plugins/xent-sharded (framework id
-    torch-dtensor): the cases that name `layouts`, their inputs split across torch.distributed
-    ranks (gloo on the CPU, NCCL on CUDA) of a pool started once and reused. Results in
-    results/sharded/conformance.json.
+    """Sharded cross-entropy: the cases that name `layouts`, their inputs split across
+    torch.distributed ranks (gloo on the CPU, NCCL on CUDA) of pools started once and reused, or
+    across JAX's devices. PyTorch DTensor, JAX (optax under NamedSharding, shard_map),
+    Megatron-core and DeepSpeed through plugins/xent-sharded, Liger-Kernel's vocab-parallel loss
+    through plugins/xent-kernels. Results in results/sharded/conformance.json.
 
-        nox -s sharded                             # required (a missing one fails)
+        nox -s sharded                             # every one, required (a missing one fails)
         nox -s sharded -- --device cpu
     """
     constraints, args = _constraints(session.posargs)
-    session.install("-c", constraints, "-e", ".[torch,test]", "./plugins/xent-sharded")
+    session.install("-c", constraints, "-e", ".[torch,jax,test]", "./plugins/xent-sharded[jax,deepspeed]",
+                    "./plugins/xent-kernels")
+    # megatron-core declares Python >= 3.12 but imports on 3.11 (constraints.txt)
+    session.install("-c", constraints, "--ignore-requires-python", "--no-deps", "megatron-core")
     required = [arg for framework in SHARDED for arg in ("--framework", framework, "--require", framework)]
     session.run("python", "-m", "conformance", "run", *required, "--results-dir", "results/sharded",
                 "--history", "", *args)
 
 
-SHARDED = ("torch-dtensor",)  # the framework ids of plugins/xent-sharded
+# the framework ids of plugins/xent-sharded, and of plugins/xent-kernels' vocab-parallel loss
+SHARDED = ("torch-dtensor", "jax-sharded", "megatron-core", "deepspeed", "liger-vp", "liger-vp-megatron")
 
 
 @nox.session

@@ -35,6 +35,18 @@ from conformance.sharded.layouts import Layout
 BACKENDS = {"cpu": "gloo", "cuda": "nccl"}
 
 
+def taken_options(options: Mapping[str, Any], names: tuple[str, ...]) -> dict:
+    """The case's options a sharded call takes, as plain values a job carries: the reduction,
+    and each of names that is set (a label smoothing of 0 is none; class weights a list)."""
+    taken: dict[str, Any] = {"reduction": options.get("reduction", "none")}
+    for name in names:
+        value = options.get(name)
+        if value is None or (name == "label_smoothing" and float(value) == 0.0):
+            continue
+        taken[name] = np.asarray(value, np.float64).tolist() if name == "weight" else value
+    return taken
+
+
 class RankPoolAdapter(Adapter):
     job_timeout_s = 60.0  # a rank that has not answered by then is named, and its pool starts afresh
 

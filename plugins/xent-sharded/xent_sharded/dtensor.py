@@ -16,7 +16,7 @@ import numpy as np
 
 from conformance.adapters.api import Capability, Unavailable
 from conformance.sharded.layouts import Layout
-from conformance.sharded.rank_adapter import RankPoolAdapter
+from conformance.sharded.rank_adapter import RankPoolAdapter, taken_options
 
 try:
     import torch  # noqa: F401 - the ranks import it; absent, the suite counts the checks as not installed
@@ -43,13 +43,7 @@ class DTensorAdapter(RankPoolAdapter):
 
     def job_options(self, op: str, options: Mapping[str, Any]) -> dict:
         """The case's options as F.cross_entropy takes them (the class axis is moved, not passed)."""
-        taken = {"reduction": options.get("reduction", "none")}
-        for name in OPTIONS:
-            value = options.get(name)
-            if value is None or (name == "label_smoothing" and float(value) == 0.0):
-                continue
-            taken[name] = np.asarray(value, np.float64).tolist() if name == "weight" else value
-        return taken
+        return taken_options(options, OPTIONS)
 
     def submit(self, op: str, logits: np.ndarray, labels: np.ndarray, options: dict, dtype: str, layout: Layout,
                mode: str, cotangent: np.ndarray | None, probe: bool, pool: rank_pool.RankPool) -> dict:
