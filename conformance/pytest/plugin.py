@@ -82,7 +82,6 @@ def in_shard(nodeid: str, shard) -> bool:
     return zlib.crc32(nodeid.encode()) % n == k - 1
 
 
-@pytest.hookimpl(trylast=True)  # after -k and -m: a check they deselect is not recorded either
 def pytest_ignore_collect(collection_path, config):
     """With --cases and no paths named, a run of checks: the suite's own tests, which pytest's
     testpaths would add, are left out."""
@@ -92,6 +91,7 @@ def pytest_ignore_collect(collection_path, config):
     return True if collection_path == unit or unit in collection_path.parents else None
 
 
+@pytest.hookimpl(trylast=True)  # after -k and -m: a check they deselect is not recorded either
 def pytest_collection_modifyitems(config, items):
     shard = config.getoption("shard")
     if shard:
