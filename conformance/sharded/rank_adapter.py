@@ -29,7 +29,7 @@ import numpy as np
 
 from conformance.adapters.api import (Adapter, BackwardProbe, Call, NotOffered, RankFailed, Result,
                                       results_in_modes)
-from conformance.sharded import local_shards, rank_pool
+from conformance.sharded import layouts, local_shards, rank_pool
 from conformance.sharded.layouts import Layout
 
 BACKENDS = {"cpu": "gloo", "cuda": "nccl"}
@@ -49,6 +49,9 @@ def taken_options(options: Mapping[str, Any], names: tuple[str, ...]) -> dict:
 
 class RankPoolAdapter(Adapter):
     job_timeout_s = 60.0  # a rank that has not answered by then is named, and its pool starts afresh
+    # why the implementation takes equal vocabulary shards only ("" : it takes uneven ones):
+    # an uneven split of the classes is then not offered, with that reason, before any rank starts
+    equal_vocabulary_shards = ""
 
     def __init__(self) -> None:
         self._pools: dict[tuple[int, str], rank_pool.RankPool] = {}
@@ -143,6 +146,10 @@ class RankPoolAdapter(Adapter):
                 raise NotOffered(f"{layout.ranks} NCCL ranks need {layout.ranks} GPUs; "
                                  f"{torch.cuda.device_count()} are visible")
         axis = options.get("axis", -1) % prediction.ndim
+        classes, sizes = prediction.shape[axis], layouts.shard_sizes(prediction.shape[axis], layout.ranks)
+        if layout.axis == "vocab" and self.equal_vocabulary_shards and len(set(sizes)) > 1:
+            raise NotOffered(f"{self.framework} takes equal vocabulary shards only ({self.equal_vocabulary_shards}): "
+                             f"{classes} classes on {layout.ranks} ranks are {' + '.join(map(str, sizes))}")
         logits = np.moveaxis(np.asarray(prediction, np.float64), axis, -1)  # the classes last
         try:
             answer = self.submit(op, logits, labels, self.job_options(op, options), dtype, layout, mode,

@@ -94,7 +94,7 @@ def test_targets_ignored_by_default_at_minus_100_cost_nothing(liger):
 
 def test_splits_it_cannot_take_are_not_offered(liger):
     pytorch, _ = liger
-    with pytest.raises(NotOffered, match="unequal shares"):
+    with pytest.raises(NotOffered, match="equal vocabulary shards only"):
         pytorch.loss(OP, LOGITS[:, :7], LABELS % 7, {}, "float32", "cpu", layout=VOCAB2)
     with pytest.raises(NotOffered, match="split across ranks"):
         pytorch.loss(OP, LOGITS, LABELS, {}, "float32", "cpu")

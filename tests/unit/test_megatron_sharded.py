@@ -52,8 +52,8 @@ def test_whole_inputs_and_uneven_shards_are_not_offered(adapter):
     logits, labels = sharded_plugin.float32_values((5, 7), 1), np.array([6, 3, 0, 4, 6])
     with pytest.raises(NotOffered, match="split across ranks"):
         adapter.loss(OP, logits, labels, {}, "float32", "cpu")
-    with pytest.raises(NotOffered, match="4 \\+ 3"):  # refused before any rank is asked
-        adapter.submit(OP, logits, labels, {}, "float32", VOCAB2, "vocab_parallel", None, False, None)
+    with pytest.raises(NotOffered, match="equal vocabulary shards only .* 4 \\+ 3"):  # before any rank starts
+        adapter.loss(OP, logits, labels, {}, "float32", "cpu", layout=VOCAB2)
 
 
 def test_loss_and_gradient_at_vocab2_match_the_whole_inputs(adapter, unfused_only):

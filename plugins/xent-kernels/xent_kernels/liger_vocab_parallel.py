@@ -23,10 +23,8 @@ from __future__ import annotations
 from importlib import metadata, util
 from typing import Any, Mapping
 
-import numpy as np
 
-from conformance.adapters.api import Capability, NotOffered, Unavailable
-from conformance.sharded import layouts as layout_split, rank_pool
+from conformance.adapters.api import Capability, Unavailable
 from conformance.sharded.layouts import Layout
 from conformance.sharded.rank_adapter import RankPoolAdapter
 
@@ -54,6 +52,7 @@ class LigerVocabParallelAdapter(RankPoolAdapter):
     framework = "liger-vp"
     packages = ("liger-kernel", "triton", "torch")
     layouts = ("vocab",)
+    equal_vocabulary_shards = "Liger places each rank's columns at rank * V_local and takes no start"
     formula = "pytorch"  # Liger's label_smoothing_formula
     capabilities = {OP: _capability("exact", ("global",))}
 
@@ -71,14 +70,6 @@ class LigerVocabParallelAdapter(RankPoolAdapter):
     def job_options(self, op: str, options: Mapping[str, Any]) -> dict:
         return {"reduction": "none", "ignore_index": options.get("ignore_index"),
                 "label_smoothing": float(options.get("label_smoothing") or 0.0), "formula": self.formula}
-
-    def submit(self, op: str, logits: np.ndarray, labels: np.ndarray, options: dict, dtype: str, layout: Layout,
-               mode: str, cotangent: np.ndarray | None, probe: bool, pool: rank_pool.RankPool) -> dict:
-        shares = {stop - start for start, stop in layout_split.bounds(logits.shape[-1], layout.ranks)}
-        if len(shares) > 1:
-            raise NotOffered(f"{self.framework}: {logits.shape[-1]} classes on {layout.ranks} ranks are unequal "
-                             f"shares; Liger places each rank's columns at rank * V_local and takes no start")
-        return super().submit(op, logits, labels, options, dtype, layout, mode, cotangent, probe, pool)
 
 
 class LigerVocabParallelMegatronAdapter(LigerVocabParallelAdapter):

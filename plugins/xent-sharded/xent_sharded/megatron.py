@@ -36,10 +36,8 @@ import os
 import shutil
 from typing import Any, Mapping
 
-import numpy as np
 
-from conformance.adapters.api import Capability, NotOffered, Unavailable
-from conformance.sharded import layouts, rank_pool
+from conformance.adapters.api import Capability, Unavailable
 from conformance.sharded.layouts import Layout
 from conformance.sharded.rank_adapter import RankPoolAdapter
 
@@ -77,6 +75,8 @@ class MegatronAdapter(RankPoolAdapter):
     framework = "megatron-core"
     packages = ("megatron-core", "torch")
     layouts = ("vocab",)
+    # Megatron pads the vocabulary to a multiple of the ranks
+    equal_vocabulary_shards = "each rank places its classes at rank * its shard's size"
     capabilities = {OP: Capability(vocab_parallel_cross_entropy, variant="megatron_smoothing",
                                    options={"label_smoothing"}, reductions=("none",),
                                    dtypes=("float32", "float64", "bfloat16", "float16"), modes=MODES,
@@ -87,12 +87,3 @@ class MegatronAdapter(RankPoolAdapter):
 
     def job_options(self, op: str, options: Mapping[str, Any]) -> dict:
         return {"reduction": "none", "label_smoothing": float(options.get("label_smoothing") or 0.0)}
-
-    def submit(self, op: str, logits: np.ndarray, labels: np.ndarray, options: dict, dtype: str, layout: Layout,
-               mode: str, cotangent: np.ndarray | None, probe: bool, pool: rank_pool.RankPool) -> dict:
-        sizes = layouts.shard_sizes(logits.shape[-1], layout.ranks)
-        if len(set(sizes)) > 1:
-            raise NotOffered(f"{self.framework} takes equal vocabulary shards only (each rank places its classes at "
-                             f"rank * its shard's size; Megatron pads the vocabulary to a multiple of the ranks): "
-                             f"{logits.shape[-1]} classes on {layout.ranks} ranks are {' + '.join(map(str, sizes))}")
-        return super().submit(op, logits, labels, options, dtype, layout, mode, cotangent, probe, pool)

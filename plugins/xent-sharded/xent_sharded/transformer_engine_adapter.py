@@ -21,7 +21,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from conformance.adapters.api import Capability, NotOffered, Unavailable
-from conformance.sharded import layouts, rank_pool
+from conformance.sharded import rank_pool
 from conformance.sharded.layouts import Layout
 from conformance.sharded.rank_adapter import RankPoolAdapter
 
@@ -48,6 +48,7 @@ class TransformerEngineAdapter(RankPoolAdapter):
     framework = "transformer-engine"
     packages = ("transformer-engine", "torch")
     layouts = ("vocab",)
+    equal_vocabulary_shards = "each rank places its classes at rank * its shard's size"
     capabilities = {OP: Capability(parallel_cross_entropy, options={"label_smoothing", "ignore_index"},
                                    reductions=("none", "mean"), dtypes=("float32", "bfloat16", "float16"),
                                    layouts=layouts)}
@@ -69,10 +70,6 @@ class TransformerEngineAdapter(RankPoolAdapter):
                mode: str, cotangent: np.ndarray | None, probe: bool, pool: rank_pool.RankPool) -> dict:
         if logits.ndim > 3:
             raise NotOffered(f"{self.framework} takes logits of two or three dimensions, not {logits.ndim}")
-        sizes = layouts.shard_sizes(logits.shape[-1], layout.ranks)
-        if len(set(sizes)) > 1:
-            raise NotOffered(f"{self.framework} takes equal vocabulary shards only: {logits.shape[-1]} classes on "
-                             f"{layout.ranks} ranks are {' + '.join(map(str, sizes))}")
         return super().submit(op, logits, labels, options, dtype, layout, mode, cotangent, probe, pool)
 
     def _pool(self, ranks: int, backend: str) -> rank_pool.RankPool:
