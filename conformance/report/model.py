@@ -85,10 +85,18 @@ def record_ulp(record: dict) -> float | None:
     return read_number(record.get("max_ulp_err"))
 
 
+# Quantities compared with 0 (the ranks' spread, a difference of two results): their ULP error
+# is counted in ULPs of 0, which says nothing of accuracy.
+AGAINST_ZERO = frozenset(row.name for row in quantities.QUANTITIES.values()
+                         if row.expected in ("agreement", "difference"))
+
+
 def compared_ulps(records: Iterable[dict]) -> list[float | None]:
-    """ULP errors that count as accuracy: reference checks that passed or failed (not known divergences)."""
+    """ULP errors that count as accuracy: reference checks that passed or failed (not known
+    divergences), of a quantity compared with a value rather than with 0."""
     return [record_ulp(r) for r in records
-            if r.get("kind", "reference") == "reference" and r["outcome"] in ("passed", "failed")]
+            if r.get("kind", "reference") == "reference" and r["outcome"] in ("passed", "failed")
+            and r.get("quantity") not in AGAINST_ZERO]
 
 
 def max_ulp(values: Iterable[float | None]) -> float | None:

@@ -236,3 +236,13 @@ def test_every_results_file_of_the_suite_renders(path, tmp_path):
     document = json.loads(path.read_text())
     has_layouts = any(r.get("layout") for r in document["results"])
     assert ("Layouts: framework x layout" in (tmp_path / "report.md").read_text()) == has_layouts
+
+
+def test_a_quantity_compared_with_zero_adds_no_ulp_error_to_a_cell():
+    """rank_agreement and same_as_one_rank are compared with 0: their ULPs (of 0) say nothing of accuracy."""
+    from conformance.report import model
+
+    loss = {"kind": "reference", "outcome": "passed", "quantity": "loss", "max_ulp_err": 3.0}
+    spread = {"kind": "reference", "outcome": "passed", "quantity": "same_as_one_rank", "max_ulp_err": 8.1e31}
+    assert model.max_ulp(model.compared_ulps([loss, spread])) == 3.0
+    assert model.AGAINST_ZERO == {"rank_agreement", "same_as_one_rank"}
