@@ -25,17 +25,12 @@ OPTIONS = ("ignore_index", "label_smoothing")
 RANK_FUNCTION = "xent_example.vocab_parallel_ranks:sharded_cross_entropy"
 
 
-def sharded_cross_entropy(*_: Any) -> None:
-    """The capability's handle: the ranks run vocab_parallel_ranks.sharded_cross_entropy."""
-    raise NotImplementedError
-
-
 class VocabParallelAdapter(RankPoolAdapter):
     framework = "example-vocab-parallel"  # a plug-in's id is its own, never a built-in one
     packages = ("xent-example-plugin", "torch")
     layouts = ("vocab", "batch", "sequence")
     capabilities = {OP: Capability(
-        sharded_cross_entropy,
+        "on the ranks: " + RANK_FUNCTION,
         variant="exact",  # label smoothing as PyTorch spreads it: eps over the whole vocabulary
         options=set(OPTIONS),
         reductions=("none", "sum", "mean"),

@@ -37,13 +37,9 @@ OP = "sparse_softmax_cross_entropy"
 RANKS_MODULE = "xent_kernels.liger_vocab_parallel_ranks"
 
 
-def vocab_parallel_cross_entropy(*_: Any) -> None:
-    """The capability's handle: the ranks run xent_kernels.liger_vocab_parallel_ranks."""
-    raise NotImplementedError
-
-
 def _capability(variant: str, modes: tuple[str, ...]) -> Capability:
-    return Capability(vocab_parallel_cross_entropy, variant=variant, options={"ignore_index", "label_smoothing"},
+    return Capability("on the ranks: xent_kernels.liger_vocab_parallel_ranks", variant=variant,
+                      options={"ignore_index", "label_smoothing"},
                       reductions=("none",), dtypes=("float32", "float64", "bfloat16", "float16"), modes=modes,
                       layouts=("vocab",))
 

@@ -37,16 +37,11 @@ OP = "sparse_softmax_cross_entropy"
 RANK_FUNCTION = "xent_sharded.deepspeed_ranks:vocab_parallel"
 
 
-def vocab_parallel_cross_entropy(*_: Any) -> None:
-    """The capability's handle: the ranks run xent_sharded.deepspeed_ranks."""
-    raise NotImplementedError
-
-
 class DeepSpeedAdapter(RankPoolAdapter):
     framework = "deepspeed"
     packages = ("deepspeed", "torch")
     layouts = ("vocab", "sequence")
-    capabilities = {OP: Capability(vocab_parallel_cross_entropy, options={"ignore_index"},
+    capabilities = {OP: Capability("on the ranks: xent_sharded.deepspeed_ranks", options={"ignore_index"},
                                    reductions=("none", "sum", "mean"),
                                    dtypes=("float32", "float64", "bfloat16", "float16"), layouts=layouts)}
 

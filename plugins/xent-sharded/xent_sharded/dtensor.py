@@ -29,16 +29,12 @@ OP = "sparse_softmax_cross_entropy"
 OPTIONS = ("ignore_index", "weight", "label_smoothing")
 
 
-def sharded_cross_entropy(*_: Any) -> None:
-    """The capability's handle: the ranks run conformance.sharded.torch_dtensor's functions."""
-    raise NotImplementedError
-
-
 class DTensorAdapter(RankPoolAdapter):
     framework = "torch-dtensor"
     packages = ("torch",)
     layouts = ("vocab", "batch")
-    capabilities = {OP: Capability(sharded_cross_entropy, options=set(OPTIONS), dtypes=("float32", "float64"),
+    capabilities = {OP: Capability("on the ranks: conformance.sharded.torch_dtensor", options=set(OPTIONS),
+                                   dtypes=("float32", "float64"),
                                    layouts=layouts)}
 
     def job_options(self, op: str, options: Mapping[str, Any]) -> dict:

@@ -52,11 +52,6 @@ def _cuda_plugin_installed() -> bool:
     return any(importlib.util.find_spec(name) is not None for name in CUDA_PLUGINS)
 
 
-def sharded_cross_entropy(*_: Any) -> None:
-    """The capability's handle: the worker runs xent_sharded.jax_worker's functions."""
-    raise NotImplementedError
-
-
 class JaxWorker:
     """One spawned process holding JAX with its devices: started on first use, replaced when it
     dies or hangs."""
@@ -111,7 +106,8 @@ class JaxShardedAdapter(Adapter):
     framework = "jax-sharded"
     packages = ("jax", "jaxlib", "optax")
     layouts = ("vocab", "batch", "sequence")
-    capabilities = {OP: Capability(sharded_cross_entropy, options=set(OPTIONS), modes=MODES, layouts=layouts)}
+    capabilities = {OP: Capability("in the worker: xent_sharded.jax_worker", options=set(OPTIONS), modes=MODES,
+                                   layouts=layouts)}
 
     def __init__(self) -> None:
         self.worker = JaxWorker()

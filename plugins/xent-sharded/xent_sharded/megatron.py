@@ -66,18 +66,13 @@ def _compiles() -> bool:
 MODES = ("vocab_parallel", "fused") if _compiles() else ("vocab_parallel",)
 
 
-def vocab_parallel_cross_entropy(*_: Any) -> None:
-    """The capability's handle: the ranks run xent_sharded.megatron_ranks's functions."""
-    raise NotImplementedError
-
-
 class MegatronAdapter(RankPoolAdapter):
     framework = "megatron-core"
     packages = ("megatron-core", "torch")
     layouts = ("vocab",)
     # Megatron pads the vocabulary to a multiple of the ranks
     equal_vocabulary_shards = "each rank places its classes at rank * its shard's size"
-    capabilities = {OP: Capability(vocab_parallel_cross_entropy, variant="megatron_smoothing",
+    capabilities = {OP: Capability("on the ranks: xent_sharded.megatron_ranks", variant="megatron_smoothing",
                                    options={"label_smoothing"}, reductions=("none",),
                                    dtypes=("float32", "float64", "bfloat16", "float16"), modes=MODES,
                                    layouts=layouts)}

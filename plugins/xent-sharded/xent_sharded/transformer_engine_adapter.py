@@ -39,17 +39,13 @@ ON_THE_CPU = ("TransformerEngine needs a CUDA GPU: its package loads its compile
               "its parallel_cross_entropy is not offered on the CPU")
 
 
-def parallel_cross_entropy(*_: Any) -> None:
-    """The capability's handle: the ranks run xent_sharded.transformer_engine_ranks."""
-    raise NotImplementedError
-
-
 class TransformerEngineAdapter(RankPoolAdapter):
     framework = "transformer-engine"
     packages = ("transformer-engine", "torch")
     layouts = ("vocab",)
     equal_vocabulary_shards = "each rank places its classes at rank * its shard's size"
-    capabilities = {OP: Capability(parallel_cross_entropy, options={"label_smoothing", "ignore_index"},
+    capabilities = {OP: Capability("on the ranks: xent_sharded.transformer_engine_ranks",
+                                   options={"label_smoothing", "ignore_index"},
                                    reductions=("none", "mean"), dtypes=("float32", "bfloat16", "float16"),
                                    layouts=layouts)}
 
